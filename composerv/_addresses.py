@@ -1,0 +1,128 @@
+"""Address types and the checks that turn bad addresses into clear errors."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import socket
+import sys
+
+from ._errors import ConfigurationError
+
+__all__ = [
+    "Address",
+    "InetAddress",
+    "check_inet_address",
+    "check_unix_path",
+    "family_of",
+    "peer_repr",
+]
+
+InetAddress = tuple[str, int] | tuple[str, int, int, int]
+"""``(host, port)``, or ``(host, port, flowinfo, scope_id)`` for IPv6."""
+
+Address = InetAddress | str | bytes
+"""Any socket address a server binds to or a peer connects from."""
+
+# sun_path is 108 bytes on Linux and 104 on the BSDs and macOS; one byte goes to the
+# terminating NUL of a filesystem path.
+UNIX_PATH_MAX = 108 if sys.platform.startswith("linux") else 104
+
+_HOSTNAME_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
+_LOOKS_NUMERIC = re.compile(r"[0-9.]+\Z")
+
+
+def check_inet_address(address: object) -> InetAddress:
+    """Return `address` if it is a well-formed ``(host, port[, flowinfo, scope_id])``.
+
+    Raises `ConfigurationError` naming what is wrong. Host names are checked for
+    syntax only; they are resolved when the socket is bound.
+    """
+    if not isinstance(address, tuple) or len(address) not in (2, 4):
+        hint = " (for a string such as 'tcp://host:port' use transport_from_url)"
+        raise ConfigurationError(
+            f"address must be a (host, port) tuple, not {address!r}"
+            + (hint if isinstance(address, str) else "")
+        )
+    host, port = address[0], address[1]
+    if not isinstance(host, str):
+        raise ConfigurationError(f"address host must be a str, not {host!r}")
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise ConfigurationError(f"address port must be an int, not {port!r}")
+    if not 0 <= port <= 65535:
+        raise ConfigurationError(
+            f"address port must be between 0 and 65535 (0 picks a free port), not {port}"
+        )
+    _check_host(host)
+    if len(address) == 4:
+        if family_of(host) != socket.AF_INET6:
+            raise ConfigurationError(f"a 4-tuple address is for IPv6 hosts only, not {host!r}")
+        for name, value in zip(("flowinfo", "scope_id"), address[2:], strict=True):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigurationError(
+                    f"address {name} must be a non-negative int, not {value!r}"
+                )
+    return address
+
+
+def _check_host(host: str) -> None:
+    if host in ("", "localhost"):
+        return
+    if host.startswith("[") and host.endswith("]"):
+        raise ConfigurationError(
+            f"address host {host!r} must not have brackets; write {host[1:-1]!r}"
+        )
+    if ":" in host or _LOOKS_NUMERIC.match(host):
+        try:
+            ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            raise ConfigurationError(
+                f"address host {host!r} is not a valid IPv4 or IPv6 address"
+            ) from None
+        return
+    labels = host.rstrip(".").split(".")
+    if len(host) > 253 or not all(_HOSTNAME_LABEL.match(label) for label in labels):
+        raise ConfigurationError(f"address host {host!r} is not a valid host name")
+
+
+def family_of(host: str) -> socket.AddressFamily:
+    """The address family a literal host implies; AF_INET for names and ``""``."""
+    if ":" in host:
+        return socket.AF_INET6
+    return socket.AF_INET
+
+
+def check_unix_path(path: object) -> str:
+    """Return `path` as a str if it can name a unix socket; raise `ConfigurationError` if not.
+
+    A path starting with a NUL byte names a socket in Linux's abstract namespace.
+    """
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if not isinstance(path, str):
+        raise ConfigurationError(
+            f"path must be a str or os.PathLike naming a unix socket, not {path!r}"
+        )
+    if not path:
+        raise ConfigurationError("path must not be empty")
+    size = len(os.fsencode(path))
+    limit = UNIX_PATH_MAX if path.startswith("\0") else UNIX_PATH_MAX - 1
+    if size > limit:
+        raise ConfigurationError(
+            f"path is {size} bytes, over the {limit}-byte limit of a unix socket address: "
+            f"{path!r}; use a shorter path (e.g. under /run or /tmp)"
+        )
+    return path
+
+
+def peer_repr(address: object) -> str:
+    """A peer address as it reads best in a log line."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    if address in ("", b"", None):
+        return "an unnamed unix peer"
+    return repr(address)

@@ -1,0 +1,41 @@
+"""`datagram_handler`: a function called once per datagram."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+import attrs
+
+from .._addresses import Address
+from .._datagram import Datagram
+from .._validate import callable_value
+from ._base import Handler
+
+__all__ = ["DatagramHandler", "datagram_handler"]
+
+
+@attrs.frozen
+class DatagramHandler(Handler[Datagram]):
+    """Calls `fn` with each `Datagram`; build it with `datagram_handler`."""
+
+    kind: ClassVar[str] = "datagram"
+
+    fn: Callable[[Datagram], object] = attrs.field(validator=callable_value)
+    """Called once per datagram; answer with ``datagram.reply(data)``."""
+
+    def handle(self, request: Datagram, peer: Address) -> None:
+        self.fn(request)
+
+
+def datagram_handler(fn: Callable[[Datagram], object]) -> DatagramHandler:
+    """A handler for datagram transports (UDP, unix datagram) that calls ``fn(datagram)``.
+
+    Example::
+
+        def echo(datagram: Datagram) -> None:
+            datagram.reply(datagram.data)
+
+        serve(udp(("127.0.0.1", 5353)), sync(), datagram_handler(echo))
+    """
+    return DatagramHandler(fn)

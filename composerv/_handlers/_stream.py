@@ -1,0 +1,47 @@
+"""`stream_handler`: a function that owns one blocking connection."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import ClassVar
+
+import attrs
+
+from .._addresses import Address
+from .._connection import Connection
+from .._validate import callable_value
+from ._base import Handler
+
+__all__ = ["StreamHandler", "stream_handler"]
+
+
+@attrs.frozen
+class StreamHandler(Handler[socket.socket]):
+    """Calls `fn` with a `Connection` per accepted connection; build it with `stream_handler`."""
+
+    kind: ClassVar[str] = "stream"
+
+    fn: Callable[[Connection], object] = attrs.field(validator=callable_value)
+    """Called once per connection; the connection closes when it returns."""
+
+    def handle(self, request: socket.socket, peer: Address) -> None:
+        connection = Connection(request, peer)
+        try:
+            self.fn(connection)
+        finally:
+            connection.close()
+
+
+def stream_handler(fn: Callable[[Connection], object]) -> StreamHandler:
+    """A handler for stream transports (TCP, unix stream) that calls ``fn(connection)``.
+
+    Example::
+
+        def echo(conn: Connection) -> None:
+            while data := conn.recv():
+                conn.send_all(data)
+
+        serve(tcp(("127.0.0.1", 8000)), threaded(), stream_handler(echo))
+    """
+    return StreamHandler(fn)

@@ -1,0 +1,175 @@
+"""The request lifecycle, hook for hook the one of the stdlib's ``BaseServer``.
+
+`ServeLoop` owns the waiting and the order of the calls; a `RequestLifecycle`
+supplies what each step does. The core `Server` supplies steps built from its
+transport, concurrency and handler values; `compat.socketserver` supplies the
+classic overridable methods, so legacy subclasses see the same calls at the same
+moments as under the stdlib.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import selectors
+import socket
+import threading
+import time
+from typing import Any, Protocol, TypeVar
+
+__all__ = ["RequestLifecycle", "ServeLoop"]
+
+R = TypeVar("R")
+R_contra = TypeVar("R_contra", contravariant=True)
+
+# poll() has no limit on descriptor numbers and needs no descriptor of its own,
+# which matters for a loop that is set up once per serve_forever call.
+_Selector: type[selectors.BaseSelector] = getattr(
+    selectors, "PollSelector", selectors.SelectSelector
+)
+
+
+class RequestLifecycle(Protocol[R]):
+    """The steps of serving a request, named as in ``socketserver.BaseServer``.
+
+    For one readable event the loop calls ``get_request``; then, if
+    ``verify_request`` agrees, ``process_request`` (on an exception from it,
+    ``handle_error`` and ``shutdown_request``); if not, ``shutdown_request``.
+    ``service_actions`` runs on every turn of `ServeLoop.serve_forever`, and
+    ``handle_timeout`` when `ServeLoop.handle_request` times out.
+    """
+
+    def fileno(self) -> int: ...
+
+    def get_request(self) -> tuple[R, Any]: ...
+
+    def verify_request(self, request: R, client_address: Any) -> bool: ...
+
+    def process_request(self, request: R, client_address: Any) -> None: ...
+
+    def handle_error(self, request: R, client_address: Any) -> None: ...
+
+    def handle_timeout(self) -> None: ...
+
+    def service_actions(self) -> None: ...
+
+    def shutdown_request(self, request: R) -> None: ...
+
+
+class ServeLoop:
+    """Waits for requests and runs a `RequestLifecycle` on each; stops at once on `shutdown`.
+
+    Unlike the stdlib loop, `shutdown` wakes the loop through a socket pair instead
+    of waiting out the poll interval, returns at once when called from the loop's
+    own thread (a handler under ``sync()``) instead of deadlocking, and returns at
+    once when no loop is running. A `shutdown` before `serve_forever` makes the
+    next `serve_forever` return at once, so starting and stopping from two threads
+    cannot race.
+    """
+
+    def __init__(self, lifecycle: RequestLifecycle[Any]) -> None:
+        self._lifecycle = lifecycle
+        self._lock = threading.Lock()
+        self._stop_requested = False
+        self._loop_thread: threading.Thread | None = None
+        self._waker: socket.socket | None = None
+        self._stopped = threading.Event()
+        self._stopped.set()
+
+    @property
+    def running(self) -> bool:
+        """Whether `serve_forever` is running in some thread."""
+        return self._loop_thread is not None
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Serve until `shutdown`; ``service_actions`` runs at least every `poll_interval` s."""
+        wake_reader, wake_writer = socket.socketpair()
+        wake_reader.setblocking(False)
+        wake_writer.setblocking(False)
+        with self._lock:
+            if self._loop_thread is not None:
+                wake_reader.close()
+                wake_writer.close()
+                raise RuntimeError("serve_forever() is already running in another thread")
+            self._loop_thread = threading.current_thread()
+            self._waker = wake_writer
+            self._stopped.clear()
+        try:
+            with _Selector() as selector:
+                selector.register(self._lifecycle, selectors.EVENT_READ)
+                selector.register(wake_reader, selectors.EVENT_READ)
+                while not self._stop_requested:
+                    ready = selector.select(poll_interval)
+                    if self._stop_requested:
+                        break
+                    for key, _ in ready:
+                        if key.fileobj is wake_reader:
+                            _drain(wake_reader)
+                        else:
+                            self.handle_ready()
+                    self._lifecycle.service_actions()
+        finally:
+            with self._lock:
+                self._stop_requested = False
+                self._loop_thread = None
+                self._waker = None
+            wake_reader.close()
+            wake_writer.close()
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        """Stop `serve_forever`; from another thread, return once it has stopped."""
+        with self._lock:
+            self._stop_requested = True
+            waker = self._waker
+            loop_thread = self._loop_thread
+        if waker is not None:
+            # OSError: the pipe is full (a wake-up is pending) or closed (the loop ended).
+            with contextlib.suppress(OSError):
+                waker.send(b"\0")
+        if loop_thread is not None and loop_thread is not threading.current_thread():
+            self._stopped.wait()
+
+    def handle_request(self, timeout: float | None) -> None:
+        """Wait up to `timeout` seconds (None: forever) for one request and serve it.
+
+        Calls ``handle_timeout`` if none came in time.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with _Selector() as selector:
+            selector.register(self._lifecycle, selectors.EVENT_READ)
+            while True:
+                if selector.select(timeout):
+                    self.handle_ready()
+                    return
+                if deadline is not None:
+                    timeout = deadline - time.monotonic()
+                    if timeout < 0:
+                        self._lifecycle.handle_timeout()
+                        return
+
+    def handle_ready(self) -> None:
+        """Serve one request from a readable socket (the stdlib's ``_handle_request_noblock``)."""
+        lifecycle = self._lifecycle
+        try:
+            request, client_address = lifecycle.get_request()
+        except OSError:
+            return
+        if lifecycle.verify_request(request, client_address):
+            try:
+                lifecycle.process_request(request, client_address)
+            except Exception:
+                lifecycle.handle_error(request, client_address)
+                lifecycle.shutdown_request(request)
+            except BaseException:
+                lifecycle.shutdown_request(request)
+                raise
+        else:
+            lifecycle.shutdown_request(request)
+
+
+def _drain(sock: socket.socket) -> None:
+    try:
+        while sock.recv(4096):
+            pass
+    except BlockingIOError:
+        pass

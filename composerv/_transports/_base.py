@@ -1,0 +1,145 @@
+"""The transport protocol: how a server's socket is made, bound, and read."""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import socket
+from collections.abc import Callable
+from typing import ClassVar, Generic, TypeVar
+
+from .._addresses import Address
+from .._datagram import Datagram
+
+__all__ = ["Cleanup", "DatagramTransport", "R", "StreamTransport", "Transport"]
+
+R = TypeVar("R")
+"""The request a transport produces: an accepted socket, or a `Datagram`."""
+
+Cleanup = Callable[[], None]
+"""What `Transport.bind` returns: undoes what binding left behind (a unix path)."""
+
+
+class Transport(Generic[R], metaclass=abc.ABCMeta):
+    """Where requests come from: a listening socket and how to take requests off it.
+
+    A transport is an immutable value; the socket it makes belongs to the server.
+    The server calls, in order: `create_socket`, `bind`, `activate`, then
+    `get_request` once per readable event, `close_request` when a request is done,
+    and the cleanup returned by `bind` when it closes.
+    """
+
+    __slots__ = ()
+
+    kind: ClassVar[str]
+    """``"stream"`` or ``"datagram"``: what handlers this transport can feed."""
+
+    @property
+    @abc.abstractmethod
+    def bind_and_activate(self) -> bool:
+        """Whether `serve()` binds and activates at once (else call `Server.bind_and_activate`)."""
+
+    @abc.abstractmethod
+    def create_socket(self) -> socket.socket:
+        """A new, unbound socket of the right family and type."""
+
+    @abc.abstractmethod
+    def bind(self, sock: socket.socket) -> Cleanup:
+        """Apply socket options and bind `sock`; return what undoes the binding on close."""
+
+    @abc.abstractmethod
+    def activate(self, sock: socket.socket) -> None:
+        """Make a bound socket ready for requests (``listen`` for streams)."""
+
+    @abc.abstractmethod
+    def get_request(self, sock: socket.socket) -> tuple[R, Address]:
+        """Take one request off a readable socket; raises `OSError` if there is none."""
+
+    @abc.abstractmethod
+    def close_request(self, request: R) -> None:
+        """Release a request when it is done."""
+
+    @abc.abstractmethod
+    def close_request_copy(self, request: R) -> None:
+        """Close this process's copy of a request that a child process now serves,
+        without ending the request itself (no FIN on a connection)."""
+
+
+class StreamTransport(Transport[socket.socket]):
+    """A listening stream socket whose requests are accepted connections."""
+
+    __slots__ = ()
+
+    kind: ClassVar[str] = "stream"
+
+    @property
+    @abc.abstractmethod
+    def backlog(self) -> int:
+        """The listen queue length."""
+
+    @property
+    @abc.abstractmethod
+    def nodelay(self) -> bool:
+        """Whether accepted connections get TCP_NODELAY."""
+
+    def activate(self, sock: socket.socket) -> None:
+        sock.listen(self.backlog)
+
+    def get_request(self, sock: socket.socket) -> tuple[socket.socket, Address]:
+        conn, peer = sock.accept()
+        if self.nodelay and conn.family in (socket.AF_INET, socket.AF_INET6):
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn, peer
+
+    def close_request(self, request: socket.socket) -> None:
+        close_connection(request)
+
+    def close_request_copy(self, request: socket.socket) -> None:
+        request.close()
+
+
+def close_connection(conn: socket.socket) -> None:
+    """Send FIN before closing, so the peer reads every byte written before EOF."""
+    # OSError: the peer may already be gone; closing is all that is left to do.
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_WR)
+    conn.close()
+
+
+class DatagramTransport(Transport[Datagram]):
+    """A bound datagram socket whose requests are single datagrams."""
+
+    __slots__ = ()
+
+    kind: ClassVar[str] = "datagram"
+
+    @property
+    @abc.abstractmethod
+    def max_datagram_size(self) -> int:
+        """The largest datagram accepted whole; longer ones are dropped and logged."""
+
+    def activate(self, sock: socket.socket) -> None:
+        """Datagram sockets need no listen()."""
+
+    def get_request(self, sock: socket.socket) -> tuple[Datagram, Address]:
+        data, _, flags, peer = sock.recvmsg(self.max_datagram_size)
+        if flags & socket.MSG_TRUNC:
+            raise DatagramTooLargeError(peer, self.max_datagram_size)
+        return Datagram(data, peer, sock), peer
+
+    def close_request(self, request: Datagram) -> None:
+        """A datagram holds no resource of its own."""
+
+    def close_request_copy(self, request: Datagram) -> None:
+        """A datagram holds no resource of its own."""
+
+
+class DatagramTooLargeError(OSError):
+    """A datagram was longer than the transport's max_datagram_size and was dropped."""
+
+    def __init__(self, peer: Address, limit: int) -> None:
+        super().__init__(
+            f"dropped a datagram from {peer!r} longer than max_datagram_size={limit}; "
+            "raise max_datagram_size on the transport to accept it"
+        )
+        self.peer = peer

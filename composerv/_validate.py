@@ -1,0 +1,41 @@
+"""Small attrs validators whose messages name the field and the value."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from ._errors import ConfigurationError
+
+
+def positive_int(_instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Accept an int greater than zero (bool is rejected: True is not a count)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigurationError(f"{attribute.name} must be a positive int, not {value!r}")
+
+
+def flag(_instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Accept exactly True or False, so that a string such as "no" is not taken as true."""
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{attribute.name} must be True or False, not {value!r}")
+
+
+def optional_positive_number(
+    _instance: Any, attribute: attrs.Attribute[Any], value: object
+) -> None:
+    """Accept None or an int/float greater than zero."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigurationError(
+            f"{attribute.name} must be a positive number of seconds or None, not {value!r}"
+        )
+
+
+def callable_value(_instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Accept anything callable; say what was passed otherwise."""
+    if not callable(value):
+        raise ConfigurationError(
+            f"{attribute.name} must be callable, not {type(value).__name__} {value!r}"
+        )
