@@ -50,8 +50,6 @@ from ._transports import (
 )
 
 __all__ = [
-    "TCP",
-    "UDP",
     "Address",
     "BlockingConcurrency",
     "ComposervError",
@@ -72,8 +70,10 @@ __all__ = [
     "StreamHandler",
     "StreamTransport",
     "Sync",
+    "TCP",
     "Threaded",
     "Transport",
+    "UDP",
     "UnixDatagram",
     "UnixStream",
     "datagram_handler",

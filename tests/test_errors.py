@@ -1,4 +1,4 @@
-"""Bad input and bad configuration get clear exceptions; handler failures are logged and survived."""
+"""Bad input and configuration get clear exceptions; handler failures are logged and survived."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def test_unix_path_too_long() -> None:
         unix_stream(path)
     with pytest.raises(ConfigurationError, match="path must not be empty"):
         unix_datagram("")
-    with pytest.raises(ConfigurationError, match="path must be a str or os.PathLike"):
+    with pytest.raises(ConfigurationError, match=r"path must be a str or os\.PathLike"):
         unix_stream(42)  # type: ignore[arg-type]
 
 

@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SNIPPETS = Path(__file__).resolve().parent / "typing"
 
 EXPECTED = {
-    "stream-on-udp": 'Argument 1 to "serve" has incompatible type "UDP"; expected "Transport[socket]"',
+    "stream-on-udp": (
+        'Argument 1 to "serve" has incompatible type "UDP"; expected "Transport[socket]"'
+    ),
     "stream-on-unix-dgram": (
         'Argument 1 to "serve" has incompatible type "UnixDatagram"; expected "Transport[socket]"'
     ),
