@@ -3,8 +3,11 @@
 The same objects as `compat.socketserver`, so ``SocketServer.TCPServer is
 compat.socketserver.TCPServer``.
 """
+# ruff: noqa: N999  # the module's name is Python 2's, which legacy code imports
 
-from .socketserver import *  # noqa: F403  # re-export the whole public API under the old name
-from .socketserver import __all__ as __all__
-from .socketserver import __version__ as __version__
-from .socketserver import _SocketWriter as _SocketWriter
+from . import socketserver as _socketserver
+from .socketserver import *  # noqa: F403  # the whole public API under the old name
+
+__all__ = _socketserver.__all__
+__version__ = _socketserver.__version__
+_SocketWriter = _socketserver._SocketWriter

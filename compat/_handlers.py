@@ -5,15 +5,14 @@ from __future__ import annotations
 import contextlib
 import io
 import socket
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
-from composerv._connection import SocketWriter as _SocketWriter
+from composerv._connection import SocketWriter
 
 __all__ = [
     "BaseRequestHandler",
     "DatagramRequestHandler",
     "StreamRequestHandler",
-    "_SocketWriter",
 ]
 
 
@@ -66,11 +65,12 @@ class StreamRequestHandler(BaseRequestHandler):
             self.connection.settimeout(self.timeout)
         if self.disable_nagle_algorithm:
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-        self.rfile = self.connection.makefile("rb", self.rbufsize)
+        # makefile with a buffer size that is only known at run time is typed as IOBase.
+        self.rfile = cast("BinaryIO", self.connection.makefile("rb", self.rbufsize))
         if self.wbufsize == 0:
-            self.wfile = _SocketWriter(self.connection)  # type: ignore[assignment]  # a BufferedIOBase is a binary file
+            self.wfile = cast("BinaryIO", SocketWriter(self.connection))
         else:
-            self.wfile = self.connection.makefile("wb", self.wbufsize)
+            self.wfile = cast("BinaryIO", self.connection.makefile("wb", self.wbufsize))
 
     def finish(self) -> None:
         if not self.wfile.closed:

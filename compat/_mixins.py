@@ -59,9 +59,7 @@ class ThreadingMixIn(_Server):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """Start a thread that runs `process_request_thread`."""
-        self._threads.submit(
-            lambda: self.process_request_thread(request, client_address), _nothing
-        )
+        self._threads.submit(lambda: self.process_request_thread(request, client_address), _nothing)
 
     def server_close(self) -> None:
         """Close the server, then wait for request threads as `block_on_close` says."""

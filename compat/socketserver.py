@@ -1,4 +1,6 @@
-"""The stdlib ``socketserver`` API, built on composerv: ``import compat.socketserver as socketserver``.
+"""The stdlib ``socketserver`` API, built on composerv.
+
+Use it with ``import compat.socketserver as socketserver``.
 
 Every public name of the stdlib module is here, including those newer than the
 running Python (``ForkingUnixStreamServer``, ``ForkingUnixDatagramServer``), with
@@ -18,16 +20,21 @@ from __future__ import annotations
 import os
 import socket
 
+from composerv._connection import SocketWriter
+
 from ._handlers import (
     BaseRequestHandler,
     DatagramRequestHandler,
     StreamRequestHandler,
-    _SocketWriter,
 )
 from ._mixins import ForkingMixIn, ThreadingMixIn
 from ._servers import BaseServer, TCPServer, UDPServer, UnixDatagramServer, UnixStreamServer
 
 __version__ = "0.4"
+
+# The stdlib's name for the unbuffered writer of StreamRequestHandler.wfile, which
+# code and tests reach for.
+_SocketWriter = SocketWriter
 
 __all__ = [
     "BaseRequestHandler",
