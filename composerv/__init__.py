@@ -32,7 +32,17 @@ from ._errors import (
     HandlerMismatchError,
     SocketPathInUseError,
 )
-from ._handlers import DatagramHandler, Handler, StreamHandler, datagram_handler, stream_handler
+from ._handlers import (
+    ClassicDatagramHandler,
+    ClassicServer,
+    ClassicStreamHandler,
+    DatagramHandler,
+    Handler,
+    StreamHandler,
+    datagram_handler,
+    request_handler,
+    stream_handler,
+)
 from ._server import Server, serve
 from ._transports import (
     TCP,
@@ -54,6 +64,9 @@ __all__ = [
     "UDP",
     "Address",
     "BlockingConcurrency",
+    "ClassicDatagramHandler",
+    "ClassicServer",
+    "ClassicStreamHandler",
     "ComposervError",
     "Concurrency",
     "ConfigurationError",
@@ -78,6 +91,7 @@ __all__ = [
     "UnixStream",
     "datagram_handler",
     "forking",
+    "request_handler",
     "serve",
     "stream_handler",
     "sync",
