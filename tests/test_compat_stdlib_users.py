@@ -85,9 +85,7 @@ def test_http_server_serves_files_on_compat(server_name: str, site: Path, no_lea
             (module.SimpleHTTPRequestHandler,),
             {"log_message": QuietFiles.log_message},
         )
-        server = server_class(
-            ("127.0.0.1", 0), lambda *a: handler(*a, directory=os.fspath(site))
-        )
+        server = server_class(("127.0.0.1", 0), lambda *a: handler(*a, directory=os.fspath(site)))
         with serving(server, poll_interval=0.05):
             host, port = server.server_address[:2]
             assert server.server_port == port  # set by HTTPServer.server_bind on compat's
