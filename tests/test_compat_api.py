@@ -33,7 +33,7 @@ def test_all_is_the_stdlib_all_plus_newer_names() -> None:
 
 def test_python2_name_has_the_same_objects() -> None:
     assert SocketServer.__all__ == compat.socketserver.__all__
-    for name in compat.socketserver.__all__ + ["_SocketWriter", "__version__"]:
+    for name in [*compat.socketserver.__all__, "_SocketWriter", "__version__"]:
         assert getattr(SocketServer, name) is getattr(compat.socketserver, name)
 
 
