@@ -3,6 +3,7 @@
 Legacy Python 2 code (it also runs on Python 3). To migrate it to composerv,
 change only the import line to ``from compat import SocketServer``.
 """
+# ruff: noqa: UP010  # legacy code that still runs on Python 2, as it did before migrating
 
 from __future__ import print_function
 
