@@ -8,6 +8,7 @@ attributes describe (see `TCPServer.core_transport`).
 
 from __future__ import annotations
 
+import functools
 import socket
 import sys
 import traceback
@@ -168,17 +169,15 @@ class TCPServer(BaseServer):
     def core_transport(self) -> Transport[Any]:
         """The composerv transport value that the class attributes describe.
 
-        Read afresh on each call, because the stdlib reads the attributes at the
-        moment it uses them (legacy code sets them on instances).
+        The attributes are read on each call, as the stdlib reads them at the moment
+        it uses them (legacy code sets them on instances); the values are cached.
         """
-        if self.address_family == getattr(socket, "AF_UNIX", None):
-            return unix_stream(self.server_address, backlog=self.request_queue_size)
-        return tcp(
+        return _stream_transport(
+            _is_unix(self),
             self.server_address,
-            backlog=self.request_queue_size,
-            reuse_address=bool(self.allow_reuse_address),
-            reuse_port=_reuse_port(self),
-            nodelay=False,
+            self.request_queue_size,
+            bool(self.allow_reuse_address),
+            _reuse_port(self),
         )
 
     def server_bind(self) -> None:
@@ -226,6 +225,44 @@ def _reuse_port(server: TCPServer) -> bool:
     return bool(server.allow_reuse_port) and hasattr(socket, "SO_REUSEPORT")
 
 
+def _is_unix(server: TCPServer) -> bool:
+    return server.address_family == getattr(socket, "AF_UNIX", None)
+
+
+# Transport values are immutable, so servers with the same settings share one; the
+# cache spares get_request the cost of validating an address on every request.
+_CACHED_TRANSPORTS = 64
+
+
+@functools.lru_cache(maxsize=_CACHED_TRANSPORTS)
+def _stream_transport(
+    unix: bool, address: Any, backlog: int, reuse_address: bool, reuse_port: bool
+) -> Transport[Any]:
+    if unix:
+        return unix_stream(address, backlog=backlog)
+    return tcp(
+        address,
+        backlog=backlog,
+        reuse_address=reuse_address,
+        reuse_port=reuse_port,
+        nodelay=False,  # the stdlib leaves Nagle on unless the handler turns it off
+    )
+
+
+@functools.lru_cache(maxsize=_CACHED_TRANSPORTS)
+def _datagram_transport(
+    unix: bool, address: Any, max_size: int, reuse_address: bool, reuse_port: bool
+) -> Transport[Any]:
+    if unix:
+        return unix_datagram(address, max_datagram_size=max_size)
+    return udp(
+        address,
+        max_datagram_size=max_size,
+        reuse_address=reuse_address,
+        reuse_port=reuse_port,
+    )
+
+
 class UDPServer(TCPServer):
     """A synchronous datagram server (UDP by default) over a core datagram transport.
 
@@ -240,13 +277,12 @@ class UDPServer(TCPServer):
 
     def core_transport(self) -> Transport[Any]:
         """The composerv transport value that the class attributes describe."""
-        if self.address_family == getattr(socket, "AF_UNIX", None):
-            return unix_datagram(self.server_address, max_datagram_size=self.max_packet_size)
-        return udp(
+        return _datagram_transport(
+            _is_unix(self),
             self.server_address,
-            max_datagram_size=self.max_packet_size,
-            reuse_address=bool(self.allow_reuse_address),
-            reuse_port=_reuse_port(self),
+            self.max_packet_size,
+            bool(self.allow_reuse_address),
+            _reuse_port(self),
         )
 
     def get_request(self) -> tuple[Any, Any]:
