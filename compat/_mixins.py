@@ -29,7 +29,7 @@ class ThreadingMixIn(_Server):
 
     Only live threads are tracked (``len(server._threads)`` counts them), so a
     long-running server does not accumulate finished threads (bpo-37193).
-    `daemon_threads` and `block_on_close` are read when the first request starts.
+    `daemon_threads` and `block_on_close` are read when used, as in the stdlib.
     """
 
     daemon_threads: bool = False
@@ -122,6 +122,7 @@ class ForkingMixIn(_Server):
                 max_children=self.max_children, block_on_close=bool(self.block_on_close)
             )
             self.__children = scheduler
+        scheduler.max_children = self.max_children
         scheduler.submit(
             lambda: self.__serve_in_child(request, client_address),
             lambda: self.close_request(request),

@@ -230,3 +230,24 @@ def test_datagram_longer_than_max_packet_size_is_dropped_and_logged(
                 server.handle_request()  # the long one: dropped
             server.handle_request()
     assert received == [b"small"]
+
+
+def test_threading_mixin_reads_block_on_close_when_closing(no_leaks: None) -> None:
+    release = threading.Event()
+    started = threading.Event()
+
+    class Waits(compat.socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            started.set()
+            release.wait(DEADLINE)
+
+    server = compat.socketserver.ThreadingTCPServer(("127.0.0.1", 0), Waits)
+    with connect(server.server_address) as client:
+        server.handle_request()
+        assert started.wait(DEADLINE)
+        server.block_on_close = False  # set on the instance after the thread started
+        server.server_close()  # must not wait for the blocked request thread
+        assert len(server._threads) == 1
+        release.set()
+        wait_until(lambda: len(server._threads) == 0, "the request thread to end")
+        assert client.recv(10) == b""
