@@ -59,12 +59,16 @@ class ThreadingMixIn(_Server):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """Start a thread that runs `process_request_thread`."""
-        self._threads.submit(lambda: self.process_request_thread(request, client_address), _nothing)
+        threads = self._threads
+        threads.daemon = bool(self.daemon_threads)
+        threads.submit(lambda: self.process_request_thread(request, client_address), _nothing)
 
     def server_close(self) -> None:
         """Close the server, then wait for request threads as `block_on_close` says."""
         super().server_close()
-        self._threads.close()
+        threads = self._threads
+        threads.block_on_close = bool(self.block_on_close)
+        threads.close()
 
 
 def _nothing() -> None:
