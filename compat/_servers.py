@@ -15,7 +15,8 @@ import traceback
 from types import TracebackType
 from typing import Any, cast
 
-from composerv import Datagram, tcp, udp, unix_datagram, unix_stream
+from composerv import Datagram, DatagramTooLargeError, tcp, udp, unix_datagram, unix_stream
+from composerv._log import logger
 from composerv._server._lifecycle import RequestLifecycle, ServeLoop
 from composerv._transports._base import Transport, half_close, set_reuse_options
 
@@ -288,7 +289,12 @@ class UDPServer(TCPServer):
     def get_request(self) -> tuple[Any, Any]:
         """Receive one datagram: ``((data, socket), client_address)``."""
         datagram: Datagram
-        datagram, client_address = self.core_transport().get_request(self.socket)
+        try:
+            datagram, client_address = self.core_transport().get_request(self.socket)
+        except DatagramTooLargeError as exc:
+            # The loop drops a request whose get_request fails; say why, as the core does.
+            logger.warning("%s", exc)
+            raise
         return (datagram.data, self.socket), client_address
 
     def server_activate(self) -> None:

@@ -230,6 +230,7 @@ def test_datagram_longer_than_max_packet_size_is_dropped_and_logged(
                 server.handle_request()  # the long one: dropped
             server.handle_request()
     assert received == [b"small"]
+    assert "longer than max_datagram_size=8192" in caplog.text
 
 
 def test_threading_mixin_reads_block_on_close_when_closing(no_leaks: None) -> None:
