@@ -60,8 +60,6 @@ from ._transports import (
 )
 
 __all__ = [
-    "TCP",
-    "UDP",
     "Address",
     "BlockingConcurrency",
     "ClassicDatagramHandler",
@@ -85,8 +83,10 @@ __all__ = [
     "StreamHandler",
     "StreamTransport",
     "Sync",
+    "TCP",
     "Threaded",
     "Transport",
+    "UDP",
     "UnixDatagram",
     "UnixStream",
     "datagram_handler",
