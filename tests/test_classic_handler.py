@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +27,16 @@ from composerv import (
 )
 
 from .support import DEADLINE, connect, serving
+from .test_typing import errors_by_line, run_mypy
+
+SNIPPET = Path(__file__).resolve().parent / "typing" / "classic_pairings.py"
+
+EXPECTED_ERRORS = {
+    "stream-kind-on-udp": 'Argument 1 to "serve" has incompatible type "UDP"',
+    "datagram-kind-on-tcp": 'Argument 3 to "serve" has incompatible type "ClassicDatagramHandler"',
+    "unknown-kind": 'No overload variant of "request_handler" matches argument types',
+    "not-a-class": 'No overload variant of "request_handler" matches argument type "int"',
+}
 
 seen: list[Any] = []
 
@@ -116,3 +127,18 @@ def test_kind_selects_the_handler_type() -> None:
 def test_mismatched_kind_is_refused_at_run_time() -> None:
     with pytest.raises(HandlerMismatchError, match="a stream handler cannot serve"):
         serve(udp(("127.0.0.1", 0)), sync(), request_handler(Upper))  # type: ignore[arg-type]
+
+
+def test_mypy_accepts_matching_kinds_and_rejects_the_rest() -> None:
+    result = run_mypy(str(SNIPPET))
+    output = result.stdout + result.stderr
+    wanted = {
+        number: EXPECTED_ERRORS[label]
+        for number, line in enumerate(SNIPPET.read_text().splitlines(), start=1)
+        if (label := line.rpartition("# E: ")[2]) in EXPECTED_ERRORS
+    }
+    assert len(wanted) == len(EXPECTED_ERRORS)
+    found = errors_by_line(output, SNIPPET.name)
+    assert set(found) == set(wanted), output
+    for number, fragment in wanted.items():
+        assert any(fragment in message for message in found[number]), (number, found[number])
