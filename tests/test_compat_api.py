@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-import types
 from pathlib import Path
 from typing import Any
 
@@ -83,63 +82,102 @@ assert sys.modules["socketserver"] is None
     assert completed.stdout.strip() == "blocked"
 
 
-def recording(module: types.ModuleType, base: type, calls: list[tuple[Any, ...]]) -> type:
-    """A subclass of `base` (from `module`) that records every hook call with its arguments."""
-    hooks = [
-        "server_bind", "server_activate", "get_request", "verify_request", "process_request",
-        "finish_request", "handle_error", "handle_timeout", "shutdown_request",
-        "close_request", "server_close",
-    ]  # fmt: skip
+HOOKS = [
+    "server_bind", "server_activate", "get_request", "verify_request", "process_request",
+    "process_request_thread", "finish_request", "handle_error", "handle_timeout",
+    "collect_children", "shutdown_request", "close_request", "server_close",
+]  # fmt: skip
+
+
+def shown(value: Any) -> Any:
+    """A hook argument as the log records it: what differs between runs is masked."""
+    if isinstance(value, socket.socket):
+        return "<socket>"
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], socket.socket):
+        return (value[0], "<socket>")  # a datagram request: (data, socket)
+    if isinstance(value, tuple) and value[:1] == ("127.0.0.1",):
+        return "<client address>"
+    return value
+
+
+def recording(base: type, calls: list[tuple[Any, ...]]) -> type:
+    """A subclass of `base` that records every hook call with its arguments."""
 
     def wrap(name: str) -> Any:
-        def hook(self: Any, *args: Any) -> Any:
-            result = getattr(super(cls, self), name)(*args)
-            shown = [
-                "<request>" if isinstance(a, socket.socket) else a
-                for a in (args if name != "get_request" else ())
-            ]
-            calls.append((name, *shown))
-            return result
+        def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
+            calls.append((name, *map(shown, args), *sorted(kwargs.items())))
+            return getattr(super(cls, self), name)(*args, **kwargs)
 
         return hook
 
-    cls: type = type("Recording", (base,), {name: wrap(name) for name in hooks})
+    hooks = {name: wrap(name) for name in HOOKS if hasattr(base, name)}
+    cls: type = type("Recording", (base,), hooks)
     return cls
 
 
 class Failing(compat.socketserver.BaseRequestHandler):
+    """Echoes a request, or raises if it says b"fail" (stream or datagram)."""
+
     def handle(self) -> None:
-        data = self.request.recv(100)
+        if isinstance(self.request, tuple):
+            data, sock = self.request
+        else:
+            data, sock = self.request.recv(100), None
         if data == b"fail":
             raise ValueError("handler failed")
-        self.request.sendall(data)
+        if sock is None:
+            self.request.sendall(data)
+        else:
+            sock.sendto(data, self.client_address)
 
 
+def exchange(server: Any, payload: bytes) -> bytes:
+    """Send `payload` to `server`, let it handle one request, return what came back."""
+    if server.socket_type == socket.SOCK_DGRAM:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(0.5 if payload == b"fail" else DEADLINE)
+            client.sendto(payload, server.server_address)
+            server.handle_request()
+            try:
+                return client.recv(100)
+            except TimeoutError:
+                return b""
+    with connect(server.server_address) as client:
+        client.sendall(payload)
+        server.handle_request()
+        return recv_until_eof(client)
+
+
+@pytest.mark.parametrize(
+    "class_name",
+    ["TCPServer", "UDPServer", "ThreadingTCPServer", "ThreadingUDPServer", "ForkingTCPServer"],
+)
 @pytest.mark.parametrize("payload", [b"ok", b"fail"])
 def test_hooks_are_called_like_the_stdlib(
-    payload: bytes, capsys: pytest.CaptureFixture[str]
+    class_name: str, payload: bytes, capsys: pytest.CaptureFixture[str]
 ) -> None:
     logs = []
     for module in (stdlib_socketserver, compat.socketserver):
         calls: list[tuple[Any, ...]] = []
-        server_class = recording(module, module.TCPServer, calls)
-        server = server_class(("127.0.0.1", 0), Failing)
-        with connect(server.server_address) as client:
-            client.sendall(payload)
-            server.handle_request()
-            reply = recv_until_eof(client)
+        server = recording(getattr(module, class_name), calls)(("127.0.0.1", 0), Failing)
+        reply = exchange(server, payload)
         server.timeout = 0.01
         server.handle_request()  # no client: handle_timeout
         server.server_close()
-        logs.append(
-            [(name, *(a for a in args if not isinstance(a, tuple))) for name, *args in calls]
-        )
         assert reply == (b"" if payload == b"fail" else payload)
-    assert logs[0] == logs[1]
+        logs.append(calls)
+    if class_name.startswith(("Threading", "Forking")):
+        # Request threads run beside the server's thread: compare what was called,
+        # not the interleaving. (A forked child's calls happen in the child.)
+        assert sorted(map(repr, logs[0])) == sorted(map(repr, logs[1]))
+    else:
+        assert logs[0] == logs[1]
     names = [call[0] for call in logs[1]]
     assert names[:2] == ["server_bind", "server_activate"]
-    assert names[-2:] == ["handle_timeout", "server_close"]
-    if payload == b"fail":
+    assert "process_request" in names
+    assert "handle_timeout" in names
+    if payload == b"fail" and not class_name.startswith("Forking"):
+        assert "handle_error" in names
         err = capsys.readouterr().err
         assert err.count("ValueError: handler failed") == 2  # both print the traceback
         assert "Exception occurred during processing of request from ('127.0.0.1'," in err
