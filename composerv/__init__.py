@@ -32,7 +32,17 @@ from ._errors import (
     HandlerMismatchError,
     SocketPathInUseError,
 )
-from ._handlers import DatagramHandler, Handler, StreamHandler, datagram_handler, stream_handler
+from ._handlers import (
+    ClassicDatagramHandler,
+    ClassicServer,
+    ClassicStreamHandler,
+    DatagramHandler,
+    Handler,
+    StreamHandler,
+    datagram_handler,
+    request_handler,
+    stream_handler,
+)
 from ._server import Server, serve
 from ._transports import (
     TCP,
@@ -52,6 +62,9 @@ from ._transports import (
 __all__ = [
     "Address",
     "BlockingConcurrency",
+    "ClassicDatagramHandler",
+    "ClassicServer",
+    "ClassicStreamHandler",
     "ComposervError",
     "Concurrency",
     "ConfigurationError",
@@ -78,6 +91,7 @@ __all__ = [
     "UnixStream",
     "datagram_handler",
     "forking",
+    "request_handler",
     "serve",
     "stream_handler",
     "sync",

@@ -66,13 +66,17 @@ class ForkScheduler:
             time.sleep(pause)
             pause = min(pause * 2, _MAX_POLL)
 
-    def close(self) -> None:
-        """Wait for every child if `block_on_close`, else collect those already done."""
-        if not self.block_on_close:
-            self.reap()
-            return
+    def wait_for_all(self) -> None:
+        """Wait until every child has exited and reap it."""
         while self.children:
             self._wait_for_one()
+
+    def close(self) -> None:
+        """Wait for every child if `block_on_close`, else collect those already done."""
+        if self.block_on_close:
+            self.wait_for_all()
+        else:
+            self.reap()
 
     def __len__(self) -> int:
         return len(self.children)

@@ -11,7 +11,16 @@ from typing import ClassVar, Generic, TypeVar
 from .._addresses import Address
 from .._datagram import Datagram
 
-__all__ = ["Cleanup", "DatagramTransport", "R", "StreamTransport", "Transport"]
+__all__ = [
+    "Cleanup",
+    "DatagramTransport",
+    "R",
+    "StreamTransport",
+    "Transport",
+    "close_connection",
+    "half_close",
+    "set_reuse_options",
+]
 
 R = TypeVar("R")
 """The request a transport produces: an accepted socket, or a `Datagram`."""
@@ -100,10 +109,23 @@ class StreamTransport(Transport[socket.socket]):
 
 def close_connection(conn: socket.socket) -> None:
     """Send FIN before closing, so the peer reads every byte written before EOF."""
-    # OSError: the peer may already be gone; closing is all that is left to do.
+    half_close(conn)
+    conn.close()
+
+
+def half_close(conn: socket.socket) -> None:
+    """Send FIN (shut down the writing side) but keep the socket open."""
+    # OSError: the peer may already be gone (ENOTCONN); closing is all that is left to do.
     with contextlib.suppress(OSError):
         conn.shutdown(socket.SHUT_WR)
-    conn.close()
+
+
+def set_reuse_options(sock: socket.socket, *, reuse_address: bool, reuse_port: bool) -> None:
+    """Set SO_REUSEADDR and SO_REUSEPORT on a socket before it is bound."""
+    if reuse_address:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
 
 
 class DatagramTransport(Transport[Datagram]):

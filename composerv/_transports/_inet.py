@@ -9,7 +9,7 @@ import attrs
 from .._addresses import InetAddress, check_inet_address, family_of
 from .._errors import ConfigurationError
 from .._validate import flag, positive_int
-from ._base import Cleanup, DatagramTransport, StreamTransport
+from ._base import Cleanup, DatagramTransport, StreamTransport, set_reuse_options
 
 __all__ = ["TCP", "UDP", "tcp", "udp"]
 
@@ -48,10 +48,7 @@ def _bind_inet(
     reuse_port: bool,
     dual_stack: bool,
 ) -> Cleanup:
-    if reuse_address:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    set_reuse_options(sock, reuse_address=reuse_address, reuse_port=reuse_port)
     if sock.family == socket.AF_INET6:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dual_stack else 1)
     _, sockaddr = _resolve(address, sock.type)
