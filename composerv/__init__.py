@@ -20,9 +20,11 @@ from ._concurrency import (
     Scheduler,
     Sync,
     Threaded,
+    Workers,
     forking,
     sync,
     threaded,
+    workers,
 )
 from ._connection import Connection
 from ._datagram import Datagram
@@ -36,21 +38,29 @@ from ._handlers import DatagramHandler, Handler, StreamHandler, datagram_handler
 from ._server import Server, serve
 from ._transports import (
     TCP,
+    TLS,
     UDP,
     DatagramTooLargeError,
     DatagramTransport,
+    InheritedDatagram,
+    InheritedStream,
     StreamTransport,
     Transport,
     UnixDatagram,
     UnixStream,
+    inherited,
+    systemd_sockets,
     tcp,
+    tls,
     udp,
     unix_datagram,
     unix_stream,
 )
+from ._url import transport_from_url
 
 __all__ = [
     "TCP",
+    "TLS",
     "UDP",
     "Address",
     "BlockingConcurrency",
@@ -66,6 +76,8 @@ __all__ = [
     "Handler",
     "HandlerMismatchError",
     "InetAddress",
+    "InheritedDatagram",
+    "InheritedStream",
     "Scheduler",
     "Server",
     "SocketPathInUseError",
@@ -76,16 +88,22 @@ __all__ = [
     "Transport",
     "UnixDatagram",
     "UnixStream",
+    "Workers",
     "datagram_handler",
     "forking",
+    "inherited",
     "serve",
     "stream_handler",
     "sync",
+    "systemd_sockets",
     "tcp",
     "threaded",
+    "tls",
+    "transport_from_url",
     "udp",
     "unix_datagram",
     "unix_stream",
+    "workers",
 ]
 
 __version__ = "0.1.0"

@@ -55,6 +55,16 @@ class Transport(Generic[R], metaclass=abc.ABCMeta):
     def get_request(self, sock: socket.socket) -> tuple[R, Address]:
         """Take one request off a readable socket; raises `OSError` if there is none."""
 
+    def prepare_request(self, request: R, peer: Address) -> R | None:
+        """Make a request ready for the handler, where it is served (thread or child).
+
+        Work that may block per client (a TLS handshake) belongs here, not in
+        `get_request`, which runs on the accept loop. Returns the request to hand
+        to the handler, or None to drop it (the transport has logged why and
+        closed what it made). The default hands the request on as it is.
+        """
+        return request
+
     @abc.abstractmethod
     def close_request(self, request: R) -> None:
         """Release a request when it is done."""
