@@ -67,7 +67,7 @@ def test_valid_urls(url: str, expected: object) -> None:
     ],
 )
 def test_invalid_urls_name_the_bad_part(url: str, named: str) -> None:
-    with pytest.raises(ConfigurationError, match="^url|address host|path is") as info:
+    with pytest.raises(ConfigurationError, match=r"^url|address host|path is") as info:
         transport_from_url(url)
     assert named in str(info.value)
 
