@@ -176,7 +176,7 @@ class WorkerPool:
         """The body of a worker process; never returns."""
         status = 1
         try:
-            watch.close()  # the supervisor's descriptors are the parent's business
+            watch.abandon()
             if self._waker is not None:
                 self._waker.close()
             self.pids.clear()
@@ -285,6 +285,17 @@ class _ExitWatch:
     def close(self) -> None:
         for pid in list(self._pidfds):
             self.remove(pid)
+        self._selector.close()
+        self._wake_reader.close()
+
+    def abandon(self) -> None:
+        """Close this process's copies of the descriptors, in a forked worker.
+
+        Unregistering would change the epoll instance the parent still shares
+        with us (it would stop seeing its workers exit): only close.
+        """
+        for pidfd in self._pidfds.values():
+            os.close(pidfd)
         self._selector.close()
         self._wake_reader.close()
 

@@ -2,7 +2,8 @@
 
 `handler` echoes each line. `slow` answers ``started`` to a first line, then waits
 for a second line before answering ``done``, so a test controls when a request in
-flight ends. `pid` answers with the serving process's pid, to tell workers apart.
+flight ends. `pid` answers with the serving process's pid, to tell workers apart; `crash`
+echoes, but ends its process with status 3 on ``crash``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,15 @@ def _pid(conn: Connection) -> None:
         conn.send_all(b"%d\n" % os.getpid())
 
 
+def _crash(conn: Connection) -> None:
+    while line := conn.readline():
+        if line == b"crash\n":
+            os._exit(3)
+        conn.send_all(line)
+
+
 handler = stream_handler(_echo)
+crash = stream_handler(_crash)
 slow = stream_handler(_slow)
 pid = stream_handler(_pid)
 not_a_handler = 42
