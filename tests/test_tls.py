@@ -104,10 +104,14 @@ def test_stalled_and_failed_handshakes_affect_no_other_client(
             "the failed handshake to be logged",
         )
         _tls_echo(address, client_context, "127.0.0.1")
-    failures = [r for r in caplog.records if "TLS handshake" in r.getMessage()]
-    assert len(failures) == 1
-    assert failures[0].levelno == logging.WARNING
-    assert failures[0].exc_info is None  # one line, no traceback
+        # The stalled client is still waiting, untouched, while others were served.
+        stalled.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            stalled.recv(1)
+        failures = [r for r in caplog.records if "TLS handshake" in r.getMessage()]
+        assert len(failures) == 1
+        assert failures[0].levelno == logging.WARNING
+        assert failures[0].exc_info is None  # one line, no traceback
 
 
 def test_handshake_timeout(
