@@ -81,9 +81,15 @@ class Cli:
         self.proc.stderr.close()
 
 
-def spawn(args: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
+def spawn(
+    args: Sequence[str], *, wrapper: str | None = None, **kwargs: object
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m composerv ARGS``; `wrapper` is a bash script that execs ``"$0" "$@"``."""
+    command = [sys.executable, "-m", "composerv", *args]
+    if wrapper is not None:
+        command = ["/bin/bash", "-c", wrapper, *command]
     return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
-        [sys.executable, "-m", "composerv", *args],
+        command,
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -93,9 +99,9 @@ def spawn(args: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
 
 
 @contextmanager
-def running(*args: str, **kwargs: object) -> Iterator[Cli]:
+def running(*args: str, wrapper: str | None = None, **kwargs: object) -> Iterator[Cli]:
     """``python -m composerv ARGS...`` in a subprocess, killed if still running at the end."""
-    cli = Cli(spawn(args, **kwargs))
+    cli = Cli(spawn(args, wrapper=wrapper, **kwargs))
     try:
         yield cli
     finally:
