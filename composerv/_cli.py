@@ -278,23 +278,24 @@ def stop_gracefully(
 
     Returns False if requests were still running at the deadline.
     """
-    # shutdown() stops each accept loop (workers are sent SIGTERM and given `drain`
-    # seconds); server_close() closes the listening socket and waits for requests
-    # in flight, which a thread lets us bound.
-    for server in servers:
-        server.shutdown()
-    for thread in threads:
-        thread.join()
-    logger.info("no longer accepting; waiting up to %gs for requests in flight", drain)
 
-    def close_all() -> None:
+    # shutdown() stops each accept loop (under sync() it waits for the request
+    # being served; workers get SIGTERM and `drain` seconds), server_close() closes
+    # the listening socket and waits for requests in flight: a thread bounds it all.
+    def stop_all() -> None:
+        for server in servers:
+            server.shutdown()
+        for thread in threads:
+            thread.join()
+        logger.info("no longer accepting; letting requests in flight finish")
         for server in servers:
             server.server_close()
 
-    closer = threading.Thread(target=close_all, name="composerv-drain")
-    closer.start()
-    closer.join(drain)
-    if closer.is_alive():
+    logger.info("stopping; requests in flight get up to %gs", drain)
+    stopper = threading.Thread(target=stop_all, name="composerv-drain")
+    stopper.start()
+    stopper.join(drain)
+    if stopper.is_alive():
         logger.error("requests still running after %gs; exiting without them", drain)
         return False
     logger.info("stopped")

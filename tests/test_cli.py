@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from .cli import inet, run_to_exit, running
-from .support import connect, recv_exactly
+from .support import DEADLINE, connect, recv_exactly
 
 
 def _echo_once(address: object) -> None:
@@ -147,3 +147,26 @@ def test_address_in_use() -> None:
 
 def test_missing_command() -> None:
     _one_line_error([], "required")
+
+
+def test_sigterm_under_sync_is_bounded_by_the_drain_deadline() -> None:
+    # Under sync() the request runs in the accept loop, so even stopping the loop waits for it.
+    args = ["--bind", "tcp://127.0.0.1:0", "--concurrency", "sync", "--drain", "0.3"]
+    with running("run", "tests.apps.echo:slow", *args) as cli:
+        client = connect(inet(cli.listening()))
+        with client:
+            client.sendall(b"begin\n")
+            assert recv_exactly(client, 8) == b"started\n"
+            cli.proc.send_signal(signal.SIGTERM)
+            assert cli.finish() == 1
+
+
+def test_datagram_handler_over_udp() -> None:
+    with running("run", "tests.apps.echo:datagram", "--bind", "udp://127.0.0.1:0") as cli:
+        address = inet(cli.listening())
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(DEADLINE)
+            client.sendto(b"ping", address)
+            assert client.recv(16) == b"PING"
+        cli.proc.send_signal(signal.SIGTERM)
+        assert cli.finish() == 0

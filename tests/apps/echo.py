@@ -3,14 +3,24 @@
 `handler` echoes each line. `slow` answers ``started`` to a first line, then waits
 for a second line before answering ``done``, so a test controls when a request in
 flight ends. `pid` answers with the serving process's pid, to tell workers apart; `crash`
-echoes, but ends its process with status 3 on ``crash``.
+echoes, but ends its process with status 3 on ``crash``. `datagram` answers
+each datagram in upper case.
 """
 
 from __future__ import annotations
 
 import os
 
-from composerv import Connection, Server, serve, stream_handler, tcp, threaded
+from composerv import (
+    Connection,
+    Datagram,
+    Server,
+    datagram_handler,
+    serve,
+    stream_handler,
+    tcp,
+    threaded,
+)
 
 
 def _echo(conn: Connection) -> None:
@@ -37,7 +47,12 @@ def _crash(conn: Connection) -> None:
         conn.send_all(line)
 
 
+def _upper(datagram: Datagram) -> None:
+    datagram.reply(datagram.data.upper())
+
+
 handler = stream_handler(_echo)
+datagram = datagram_handler(_upper)
 crash = stream_handler(_crash)
 slow = stream_handler(_slow)
 pid = stream_handler(_pid)
