@@ -148,3 +148,19 @@ def test_validation(server_context: ssl.SSLContext) -> None:
         tls(tcp(("127.0.0.1", 0)), server_context, handshake_timeout=0)
     assert isinstance(tls(tcp(("127.0.0.1", 0)), server_context), TLS)
     assert "SSLContext" not in repr(tls(tcp(("127.0.0.1", 0)), server_context))
+
+
+def test_the_server_ends_the_stream_with_close_notify(
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    transport = tls(tcp(("127.0.0.1", 0)), server_context)
+    server = serve(transport, threaded(), stream_handler(lambda c: c.send_all(b"bye\n")))
+    with (
+        serving(server),
+        client_context.wrap_socket(
+            connect(server.address), server_hostname="127.0.0.1", suppress_ragged_eofs=False
+        ) as client,
+    ):
+        assert recv_exactly(client, 4) == b"bye\n"
+        # Without close_notify this raises SSLEOFError (a ragged EOF).
+        assert client.recv(16) == b""

@@ -8,6 +8,7 @@ with the peer and closes that connection only.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 from typing import Any
@@ -104,6 +105,13 @@ class TLS(StreamTransport):
         return tls_socket
 
     def close_request(self, request: socket.socket) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            # Send close_notify, so the client can tell the end of the stream from a
+            # cut (OpenSSL 3 clients report an "unexpected eof" without it), but do
+            # not wait for the client's own: non-blocking, a reply is not needed.
+            with contextlib.suppress(OSError):
+                request.setblocking(False)
+                request.unwrap()
         self.transport.close_request(request)
 
     def close_request_copy(self, request: socket.socket) -> None:
