@@ -59,9 +59,6 @@ from ._transports import (
 from ._url import transport_from_url
 
 __all__ = [
-    "TCP",
-    "TLS",
-    "UDP",
     "Address",
     "BlockingConcurrency",
     "ComposervError",
@@ -84,8 +81,11 @@ __all__ = [
     "StreamHandler",
     "StreamTransport",
     "Sync",
+    "TCP",
+    "TLS",
     "Threaded",
     "Transport",
+    "UDP",
     "UnixDatagram",
     "UnixStream",
     "Workers",
