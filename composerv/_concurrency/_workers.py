@@ -78,6 +78,7 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._stop_requested = False
         self._waker: socket.socket | None = None
+        self._supervising_thread: threading.Thread | None = None
         self._done = threading.Event()
         self._done.set()
         self._fast_crashes = 0
@@ -120,6 +121,7 @@ class WorkerPool:
                 raise RuntimeError("serve_forever() is already running in another thread")
             self._done.clear()
             self._waker = wake_writer
+            self._supervising_thread = threading.current_thread()
         self._loop = loop
         watch = _ExitWatch(wake_reader)
         try:
@@ -144,6 +146,7 @@ class WorkerPool:
                 with self._lock:
                     self._stop_requested = False
                     self._waker = None
+                    self._supervising_thread = None
                     self._done.set()
 
     def stop(self) -> None:
@@ -155,10 +158,13 @@ class WorkerPool:
         with self._lock:
             self._stop_requested = True
             waker = self._waker
+            supervising_thread = self._supervising_thread
         if waker is not None:
             # OSError: the pair is full (a wake-up is pending) or closed (supervise ended).
             with contextlib.suppress(OSError):
                 waker.send(b"\0")
+        # From the supervising thread itself (a signal handler), waiting would deadlock.
+        if supervising_thread not in (None, threading.current_thread()):
             self._done.wait()
 
     def _start(self, loop: ServeLoop, poll_interval: float, watch: _ExitWatch) -> None:
@@ -304,14 +310,14 @@ def _become_worker(loop: ServeLoop, parent: int) -> None:
     # A supervisor (the CLI) may block these signals to take them with sigwait; a
     # worker takes SIGTERM itself. Ctrl-C reaches the whole process group: the
     # parent decides, and stops the workers with SIGTERM.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
     def on_sigterm(_signum: int, _frame: object) -> None:
         # shutdown() waits for the loop, which runs in this very thread: ask from another.
         threading.Thread(target=loop.shutdown, name="composerv-worker-stop").start()
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, on_sigterm)
+    # Unblock only now, so that a SIGTERM already pending finds the handler.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
