@@ -155,3 +155,16 @@ def test_validation() -> None:
         workers(2, threaded(), stop_timeout=-1)
     assert workers().count == (os.cpu_count() or 1)
     assert isinstance(workers(), Workers)
+
+
+def test_shutdown_from_a_signal_handler_on_the_supervising_thread(no_leaks: None) -> None:
+    server = serve(tcp(("127.0.0.1", 0)), workers(1, sync()), stream_handler(_pid_handler))
+    previous = signal.signal(signal.SIGALRM, lambda _signum, _frame: server.shutdown())
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        server.serve_forever()  # the handler runs on this thread: stopping must not wait on it
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        server.server_close()
+    assert server.active_requests == 0

@@ -25,8 +25,9 @@ class Transport(Generic[R], metaclass=abc.ABCMeta):
 
     A transport is an immutable value; the socket it makes belongs to the server.
     The server calls, in order: `create_socket`, `bind`, `activate`, then
-    `get_request` once per readable event, `close_request` when a request is done,
-    and the cleanup returned by `bind` when it closes.
+    `get_request` once per readable event, `prepare_request` where the request is
+    served, `close_request` when a request is done, and the cleanup returned by
+    `bind` when it closes.
     """
 
     __slots__ = ()
