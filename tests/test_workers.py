@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 import pytest
 
@@ -159,12 +160,18 @@ def test_validation() -> None:
 
 def test_shutdown_from_a_signal_handler_on_the_supervising_thread(no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), workers(1, sync()), stream_handler(_pid_handler))
-    previous = signal.signal(signal.SIGALRM, lambda _signum, _frame: server.shutdown())
+
+    def signal_once_serving() -> None:
+        wait_until(lambda: server.active_requests == 1, "the worker to start")
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, lambda _signum, _frame: server.shutdown())
+    sender = threading.Thread(target=signal_once_serving)
     try:
-        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        sender.start()
         server.serve_forever()  # the handler runs on this thread: stopping must not wait on it
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        sender.join(DEADLINE)
+        signal.signal(signal.SIGUSR1, previous)
         server.server_close()
     assert server.active_requests == 0

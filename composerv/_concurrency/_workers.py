@@ -123,7 +123,7 @@ class WorkerPool:
             self._waker = wake_writer
             self._supervising_thread = threading.current_thread()
         self._loop = loop
-        watch = _ExitWatch(wake_reader)
+        watch = _ExitWatch(wake_reader, poll_interval)
         try:
             restart_at: list[float] = []
             for _ in range(self.count):
@@ -253,11 +253,16 @@ class _ExitWatch:
     """Waits until a worker exits, a wake-up arrives, or a time passes.
 
     Uses a pidfd per worker where the system has them (Linux 5.3+), so an exit
-    is seen at once; elsewhere it polls every _EXIT_POLL seconds.
+    is seen at once; elsewhere it polls every _EXIT_POLL seconds. It never waits
+    longer than the server's poll interval.
     """
 
-    def __init__(self, wake_reader: socket.socket) -> None:
+    def __init__(self, wake_reader: socket.socket, poll_interval: float) -> None:
         self._wake_reader = wake_reader
+        # Python runs signal handlers in the main thread only between bytecodes: if
+        # the kernel delivers the signal to another thread, a select() here without
+        # a timeout would keep a handler that calls shutdown() from running.
+        self._max_wait = poll_interval
         self._selector = selectors.DefaultSelector()
         self._selector.register(wake_reader, selectors.EVENT_READ)
         self._pidfds: dict[int, int] = {}
@@ -278,9 +283,11 @@ class _ExitWatch:
 
     def wait(self, until: float | None) -> None:
         """Wait for an event, or until the monotonic time `until` (None: no limit)."""
-        timeout = None if until is None else max(0.0, until - time.monotonic())
+        timeout = self._max_wait
+        if until is not None:
+            timeout = min(timeout, max(0.0, until - time.monotonic()))
         if self._poll:
-            timeout = _EXIT_POLL if timeout is None else min(timeout, _EXIT_POLL)
+            timeout = min(timeout, _EXIT_POLL)
         for key, _ in self._selector.select(timeout):
             if key.fileobj is self._wake_reader:
                 # Drain wake-ups; the stop flag says what they meant.
