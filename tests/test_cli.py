@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from .cli import inet, run_to_exit, running
+from .cli import ROOT, inet, run_to_exit, running
 from .support import DEADLINE, connect, recv_exactly
 
 
@@ -170,3 +170,16 @@ def test_datagram_handler_over_udp() -> None:
             assert client.recv(16) == b"PING"
         cli.proc.send_signal(signal.SIGTERM)
         assert cli.finish() == 0
+
+
+def test_console_script_points_at_main() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    from composerv import _cli
+
+    with open(f"{ROOT}/pyproject.toml", "rb") as f:
+        scripts = tomllib.load(f)["project"]["scripts"]
+    module, _, name = scripts["composerv"].partition(":")
+    assert (module, name) == ("composerv._cli", "main")
+    with pytest.raises(SystemExit) as exit_info:
+        _cli.main(["run", "tests.apps.echo:handler", "--workers", "0"])
+    assert exit_info.value.code == 2
