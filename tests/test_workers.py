@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -27,7 +28,8 @@ from .support import DEADLINE, connect, recv_exactly, serving, wait_until
 def _children(pid: int) -> set[int]:
     found: set[int] = set()
     for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as f:
+        # A thread may end between listing and reading: it has no children then.
+        with contextlib.suppress(FileNotFoundError), open(f"/proc/{pid}/task/{task}/children") as f:
             found.update(int(child) for child in f.read().split())
     return found
 
