@@ -20,9 +20,11 @@ from ._concurrency import (
     Scheduler,
     Sync,
     Threaded,
+    Workers,
     forking,
     sync,
     threaded,
+    workers,
 )
 from ._connection import Connection
 from ._datagram import Datagram
@@ -46,18 +48,25 @@ from ._handlers import (
 from ._server import Server, serve
 from ._transports import (
     TCP,
+    TLS,
     UDP,
     DatagramTooLargeError,
     DatagramTransport,
+    InheritedDatagram,
+    InheritedStream,
     StreamTransport,
     Transport,
     UnixDatagram,
     UnixStream,
+    inherited,
+    systemd_sockets,
     tcp,
+    tls,
     udp,
     unix_datagram,
     unix_stream,
 )
+from ._url import transport_from_url
 
 __all__ = [
     "Address",
@@ -77,6 +86,8 @@ __all__ = [
     "Handler",
     "HandlerMismatchError",
     "InetAddress",
+    "InheritedDatagram",
+    "InheritedStream",
     "Scheduler",
     "Server",
     "SocketPathInUseError",
@@ -84,22 +95,29 @@ __all__ = [
     "StreamTransport",
     "Sync",
     "TCP",
+    "TLS",
     "Threaded",
     "Transport",
     "UDP",
     "UnixDatagram",
     "UnixStream",
+    "Workers",
     "datagram_handler",
     "forking",
+    "inherited",
     "request_handler",
     "serve",
     "stream_handler",
     "sync",
+    "systemd_sockets",
     "tcp",
     "threaded",
+    "tls",
+    "transport_from_url",
     "udp",
     "unix_datagram",
     "unix_stream",
+    "workers",
 ]
 
 __version__ = "0.1.0"

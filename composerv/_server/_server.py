@@ -11,6 +11,7 @@ from typing import Any, Generic, overload
 
 from .._addresses import Address, peer_repr
 from .._concurrency._base import BlockingConcurrency, Concurrency
+from .._concurrency._workers import Supervisor
 from .._datagram import Datagram
 from .._errors import HandlerMismatchError
 from .._handlers._base import Handler
@@ -90,7 +91,11 @@ class Server(Generic[R]):
         """
         if self._closed:
             raise RuntimeError("cannot serve: this server is closed")
-        self._loop.serve_forever(poll_interval)
+        if isinstance(self._scheduler, Supervisor):
+            # workers(): the loop runs in worker processes; this one watches them.
+            self._scheduler.supervise(self._loop, poll_interval)
+        else:
+            self._loop.serve_forever(poll_interval)
 
     def shutdown(self) -> None:
         """Stop `serve_forever`; safe from any thread, a handler included.
@@ -98,7 +103,10 @@ class Server(Generic[R]):
         From another thread, returns once the loop has stopped. Does not close the
         socket or wait for requests in flight: `server_close` does that.
         """
-        self._loop.shutdown()
+        if isinstance(self._scheduler, Supervisor):
+            self._scheduler.stop()
+        else:
+            self._loop.shutdown()
 
     def handle_request(self, timeout: float | None = None) -> None:
         """Wait up to `timeout` seconds (None: forever) for one request and serve it."""
@@ -176,6 +184,11 @@ class _CoreLifecycle(Generic[R]):
 
     def _serve(self, request: R, client_address: Address) -> None:
         try:
+            prepared = self._server.transport.prepare_request(request, client_address)
+            if prepared is None:
+                # Dropped and logged by the transport; closing what is left is harmless.
+                return
+            request = prepared
             self._server.handler.handle(request, client_address)
         except Exception:
             self.handle_error(request, client_address)

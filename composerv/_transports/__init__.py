@@ -2,19 +2,27 @@
 
 from ._base import Cleanup, DatagramTooLargeError, DatagramTransport, StreamTransport, Transport
 from ._inet import TCP, UDP, tcp, udp
+from ._inherited import InheritedDatagram, InheritedStream, inherited, systemd_sockets
+from ._tls import TLS, tls
 from ._unix import UnixDatagram, UnixStream, unix_datagram, unix_stream
 
 __all__ = [
     "TCP",
+    "TLS",
     "UDP",
     "Cleanup",
     "DatagramTooLargeError",
     "DatagramTransport",
+    "InheritedDatagram",
+    "InheritedStream",
     "StreamTransport",
     "Transport",
     "UnixDatagram",
     "UnixStream",
+    "inherited",
+    "systemd_sockets",
     "tcp",
+    "tls",
     "udp",
     "unix_datagram",
     "unix_stream",

@@ -34,8 +34,9 @@ class Transport(Generic[R], metaclass=abc.ABCMeta):
 
     A transport is an immutable value; the socket it makes belongs to the server.
     The server calls, in order: `create_socket`, `bind`, `activate`, then
-    `get_request` once per readable event, `close_request` when a request is done,
-    and the cleanup returned by `bind` when it closes.
+    `get_request` once per readable event, `prepare_request` where the request is
+    served, `close_request` when a request is done, and the cleanup returned by
+    `bind` when it closes.
     """
 
     __slots__ = ()
@@ -63,6 +64,16 @@ class Transport(Generic[R], metaclass=abc.ABCMeta):
     @abc.abstractmethod
     def get_request(self, sock: socket.socket) -> tuple[R, Address]:
         """Take one request off a readable socket; raises `OSError` if there is none."""
+
+    def prepare_request(self, request: R, peer: Address) -> R | None:
+        """Make a request ready for the handler, where it is served (thread or child).
+
+        Work that may block per client (a TLS handshake) belongs here, not in
+        `get_request`, which runs on the accept loop. Returns the request to hand
+        to the handler, or None to drop it (the transport has logged why and
+        closed what it made). The default hands the request on as it is.
+        """
+        return request
 
     @abc.abstractmethod
     def close_request(self, request: R) -> None:

@@ -1,0 +1,8 @@
+"""``python -m composerv``: the same command line as the ``composerv`` script."""
+
+import sys
+
+from ._cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

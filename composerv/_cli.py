@@ -1,0 +1,302 @@
+"""The command line: ``composerv run package.module:attr``.
+
+Runs a server the way uvicorn or gunicorn run an app: binds the addresses given
+as URLs (or the sockets systemd passed in), logs where it listens, serves until
+SIGTERM or SIGINT, then stops accepting, lets requests in flight finish within
+the drain deadline, and exits. Bad arguments exit with status 2 and one line
+``composerv: error: ...`` on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import logging
+import os
+import signal
+import ssl
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from ._concurrency import BlockingConcurrency, Workers, forking, sync, threaded, workers
+from ._errors import ComposervError
+from ._handlers import Handler
+from ._log import logger
+from ._server import Server, serve
+from ._transports import TLS, StreamTransport, Transport, systemd_sockets, tls
+from ._url import transport_from_url, url_of
+
+__all__ = ["main"]
+
+CONCURRENCY: dict[str, Callable[[], BlockingConcurrency]] = {
+    "forking": forking,
+    "sync": sync,
+    "threaded": threaded,
+}
+"""The strategies ``--concurrency`` can name."""
+
+DEFAULT_BIND = "tcp://127.0.0.1:8000"
+DEFAULT_DRAIN = 30.0
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+_STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+# How often the main thread, while it waits for a signal, checks that the servers still run.
+_WATCH_INTERVAL = 0.5
+# Exit status when the drain deadline passed with requests still running.
+EXIT_DRAIN_TIMEOUT = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad arguments: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"composerv: error: {message} (see composerv run --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="composerv", description="Run composerv servers.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="run a server from package.module:attr",
+        description="Serve package.module:attr: a Server, a handler, or a factory of either.",
+    )
+    run.add_argument("app", metavar="MODULE:ATTR", help="e.g. myapp.server:handler")
+    run.add_argument(
+        "--bind",
+        action="append",
+        metavar="URL",
+        help=f"an address to listen on, repeatable (default: the sockets systemd "
+        f"passed in, else {DEFAULT_BIND}); e.g. tcp://[::1]:8000, unix:///run/app.sock, fd://3",
+    )
+    run.add_argument(
+        "--concurrency",
+        choices=sorted(CONCURRENCY),
+        help="how each process schedules requests (default: threaded)",
+    )
+    run.add_argument(
+        "--workers", type=_positive_int, metavar="N", help="serve with N worker processes"
+    )
+    run.add_argument(
+        "--drain",
+        type=_positive_float,
+        default=DEFAULT_DRAIN,
+        metavar="SECONDS",
+        help=f"on SIGTERM/SIGINT, how long requests in flight may run on "
+        f"(default: {DEFAULT_DRAIN:g})",
+    )
+    run.add_argument("--ssl-certfile", metavar="PATH", help="serve TLS with this certificate")
+    run.add_argument("--ssl-keyfile", metavar="PATH", help="the certificate's private key")
+    run.add_argument("--log-level", choices=_LOG_LEVELS, default="info")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text!r}")
+    return int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
+    )
+    try:
+        servers = _servers(_load(args.app), args)
+    except (UsageError, ComposervError) as exc:
+        print(f"composerv: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return _run(servers, args.drain)
+
+
+def _load(spec: str) -> object:
+    """The object `spec` (``package.module:attr``) names; `UsageError` says what is wrong."""
+    module_name, colon, attr_path = spec.partition(":")
+    if not colon or not module_name or not attr_path:
+        raise UsageError(f"MODULE:ATTR must look like package.module:attr, not {spec!r}")
+    # Like `python -m`, find modules in the current directory, also from the console script.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (module_name + ".").startswith(exc.name + "."):
+            raise UsageError(f"cannot import module {module_name!r}: {exc}") from None
+        raise
+    value: object = module
+    for name in attr_path.split("."):
+        try:
+            value = getattr(value, name)
+        except AttributeError:
+            raise UsageError(
+                f"module {module_name!r} has no attribute {attr_path!r} (looked for {name!r})"
+            ) from None
+    return value
+
+
+def _servers(app: object, args: argparse.Namespace) -> list[Server[Any]]:
+    """The servers to run for `app`: it is a Server, a handler, or a factory of either."""
+    if isinstance(app, Server):
+        given = [f"--{o}" for o in ("bind", "concurrency", "workers") if getattr(args, o)]
+        if given or args.ssl_certfile:
+            raise UsageError(
+                f"{args.app} is a Server, which has its own transport and concurrency, so "
+                f"{', '.join(given) or '--ssl-certfile'} cannot apply: point at a handler instead"
+            )
+        return [app]
+    if isinstance(app, Handler):
+        return _serve_handler(app, args)
+    if callable(app) and not isinstance(app, type) and _takes_no_arguments(app):
+        made = app()
+        if isinstance(made, (Server, Handler)):
+            return _servers(made, args)
+        raise UsageError(f"{args.app}() returned {made!r}, not a Server or a handler")
+    raise UsageError(
+        f"{args.app} is {type(app).__name__} {app!r}; it must be a Server, a handler such "
+        "as stream_handler(fn), or a function of no arguments that returns one"
+    )
+
+
+def _takes_no_arguments(fn: Callable[..., object]) -> bool:
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return False
+    try:
+        signature.bind()
+    except TypeError:
+        return False
+    return True
+
+
+def _serve_handler(handler: Handler[Any], args: argparse.Namespace) -> list[Server[Any]]:
+    transports: list[Transport[Any]]
+    if args.bind:
+        transports = [transport_from_url(url) for url in args.bind]
+    else:
+        transports = list(systemd_sockets()) or [transport_from_url(DEFAULT_BIND)]
+    if args.ssl_certfile:
+        transports = [_with_tls(t, args.ssl_certfile, args.ssl_keyfile) for t in transports]
+    elif args.ssl_keyfile:
+        raise UsageError("--ssl-keyfile needs --ssl-certfile")
+    concurrency: BlockingConcurrency = CONCURRENCY[args.concurrency or "threaded"]()
+    if args.workers:
+        concurrency = workers(args.workers, concurrency, stop_timeout=args.drain)
+    servers: list[Server[Any]] = []
+    try:
+        for transport in transports:
+            try:
+                servers.append(serve(transport, concurrency, handler))
+            except OSError as exc:
+                raise UsageError(f"cannot listen on {transport!r}: {exc}") from None
+    except BaseException:
+        for server in servers:
+            server.server_close()
+        raise
+    return servers
+
+
+def _with_tls(transport: Transport[Any], certfile: str, keyfile: str | None) -> Transport[Any]:
+    if not isinstance(transport, StreamTransport):
+        raise UsageError(f"TLS needs a stream transport (tcp://, unix://), not {transport!r}")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"cannot load the TLS certificate {certfile!r}: {exc}") from None
+    return tls(transport, context)
+
+
+def _run(servers: list[Server[Any]], drain: float) -> int:
+    # The signals wait, blocked, for the main thread to take them with sigwait: no
+    # handler runs in the middle of other code, and threads started from here on
+    # (serve_forever, requests) inherit the mask, so only this thread gets them.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    threads = []
+    for server in servers:
+        _log_listening(server)
+        thread = threading.Thread(
+            target=_serve_forever, args=(server,), name=f"composerv-serve-{url_of(server.socket)}"
+        )
+        thread.start()
+        threads.append(thread)
+    received = None
+    while received is None and all(t.is_alive() for t in threads):
+        received = signal.sigtimedwait(_STOP_SIGNALS, _WATCH_INTERVAL)
+    if received is not None:
+        logger.info("received %s: stopping", signal.Signals(received.si_signo).name)
+    else:
+        logger.error("a server stopped on its own; stopping the others")
+    drained = stop_gracefully(servers, threads, drain)
+    if not drained:
+        # Request threads still run and would hold the interpreter open at exit.
+        logging.shutdown()
+        os._exit(EXIT_DRAIN_TIMEOUT)
+    return 0 if received is not None else 1
+
+
+def _serve_forever(server: Server[Any]) -> None:
+    try:
+        server.serve_forever()
+    except Exception:
+        logger.exception("server on %s failed", url_of(server.socket))
+
+
+def _log_listening(server: Server[Any]) -> None:
+    notes = []
+    if isinstance(server.transport, TLS):
+        notes.append("TLS")
+    if isinstance(server.concurrency, Workers):
+        notes.append(f"{server.concurrency.count} workers")
+    logger.info(
+        "listening on %s%s", url_of(server.socket), f" ({', '.join(notes)})" if notes else ""
+    )
+
+
+def stop_gracefully(
+    servers: Sequence[Server[Any]], threads: Sequence[threading.Thread], drain: float
+) -> bool:
+    """Stop accepting, let requests in flight finish for up to `drain` seconds, close.
+
+    Returns False if requests were still running at the deadline.
+    """
+
+    # shutdown() stops each accept loop (under sync() it waits for the request
+    # being served; workers get SIGTERM and `drain` seconds), server_close() closes
+    # the listening socket and waits for requests in flight: a thread bounds it all.
+    def stop_all() -> None:
+        for server in servers:
+            server.shutdown()
+        for thread in threads:
+            thread.join()
+        logger.info("no longer accepting; letting requests in flight finish")
+        for server in servers:
+            server.server_close()
+
+    logger.info("stopping; requests in flight get up to %gs", drain)
+    stopper = threading.Thread(target=stop_all, name="composerv-drain")
+    stopper.start()
+    stopper.join(drain)
+    if stopper.is_alive():
+        logger.error("requests still running after %gs; exiting without them", drain)
+        return False
+    logger.info("stopped")
+    return True

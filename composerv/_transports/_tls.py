@@ -1,0 +1,136 @@
+"""`tls(transport, ssl_context)`: TLS over a stream transport.
+
+The accept loop only accepts: the handshake runs in `prepare_request`, which the
+server calls where the request is served (a thread, a child process), so a slow
+or hostile client holds up no one else. A failed handshake is logged in one line
+with the peer and closes that connection only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+from typing import Any
+
+import attrs
+
+from .._addresses import Address, peer_repr
+from .._errors import ConfigurationError
+from .._log import logger
+from .._validate import optional_positive_number
+from ._base import Cleanup, StreamTransport, close_connection
+
+__all__ = ["TLS", "tls"]
+
+# A handshake takes a round trip or two; a client that has not finished in this
+# long is stalled or hostile, and holds a worker until then.
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+
+
+def _stream_transport(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, StreamTransport):
+        raise ConfigurationError(
+            f"{attribute.name} must be a stream transport such as tcp(...) or "
+            f"unix_stream(...), not {value!r}: TLS runs over streams only"
+        )
+
+
+def _server_context(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, ssl.SSLContext):
+        raise ConfigurationError(f"{attribute.name} must be an ssl.SSLContext, not {value!r}")
+    if value.protocol == ssl.PROTOCOL_TLS_CLIENT:
+        raise ConfigurationError(
+            f"{attribute.name} is a client context (PROTOCOL_TLS_CLIENT); make a server one "
+            "with ssl.create_default_context(ssl.Purpose.CLIENT_AUTH) or "
+            "ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)"
+        )
+
+
+@attrs.frozen
+class TLS(StreamTransport):
+    """TLS over a stream transport; build it with `tls`."""
+
+    transport: StreamTransport = attrs.field(validator=_stream_transport)
+    """The stream transport underneath (`tcp`, `unix_stream`, `inherited`)."""
+    context: ssl.SSLContext = attrs.field(validator=_server_context, repr=False)
+    """The server-side context: certificate chain, key, protocols, ciphers."""
+    handshake_timeout: float | None = attrs.field(
+        default=DEFAULT_HANDSHAKE_TIMEOUT, validator=optional_positive_number
+    )
+    """Seconds a client gets to complete the handshake; None waits forever."""
+
+    @property
+    def bind_and_activate(self) -> bool:
+        """As the transport underneath."""
+        return self.transport.bind_and_activate
+
+    @property
+    def backlog(self) -> int:
+        """As the transport underneath."""
+        return self.transport.backlog
+
+    @property
+    def nodelay(self) -> bool:
+        """As the transport underneath."""
+        return self.transport.nodelay
+
+    def create_socket(self) -> socket.socket:
+        return self.transport.create_socket()
+
+    def bind(self, sock: socket.socket) -> Cleanup:
+        return self.transport.bind(sock)
+
+    def activate(self, sock: socket.socket) -> None:
+        self.transport.activate(sock)
+
+    def get_request(self, sock: socket.socket) -> tuple[socket.socket, Address]:
+        return self.transport.get_request(sock)
+
+    def prepare_request(self, request: socket.socket, peer: Address) -> socket.socket | None:
+        """Run the server side of the handshake; None (logged) if it fails."""
+        timeout = request.gettimeout()
+        # wrap_socket takes over the descriptor: `request` is detached from here on.
+        tls_socket = self.context.wrap_socket(
+            request, server_side=True, do_handshake_on_connect=False
+        )
+        try:
+            tls_socket.settimeout(self.handshake_timeout)
+            tls_socket.do_handshake()
+            tls_socket.settimeout(timeout)
+        except OSError as exc:  # ssl.SSLError, a timeout, a reset: all OSErrors
+            logger.warning("TLS handshake with %s failed: %s", peer_repr(peer), exc)
+            close_connection(tls_socket)
+            return None
+        return tls_socket
+
+    def close_request(self, request: socket.socket) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            # Send close_notify, so the client can tell the end of the stream from a
+            # cut (OpenSSL 3 clients report an "unexpected eof" without it), but do
+            # not wait for the client's own: non-blocking, a reply is not needed.
+            with contextlib.suppress(OSError):
+                request.setblocking(False)
+                request.unwrap()
+        self.transport.close_request(request)
+
+    def close_request_copy(self, request: socket.socket) -> None:
+        self.transport.close_request_copy(request)
+
+
+def tls(
+    transport: StreamTransport,
+    ssl_context: ssl.SSLContext,
+    *,
+    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+) -> TLS:
+    """TLS over a stream transport, e.g. ``tls(tcp(("127.0.0.1", 8443)), ctx)``.
+
+    `ssl_context` is a server context with a certificate loaded::
+
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain("cert.pem", "key.pem")
+
+    Handlers see the decrypted stream: a `Connection` over an ``ssl.SSLSocket``.
+    """
+    return TLS(transport, ssl_context, handshake_timeout=handshake_timeout)

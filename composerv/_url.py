@@ -1,0 +1,125 @@
+"""Server addresses as URL strings, for configuration files and command lines.
+
+==========================  =====================================
+``tcp://127.0.0.1:8000``    `tcp` on IPv4
+``tcp://[::1]:8000``        `tcp` on IPv6 (brackets, as in URLs)
+``udp://0.0.0.0:5353``      `udp`
+``unix:///run/app.sock``    `unix_stream` (an absolute path)
+``unix-dgram:///tmp/x``     `unix_datagram`
+``fd://3``                  `inherited` (a socket passed in by a supervisor)
+==========================  =====================================
+"""
+
+from __future__ import annotations
+
+import socket
+import urllib.parse
+from typing import Any
+
+from ._addresses import Address
+from ._errors import ConfigurationError
+from ._transports import Transport, tcp, udp, unix_datagram, unix_stream
+from ._transports._inherited import inherited
+
+__all__ = ["transport_from_url", "url_of"]
+
+_SCHEMES = ("tcp", "udp", "unix", "unix-dgram", "fd")
+_EXAMPLES = "tcp://127.0.0.1:8000, tcp://[::1]:8000, udp://127.0.0.1:5353, unix:///run/app.sock"
+
+
+def transport_from_url(url: str) -> Transport[Any]:
+    """The transport a URL names, e.g. ``transport_from_url("tcp://127.0.0.1:8000")``.
+
+    Raises `ConfigurationError` naming the part of `url` that is wrong.
+    """
+    if not isinstance(url, str):
+        raise ConfigurationError(f"url must be a str such as {_EXAMPLES}, not {url!r}")
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigurationError(
+            f"url {url!r} has no scheme: write it as scheme://address, e.g. {_EXAMPLES}"
+        )
+    scheme = scheme.lower()
+    if scheme not in _SCHEMES:
+        raise ConfigurationError(
+            f"url {url!r} has an unknown scheme {scheme!r}: use one of {', '.join(_SCHEMES)}"
+        )
+    if "?" in rest or "#" in rest:
+        raise ConfigurationError(
+            f"url {url!r} has a query or fragment, which composerv does not read; remove it"
+        )
+    if scheme in ("tcp", "udp"):
+        host, port = _host_port(url, rest)
+        return tcp((host, port)) if scheme == "tcp" else udp((host, port))
+    if scheme == "fd":
+        return inherited(_fd(url, rest))
+    return _unix(url, scheme, rest)
+
+
+def _host_port(url: str, rest: str) -> tuple[str, int]:
+    if "/" in rest:
+        raise ConfigurationError(f"url {url!r} has a path {rest[rest.index('/') :]!r}; remove it")
+    if "@" in rest:
+        raise ConfigurationError(f"url {url!r} has user info, which a server address cannot use")
+    if rest.startswith("["):
+        host, bracket, after = rest[1:].partition("]")
+        if not bracket:
+            raise ConfigurationError(f"url {url!r} has an IPv6 host without its closing ']'")
+        if not after.startswith(":"):
+            raise ConfigurationError(
+                f"url {url!r} has no port after the host [{host}]: add one, e.g. [{host}]:8000"
+            )
+        port_text = after[1:]
+    else:
+        host, colon, port_text = rest.rpartition(":")
+        if not colon:
+            raise ConfigurationError(
+                f"url {url!r} has no port: add one, e.g. {url}:8000 (0 picks a free port)"
+            )
+        if ":" in host:
+            raise ConfigurationError(
+                f"url {url!r} has an IPv6 host without brackets: write [{host}]:{port_text}"
+            )
+    if not host:
+        raise ConfigurationError(
+            f"url {url!r} has no host: use 127.0.0.1 (this machine only) or 0.0.0.0 (all)"
+        )
+    if not port_text.isdigit() or not port_text.isascii():
+        raise ConfigurationError(f"url {url!r} has a port {port_text!r} that is not a number")
+    port = int(port_text)
+    if port > 65535:
+        raise ConfigurationError(f"url {url!r} has a port {port} above 65535 (0 picks a free port)")
+    return host, port
+
+
+def _fd(url: str, rest: str) -> int:
+    if not rest.isdigit() or not rest.isascii():
+        raise ConfigurationError(
+            f"url {url!r} has a descriptor {rest!r} that is not a number, e.g. fd://3"
+        )
+    return int(rest)
+
+
+def _unix(url: str, scheme: str, rest: str) -> Transport[Any]:
+    host, slash, tail = rest.partition("/")
+    if host:
+        raise ConfigurationError(
+            f"url {url!r} has a host {host!r}; a unix path needs three slashes: {scheme}:///{rest}"
+        )
+    if not slash or not tail:
+        raise ConfigurationError(f"url {url!r} has no path: e.g. {scheme}:///run/app.sock")
+    path = urllib.parse.unquote("/" + tail)
+    return unix_stream(path) if scheme == "unix" else unix_datagram(path)
+
+
+def url_of(sock: socket.socket) -> str:
+    """The URL of a bound socket, with the real port: what `transport_from_url` reads back."""
+    address: Address = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        scheme = "unix" if sock.type == socket.SOCK_STREAM else "unix-dgram"
+        path = address.decode() if isinstance(address, bytes) else str(address)
+        return f"{scheme}://{urllib.parse.quote(path)}"
+    scheme = "tcp" if sock.type == socket.SOCK_STREAM else "udp"
+    assert isinstance(address, tuple)  # inet families give (host, port, ...)
+    host = f"[{address[0]}]" if sock.family == socket.AF_INET6 else address[0]
+    return f"{scheme}://{host}:{address[1]}"

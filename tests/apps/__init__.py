@@ -1,0 +1,1 @@
+"""Apps the command-line tests run with ``python -m composerv run tests.apps.NAME:ATTR``."""

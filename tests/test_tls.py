@@ -1,0 +1,166 @@
+"""tls(transport, ctx): TLS over TCP and unix streams, handshakes off the accept loop."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from composerv import (
+    TLS,
+    ConfigurationError,
+    Connection,
+    serve,
+    stream_handler,
+    tcp,
+    threaded,
+    tls,
+    udp,
+    unix_stream,
+)
+
+from .cli import inet, running
+from .support import DEADLINE, connect, recv_exactly, recv_until_eof, serving, wait_until
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A fresh self-signed certificate for 127.0.0.1 and localhost, and its key."""
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=DEADLINE,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+def server_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+    return context
+
+
+@pytest.fixture
+def client_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(certificate[0]))
+
+
+def _echo(conn: Connection) -> None:
+    while line := conn.readline():
+        conn.send_all(line)
+
+
+def _tls_echo(address: object, context: ssl.SSLContext, server_hostname: str | None) -> None:
+    with context.wrap_socket(connect(address), server_hostname=server_hostname) as client:
+        assert client.version() is not None
+        client.sendall(b"secret\n")
+        assert recv_exactly(client, 7) == b"secret\n"
+
+
+@pytest.fixture
+def tls_server(server_context: ssl.SSLContext) -> Iterator[object]:
+    transport = tls(tcp(("127.0.0.1", 0)), server_context, handshake_timeout=DEADLINE)
+    with serving(serve(transport, threaded(), stream_handler(_echo))) as server:
+        yield server
+
+
+def test_echo_over_tls_tcp(tls_server: object, client_context: ssl.SSLContext) -> None:
+    _tls_echo(tls_server.address, client_context, "127.0.0.1")  # type: ignore[attr-defined]
+
+
+def test_echo_over_tls_unix(
+    unix_path: str, server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    transport = tls(unix_stream(unix_path), server_context)
+    with serving(serve(transport, threaded(), stream_handler(_echo))):
+        _tls_echo(unix_path, client_context, "localhost")
+
+
+def test_stalled_and_failed_handshakes_affect_no_other_client(
+    tls_server: object, client_context: ssl.SSLContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    address = tls_server.address  # type: ignore[attr-defined]
+    with connect(address) as stalled, connect(address) as garbage:
+        # `stalled` never starts its handshake; `garbage` speaks plain text.
+        garbage.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        _tls_echo(address, client_context, "127.0.0.1")
+        # The server answers plain text with at most a TLS alert, then closes.
+        assert b"GET" not in recv_until_eof(garbage)
+        wait_until(
+            lambda: any("TLS handshake with 127.0.0.1:" in r.getMessage() for r in caplog.records),
+            "the failed handshake to be logged",
+        )
+        _tls_echo(address, client_context, "127.0.0.1")
+        # The stalled client is still waiting, untouched, while others were served.
+        stalled.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            stalled.recv(1)
+        failures = [r for r in caplog.records if "TLS handshake" in r.getMessage()]
+        assert len(failures) == 1
+        assert failures[0].levelno == logging.WARNING
+        assert failures[0].exc_info is None  # one line, no traceback
+
+
+def test_handshake_timeout(
+    server_context: ssl.SSLContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    transport = tls(tcp(("127.0.0.1", 0)), server_context, handshake_timeout=0.2)
+    with (
+        serving(serve(transport, threaded(), stream_handler(_echo))) as server,
+        connect(server.address) as stalled,
+    ):
+        assert stalled.recv(16) == b""
+    assert any("timed out" in r.getMessage() for r in caplog.records)
+
+
+def test_cli_serves_tls(certificate: tuple[Path, Path], client_context: ssl.SSLContext) -> None:
+    cert, key = certificate
+    with running(
+        "run", "tests.apps.echo:handler", "--bind", "tcp://127.0.0.1:0",
+        "--ssl-certfile", str(cert), "--ssl-keyfile", str(key),
+    ) as cli:  # fmt: skip
+        url = cli.wait_for(r"listening on (\S+) \(TLS\)").group(1)
+        _tls_echo(inet(url), client_context, "127.0.0.1")
+        cli.proc.send_signal(signal.SIGTERM)
+        assert cli.finish() == 0
+
+
+def test_validation(server_context: ssl.SSLContext) -> None:
+    with pytest.raises(ConfigurationError, match="TLS runs over streams only"):
+        tls(udp(("127.0.0.1", 0)), server_context)  # type: ignore[arg-type]
+    client = ssl.create_default_context()
+    with pytest.raises(ConfigurationError, match="is a client context"):
+        tls(tcp(("127.0.0.1", 0)), client)
+    with pytest.raises(ConfigurationError, match="handshake_timeout must be a positive number"):
+        tls(tcp(("127.0.0.1", 0)), server_context, handshake_timeout=0)
+    assert isinstance(tls(tcp(("127.0.0.1", 0)), server_context), TLS)
+    assert "SSLContext" not in repr(tls(tcp(("127.0.0.1", 0)), server_context))
+
+
+def test_the_server_ends_the_stream_with_close_notify(
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    transport = tls(tcp(("127.0.0.1", 0)), server_context)
+    server = serve(transport, threaded(), stream_handler(lambda c: c.send_all(b"bye\n")))
+    with (
+        serving(server),
+        client_context.wrap_socket(
+            connect(server.address), server_hostname="127.0.0.1", suppress_ragged_eofs=False
+        ) as client,
+    ):
+        assert recv_exactly(client, 4) == b"bye\n"
+        # Without close_notify this raises SSLEOFError (a ragged EOF).
+        assert client.recv(16) == b""

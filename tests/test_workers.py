@@ -1,0 +1,179 @@
+"""workers(n, concurrency): a crashed worker is replaced; shutdown leaves no process behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+
+import pytest
+
+from composerv import (
+    ConfigurationError,
+    Connection,
+    Workers,
+    serve,
+    stream_handler,
+    sync,
+    tcp,
+    threaded,
+    workers,
+)
+
+from .cli import inet, running
+from .support import DEADLINE, connect, recv_exactly, serving, wait_until
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        # A thread may end between listing and reading: it has no children then.
+        with contextlib.suppress(FileNotFoundError), open(f"/proc/{pid}/task/{task}/children") as f:
+            found.update(int(child) for child in f.read().split())
+    return found
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or a zombie whose parent has not collected it yet."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _served_by(address: tuple[str, int]) -> int:
+    with connect(address) as client:
+        client.sendall(b"who\n")
+        return int(client.makefile("rb").readline())
+
+
+def test_a_killed_worker_is_replaced_and_service_goes_on() -> None:
+    with running(
+        "run", "tests.apps.echo:pid", "--bind", "tcp://127.0.0.1:0", "--workers", "2"
+    ) as cli:
+        address = inet(cli.wait_for(r"listening on (\S+) \(2 workers\)").group(1))
+        wait_until(lambda: len(_children(cli.proc.pid)) == 2, "two workers")
+        first = _children(cli.proc.pid)
+        assert _served_by(address) in first
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        cli.wait_for(f"worker {victim} was killed by SIGKILL")
+        wait_until(
+            lambda: len(_children(cli.proc.pid) - first) == 1 and _gone(victim),
+            "a replacement worker",
+        )
+        live = _children(cli.proc.pid)
+        assert victim not in live
+        assert len(live) == 2
+        for _ in range(20):
+            assert _served_by(address) in live
+        cli.proc.send_signal(signal.SIGTERM)
+        assert cli.finish() == 0
+    for pid in first | live:
+        assert _gone(pid), f"worker {pid} outlived the server"
+
+
+def test_sigterm_mid_request_in_a_worker() -> None:
+    with running(
+        "run", "tests.apps.echo:slow", "--bind", "tcp://127.0.0.1:0", "--workers", "2"
+    ) as cli:
+        address = inet(cli.listening())
+        with connect(address) as client:
+            client.sendall(b"begin\n")
+            assert recv_exactly(client, 8) == b"started\n"
+            workers_before = _children(cli.proc.pid)
+            cli.proc.send_signal(signal.SIGTERM)
+            cli.wait_for("stopping 2 workers")
+            client.sendall(b"finish\n")
+            assert recv_exactly(client, 5) == b"done\n"
+        assert cli.finish() == 0
+    for pid in workers_before:
+        assert _gone(pid)
+
+
+def test_a_crashing_worker_is_logged_and_replaced() -> None:
+    with running(
+        "run",
+        "tests.apps.echo:crash",
+        "--bind",
+        "tcp://127.0.0.1:0",
+        "--workers",
+        "1",
+        "--concurrency",
+        "sync",
+    ) as cli:
+        address = inet(cli.listening())
+        with connect(address) as client:
+            client.sendall(b"crash\n")
+            assert client.recv(16) == b""
+        cli.wait_for(r"worker \d+ exited with status 3 after [\d.]+s; starting another")
+        cli.wait_for(r"started worker \d+", timeout=DEADLINE)
+        wait_until(lambda: _answers(address), "the replacement to answer")
+        cli.proc.send_signal(signal.SIGTERM)
+        assert cli.finish() == 0
+
+
+def _answers(address: tuple[str, int]) -> bool:
+    with connect(address) as client:
+        client.sendall(b"hello\n")
+        return client.recv(16) == b"hello\n"
+
+
+def test_workers_die_with_their_parent() -> None:
+    with running(
+        "run", "tests.apps.echo:pid", "--bind", "tcp://127.0.0.1:0", "--workers", "2"
+    ) as cli:
+        cli.listening()
+        wait_until(lambda: len(_children(cli.proc.pid)) == 2, "two workers")
+        orphans = _children(cli.proc.pid)
+        cli.proc.send_signal(signal.SIGKILL)
+        cli.proc.wait(DEADLINE)
+        wait_until(lambda: all(_gone(pid) for pid in orphans), "orphaned workers to exit")
+
+
+def _pid_handler(conn: Connection) -> None:
+    if conn.readline():
+        conn.send_all(b"%d\n" % os.getpid())
+
+
+@pytest.mark.parametrize("inner", [sync(), threaded()], ids=["sync", "threaded"])
+def test_in_process_serve_forever_and_shutdown(inner: object, no_leaks: None) -> None:
+    server = serve(tcp(("127.0.0.1", 0)), workers(2, inner), stream_handler(_pid_handler))  # type: ignore[arg-type]
+    with serving(server):
+        wait_until(lambda: server.active_requests == 2, "two workers")
+        pids = {_served_by(server.address) for _ in range(10)}
+        assert os.getpid() not in pids
+        assert pids <= _children(os.getpid())
+    assert all(_gone(pid) for pid in pids)
+
+
+def test_validation() -> None:
+    with pytest.raises(ConfigurationError, match="count must be a positive int, not 0"):
+        workers(0, threaded())
+    with pytest.raises(ConfigurationError, match="cannot run inside workers"):
+        workers(2, workers(2, threaded()))
+    with pytest.raises(ConfigurationError, match="stop_timeout must be a positive number"):
+        workers(2, threaded(), stop_timeout=-1)
+    assert workers().count == (os.cpu_count() or 1)
+    assert isinstance(workers(), Workers)
+
+
+def test_shutdown_from_a_signal_handler_on_the_supervising_thread(no_leaks: None) -> None:
+    server = serve(tcp(("127.0.0.1", 0)), workers(1, sync()), stream_handler(_pid_handler))
+
+    def signal_once_serving() -> None:
+        wait_until(lambda: server.active_requests == 1, "the worker to start")
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, lambda _signum, _frame: server.shutdown())
+    sender = threading.Thread(target=signal_once_serving)
+    try:
+        sender.start()
+        server.serve_forever()  # the handler runs on this thread: stopping must not wait on it
+    finally:
+        sender.join(DEADLINE)
+        signal.signal(signal.SIGUSR1, previous)
+        server.server_close()
+    assert server.active_requests == 0
