@@ -33,6 +33,7 @@ from ._errors import (
     SocketPathInUseError,
 )
 from ._handlers import DatagramHandler, Handler, StreamHandler, datagram_handler, stream_handler
+from ._limits import DrainReport, Limits, limits
 from ._server import Server, serve
 from ._transports import (
     TCP,
@@ -60,10 +61,12 @@ __all__ = [
     "DatagramHandler",
     "DatagramTooLargeError",
     "DatagramTransport",
+    "DrainReport",
     "Forking",
     "Handler",
     "HandlerMismatchError",
     "InetAddress",
+    "Limits",
     "Scheduler",
     "Server",
     "SocketPathInUseError",
@@ -78,6 +81,7 @@ __all__ = [
     "UnixStream",
     "datagram_handler",
     "forking",
+    "limits",
     "serve",
     "stream_handler",
     "sync",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import time
 
 import attrs
@@ -58,6 +60,21 @@ class ForkScheduler:
                 if status:
                     logger.debug("request child %d exited with status %#x", pid, status)
         return len(self.children)
+
+    def terminate(self) -> int:
+        """SIGTERM every child still running, wait for each; return how many there were."""
+        self.reap()
+        running = list(self.children)
+        for pid in running:
+            # ProcessLookupError: it exited after the reap above; waitpid collects it.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in running:
+            # ChildProcessError: reaped elsewhere (e.g. SIGCHLD ignored).
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            self.children.discard(pid)
+        return len(running)
 
     def _wait_for_one(self) -> None:
         before = len(self.children)

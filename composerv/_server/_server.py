@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import threading
 import time
 from types import TracebackType
-from typing import Any, Generic, overload
+from typing import Any, Generic, Protocol, overload, runtime_checkable
 
 from .._addresses import Address, peer_repr
 from .._concurrency._base import BlockingConcurrency, Concurrency
 from .._datagram import Datagram
 from .._errors import HandlerMismatchError
+from .._guard import RequestGuard
 from .._handlers._base import Handler
+from .._limits import DrainReport, Limits
 from .._log import logger
 from .._transports._base import Cleanup, DatagramTooLargeError, R, Transport
 from ._lifecycle import ServeLoop
@@ -25,6 +28,25 @@ __all__ = ["Server", "serve"]
 # log and pause so that handlers can finish and free what they hold.
 ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 ACCEPT_CAPACITY_PAUSE = 0.1
+
+# A client that goes away mid-request is routine on a public server: logged once,
+# with the peer, at INFO and without a traceback, which would bury real errors.
+CLIENT_GONE_ERRORS = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+# After a drain cuts connections, how long handler threads get to notice and return
+# before the server gives up waiting for them (they are blocked on a socket that
+# now reports an error, so they normally return within milliseconds).
+CUT_GRACE = 2.0
+# How often a drain checks on child processes, which cannot wake the waiting thread.
+_DRAIN_POLL = 0.02
+
+
+@runtime_checkable
+class Terminable(Protocol):
+    """A scheduler whose running work can be stopped from outside (child processes)."""
+
+    def terminate(self) -> int:
+        """Stop all running work (SIGTERM to children), collect it; return how many."""
 
 
 class Server(Generic[R]):
@@ -38,7 +60,11 @@ class Server(Generic[R]):
     """
 
     def __init__(
-        self, transport: Transport[R], concurrency: Concurrency, handler: Handler[R]
+        self,
+        transport: Transport[R],
+        concurrency: Concurrency,
+        handler: Handler[R],
+        limits: Limits | None = None,
     ) -> None:
         self.transport = transport
         """The transport value this server was made from."""
@@ -46,14 +72,23 @@ class Server(Generic[R]):
         """The concurrency value this server was made from."""
         self.handler = handler
         """The handler value this server was made from."""
+        self.limits = Limits() if limits is None else limits
+        """The limits this server keeps (see `limits`)."""
         self.socket = transport.create_socket()
         """The server's listening (or datagram) socket."""
         self.socket.setblocking(False)
+        self.drain_report: DrainReport | None = None
+        """What closing did with the requests in flight, once the server is closed."""
         self._cleanup: Cleanup | None = None
         self._closed = False
         self._close_lock = threading.Lock()
         self._scheduler = concurrency.scheduler()
-        self._loop = ServeLoop(_CoreLifecycle(self))
+        # The requests this process serves right now (in threads or inline), so a
+        # drain can close the idle ones and cut the rest; notified as each ends.
+        self._guards: set[RequestGuard] = set()
+        self._guards_changed = threading.Condition()
+        self._pid = os.getpid()
+        self._loop = ServeLoop(_CoreLifecycle(self), has_capacity=self._has_capacity)
         if transport.bind_and_activate:
             try:
                 self.bind_and_activate()
@@ -92,13 +127,54 @@ class Server(Generic[R]):
             raise RuntimeError("cannot serve: this server is closed")
         self._loop.serve_forever(poll_interval)
 
-    def shutdown(self) -> None:
+    def _has_capacity(self) -> bool:
+        cap = self.limits.max_connections
+        return cap is None or self._in_flight() < cap
+
+    def _in_flight(self) -> int:
+        # Requests in this process are tracked from accept to release; children,
+        # from fork until reaped.
+        children = len(self._scheduler) if isinstance(self._scheduler, Terminable) else 0
+        with self._guards_changed:
+            return len(self._guards) + children
+
+    def _track(self, guard: RequestGuard) -> None:
+        with self._guards_changed:
+            self._guards.add(guard)
+
+    def _untrack(self, guard: RequestGuard) -> None:
+        # In a forked child the set is a copy nobody reads, and its lock may have
+        # been copied while another thread held it: only the wake-up matters there.
+        if os.getpid() == self._pid:
+            with self._guards_changed:
+                self._guards.discard(guard)
+                self._guards_changed.notify_all()
+        # A loop that stopped accepting at max_connections may accept again.
+        self._loop.wake()
+
+    @overload
+    def shutdown(self) -> None: ...
+
+    @overload
+    def shutdown(self, drain: float) -> DrainReport: ...
+
+    def shutdown(self, drain: float | None = None) -> DrainReport | None:
         """Stop `serve_forever`; safe from any thread, a handler included.
 
-        From another thread, returns once the loop has stopped. Does not close the
-        socket or wait for requests in flight: `server_close` does that.
+        Without `drain`: from another thread, returns once the loop has stopped;
+        does not close the socket or wait for requests in flight (`server_close`
+        does that). With ``drain=seconds``: stops accepting and closes the
+        listening socket at once, closes connections that wait for a new request,
+        lets requests in flight finish for up to `drain` seconds, then cuts what
+        is left, closes the server, and returns a `DrainReport` of what it did.
         """
-        self._loop.shutdown()
+        if drain is None:
+            self._loop.shutdown()
+            return None
+        self._loop.request_stop()
+        self._close(drain)
+        assert self.drain_report is not None  # _close always leaves a report
+        return self.drain_report
 
     def handle_request(self, timeout: float | None = None) -> None:
         """Wait up to `timeout` seconds (None: forever) for one request and serve it."""
@@ -108,15 +184,82 @@ class Server(Generic[R]):
 
     def server_close(self) -> None:
         """Stop listening, remove what binding left (a unix path), and wait for requests in
-        flight as the concurrency promises. Safe to call more than once."""
+        flight as the concurrency promises. Safe to call more than once.
+
+        Waiting is bounded: requests still running after the limits' ``drain_timeout``
+        are cut (see `shutdown` with ``drain``), so an idle client cannot hold the
+        server open forever.
+        """
+        self._close(self.limits.drain_timeout if _waits_on_close(self._scheduler) else None)
+
+    def _close(self, drain: float | None) -> None:
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
+        deadline = None if drain is None else time.monotonic() + drain
+        if deadline is not None:
+            # A sync server's loop may be inside a handler: let it stop (or cut it
+            # at the deadline) before its listening socket is closed under it.
+            self._loop.request_stop()
+            report = self._drain(deadline)
+        else:
+            report = DrainReport(finished=0, closed_idle=0, cut=0)
         self.socket.close()
         if self._cleanup is not None:
             self._cleanup()
-        self._scheduler.close()
+        if deadline is None or len(self._scheduler) == 0:
+            self._scheduler.close()
+        self.drain_report = report
+        if report.in_flight:
+            logger.info(
+                "closed %r: %d request(s) finished, %d idle connection(s) closed, %d cut",
+                self.transport,
+                report.finished,
+                report.closed_idle,
+                report.cut,
+            )
+
+    def _drain(self, deadline: float) -> DrainReport:
+        """Close idle connections, wait for the rest until `deadline`, then cut them."""
+        with self._guards_changed:
+            in_process = set(self._guards)
+        children = 0 if not isinstance(self._scheduler, Terminable) else len(self._scheduler)
+        for guard in in_process:
+            guard.drain()
+        self._wait_idle(deadline)
+        with self._guards_changed:
+            left = set(self._guards)
+        for guard in left:
+            guard.cut()
+        cut = len(left & in_process)
+        if isinstance(self._scheduler, Terminable):
+            cut += self._scheduler.terminate()
+        if not self._wait_idle(time.monotonic() + CUT_GRACE):
+            logger.warning(
+                "%d request(s) still running %.1fs after being cut; not waiting for them",
+                len(self._scheduler),
+                CUT_GRACE,
+            )
+        closed_idle = sum(guard.closed_idle for guard in in_process)
+        return DrainReport(
+            finished=len(in_process) + children - closed_idle - cut,
+            closed_idle=closed_idle,
+            cut=cut,
+        )
+
+    def _wait_idle(self, deadline: float) -> bool:
+        """Wait until the loop has stopped and no request runs, or `deadline`; whether so."""
+        while True:
+            self._scheduler.service_actions()
+            remaining = deadline - time.monotonic()
+            with self._guards_changed:
+                if not self._guards and len(self._scheduler) == 0 and not self._loop.running:
+                    return True
+                if remaining <= 0:
+                    return False
+                # Children cannot notify this condition: poll for them.
+                self._guards_changed.wait(min(remaining, _DRAIN_POLL))
 
     def __enter__(self) -> Server[R]:
         return self
@@ -169,18 +312,39 @@ class _CoreLifecycle(Generic[R]):
         return True
 
     def process_request(self, request: R, client_address: Address) -> None:
-        self._server._scheduler.submit(
-            lambda: self._serve(request, client_address),
-            lambda: self._server.transport.close_request_copy(request),
-        )
-
-    def _serve(self, request: R, client_address: Address) -> None:
+        server = self._server
+        guard = RequestGuard(request if isinstance(request, socket.socket) else None, server.limits)
+        # Tracked from here, not from when the work starts, so that max_connections
+        # counts a request whose thread has not started yet.
+        server._track(guard)
         try:
-            self._server.handler.handle(request, client_address)
+            server._scheduler.submit(
+                lambda: self._serve(request, client_address, guard),
+                lambda: self._release_copy(request, guard),
+            )
+        except BaseException:
+            server._untrack(guard)
+            raise
+
+    def _release_copy(self, request: R, guard: RequestGuard) -> None:
+        self._server.transport.close_request_copy(request)
+        self._server._untrack(guard)
+
+    def _serve(self, request: R, client_address: Address, guard: RequestGuard) -> None:
+        server = self._server
+        token = guard.activate()
+        try:
+            server.handler.handle(request, client_address)
+        except CLIENT_GONE_ERRORS as exc:
+            logger.info("%s went away: %s", peer_repr(client_address), exc)
+        except TimeoutError as exc:
+            logger.info("closed %s: %s", peer_repr(client_address), exc)
         except Exception:
             self.handle_error(request, client_address)
         finally:
             self.shutdown_request(request)
+            RequestGuard.deactivate(token)
+            server._untrack(guard)
 
     def handle_error(self, request: R, client_address: Address) -> None:
         logger.exception("error while serving %s", peer_repr(client_address))
@@ -200,6 +364,8 @@ def serve(
     transport: Transport[socket.socket],
     concurrency: BlockingConcurrency,
     handler: Handler[socket.socket],
+    *,
+    limits: Limits | None = None,
 ) -> Server[socket.socket]: ...
 
 
@@ -208,16 +374,23 @@ def serve(
     transport: Transport[Datagram],
     concurrency: BlockingConcurrency,
     handler: Handler[Datagram],
+    *,
+    limits: Limits | None = None,
 ) -> Server[Datagram]: ...
 
 
-def serve(transport: Any, concurrency: Any, handler: Any) -> Server[Any]:
+def serve(
+    transport: Any, concurrency: Any, handler: Any, *, limits: Limits | None = None
+) -> Server[Any]:
     """Make a server from a transport, a concurrency and a handler, bound and listening.
 
     The three must fit: a stream handler (`stream_handler`) needs a stream transport
     (`tcp`, `unix_stream`), a datagram handler (`datagram_handler`) a datagram
     transport (`udp`, `unix_datagram`). mypy reports a mismatch; at run time it is
     a `HandlerMismatchError`.
+
+    `limits` (see `limits`) bounds connections, timeouts and the drain on close;
+    without it the defaults of `limits()` apply.
 
     Example::
 
@@ -240,7 +413,17 @@ def serve(transport: Any, concurrency: Any, handler: Any) -> Server[Any]:
             f"{type(handler).__name__} would stall: use message_handler(fn), or a "
             "blocking concurrency such as threaded() or pooled()"
         )
-    return Server(transport, concurrency, handler)
+    if limits is not None and not isinstance(limits, Limits):
+        raise TypeError(
+            f"limits must be a Limits value such as limits(idle_timeout=5.0), "
+            f"not {type(limits).__name__} {limits!r}"
+        )
+    return Server(transport, concurrency, handler, limits)
+
+
+def _waits_on_close(scheduler: object) -> bool:
+    """Whether the concurrency promised to wait for its requests when the server closes."""
+    return getattr(scheduler, "block_on_close", True) and not getattr(scheduler, "daemon", False)
 
 
 def _check_kind(name: str, value: object, expected: type, examples: str) -> None:
