@@ -133,10 +133,11 @@ class Server(Generic[R]):
 
     def _in_flight(self) -> int:
         # Requests in this process are tracked from accept to release; children,
-        # from fork until reaped.
-        children = len(self._scheduler) if isinstance(self._scheduler, Terminable) else 0
+        # from fork until reaped (the parent releases its copy right after the fork).
+        if isinstance(self._scheduler, Terminable):
+            return len(self._scheduler)
         with self._guards_changed:
-            return len(self._guards) + children
+            return len(self._guards)
 
     def _track(self, guard: RequestGuard) -> None:
         with self._guards_changed:
@@ -282,10 +283,13 @@ class Server(Generic[R]):
 class _CoreLifecycle(Generic[R]):
     """The request lifecycle built from a server's transport, concurrency and handler."""
 
-    __slots__ = ("_server",)
+    __slots__ = ("_capacity_failures", "_server")
 
     def __init__(self, server: Server[R]) -> None:
         self._server = server
+        # accept() failures in a row for lack of a resource: one episode is logged
+        # once when it starts and once when it ends, not ten times a second.
+        self._capacity_failures = 0
 
     def fileno(self) -> int:
         return self._server.socket.fileno()
@@ -293,20 +297,30 @@ class _CoreLifecycle(Generic[R]):
     def get_request(self) -> tuple[R, Address]:
         server = self._server
         try:
-            return server.transport.get_request(server.socket)
+            request = server.transport.get_request(server.socket)
         except DatagramTooLargeError as exc:
             logger.warning("%s", exc)
             raise
         except OSError as exc:
             if exc.errno in ACCEPT_CAPACITY_ERRNOS:
-                logger.error(
-                    "cannot accept a connection on %s: %s; pausing %.1fs",
-                    peer_repr(server.address),
-                    exc.strerror,
-                    ACCEPT_CAPACITY_PAUSE,
-                )
+                if not self._capacity_failures:
+                    logger.error(
+                        "cannot accept connections on %s: %s; retrying every %.1fs",
+                        peer_repr(server.address),
+                        exc.strerror,
+                        ACCEPT_CAPACITY_PAUSE,
+                    )
+                self._capacity_failures += 1
                 time.sleep(ACCEPT_CAPACITY_PAUSE)
             raise
+        if self._capacity_failures:
+            logger.warning(
+                "accepting connections on %s again after %d failed attempts",
+                peer_repr(server.address),
+                self._capacity_failures,
+            )
+            self._capacity_failures = 0
+        return request
 
     def verify_request(self, request: R, client_address: Address) -> bool:
         return True
