@@ -22,12 +22,19 @@ class _GuardedSocketIO(io.RawIOBase):
     def __init__(self, sock: socket.socket, guard: RequestGuard) -> None:
         self._sock = sock
         self._guard = guard
+        self._received = 0
 
     def readable(self) -> bool:
         return True
 
+    def tell(self) -> int:
+        """Bytes received so far; BufferedReader.tell() subtracts what it still buffers."""
+        return self._received
+
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]  # io's buffer type is wider
-        return self._guard.recv_into(self._sock, buffer)
+        received = self._guard.recv_into(self._sock, buffer)
+        self._received += received
+        return received
 
     def fileno(self) -> int:
         return self._sock.fileno()
@@ -42,23 +49,29 @@ class SocketReader(io.BufferedReader):
     """
 
     def __init__(self, sock: socket.socket, guard: RequestGuard) -> None:
-        super().__init__(_GuardedSocketIO(sock, guard))
+        self._raw = _GuardedSocketIO(sock, guard)
+        super().__init__(self._raw)
         self._guard = guard
 
+    def _begin_read(self) -> None:
+        # Bytes already buffered are part of a request that has begun: the read
+        # clock runs from now, and a drain does not take this read for idle.
+        self._guard.begin_read(mid_request=self._raw.tell() > self.tell())
+
     def read(self, size: int | None = -1) -> bytes:
-        self._guard.begin_read()
+        self._begin_read()
         return super().read(size)
 
     def read1(self, size: int = -1) -> bytes:
-        self._guard.begin_read()
+        self._begin_read()
         return super().read1(size)
 
     def readline(self, size: int | None = -1) -> bytes:
-        self._guard.begin_read()
+        self._begin_read()
         return super().readline(size)
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]  # io's buffer type is wider
-        self._guard.begin_read()
+        self._begin_read()
         return super().readinto(buffer)
 
 

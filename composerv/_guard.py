@@ -46,6 +46,7 @@ class RequestGuard:
         "_idle",
         "_lock",
         "_read_deadline",
+        "_reading",
         "_timed",
         "closed_idle",
         "limits",
@@ -62,6 +63,7 @@ class RequestGuard:
         self._draining = False
         self._idle = False
         self._read_deadline: float | None = None
+        self._reading = False
         # A connection with no limits leaves the socket's own timeout (which a
         # handler may have set) alone.
         self._timed = (limits.idle_timeout, limits.read_timeout, limits.write_timeout) != (
@@ -79,27 +81,30 @@ class RequestGuard:
         """Undo `activate`."""
         _current.reset(token)
 
-    def begin_read(self) -> None:
-        """A new read starts: its first byte (not an old one) starts the read clock."""
-        self._read_deadline = None
+    def begin_read(self, *, mid_request: bool = False) -> None:
+        """A new read starts: its first byte starts the read clock, unless bytes of
+        the request it reads were already received (`mid_request`): then, now."""
+        self._reading = False
+        if mid_request:
+            self._first_byte_came()
+
+    def _first_byte_came(self) -> None:
+        self._reading = True
+        limit = self.limits.read_timeout
+        self._read_deadline = None if limit is None else time.monotonic() + limit
 
     def recv_into(self, sock: socket.socket, buffer: memoryview) -> int:
         """Receive into `buffer` within this read's deadline; 0 at EOF or when drained."""
-        deadline = self._read_deadline
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise self._read_timed_out()
-            sock.settimeout(remaining)
-            try:
-                return sock.recv_into(buffer)
-            except TimeoutError:
-                raise self._read_timed_out() from None
+        if self._reading:
+            return self._recv_rest(sock, buffer)
         with self._lock:
+            # Set, then check: `drain_on_signal` sets and checks in the other order
+            # without the lock, so one of the two always sees the other.
+            self._idle = True
             if self._draining:
+                self._idle = False
                 self.closed_idle = True
                 return 0
-            self._idle = True
         try:
             if self._timed:
                 sock.settimeout(self.limits.idle_timeout)
@@ -111,9 +116,24 @@ class RequestGuard:
         finally:
             with self._lock:
                 self._idle = False
-        if received and self.limits.read_timeout is not None:
-            self._read_deadline = time.monotonic() + self.limits.read_timeout
+        if received:
+            self._first_byte_came()
         return received
+
+    def _recv_rest(self, sock: socket.socket, buffer: memoryview) -> int:
+        deadline = self._read_deadline
+        if deadline is None:
+            if self._timed:
+                sock.settimeout(None)
+            return sock.recv_into(buffer)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise self._read_timed_out()
+        sock.settimeout(remaining)
+        try:
+            return sock.recv_into(buffer)
+        except TimeoutError:
+            raise self._read_timed_out() from None
 
     def _read_timed_out(self) -> TimeoutError:
         return TimeoutError(
@@ -135,13 +155,23 @@ class RequestGuard:
     def drain(self) -> None:
         """Close the connection if it waits for a request; make its next idle read see EOF."""
         with self._lock:
-            self._draining = True
-            if not self._idle or self.socket is None:
-                return
-            self.closed_idle = True
-            # OSError: the connection is already closed or reset; nothing to wake.
-            with contextlib.suppress(OSError):
-                self.socket.shutdown(socket.SHUT_RD)
+            self._drain_now()
+
+    def drain_on_signal(self, signum: int, frame: object) -> None:
+        """`drain`, as a signal handler in a forked child (SIGTERM from a draining parent).
+
+        Takes no lock: the handler may interrupt this very thread inside it.
+        """
+        self._drain_now()
+
+    def _drain_now(self) -> None:
+        self._draining = True
+        if not self._idle or self.socket is None:
+            return
+        self.closed_idle = True
+        # OSError: the connection is already closed or reset; nothing to wake.
+        with contextlib.suppress(OSError):
+            self.socket.shutdown(socket.SHUT_RD)
 
     def cut(self) -> None:
         """Force the connection closed so that a handler blocked on it wakes up."""

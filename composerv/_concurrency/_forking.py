@@ -61,20 +61,28 @@ class ForkScheduler:
                     logger.debug("request child %d exited with status %#x", pid, status)
         return len(self.children)
 
+    def ask_to_finish(self) -> None:
+        """SIGTERM every child: a child serving a request closes its connection when idle."""
+        self._signal_all(signal.SIGTERM)
+
     def terminate(self) -> int:
-        """SIGTERM every child still running, wait for each; return how many there were."""
-        self.reap()
-        running = list(self.children)
-        for pid in running:
-            # ProcessLookupError: it exited after the reap above; waitpid collects it.
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+        """SIGKILL every child still running, wait for each; return how many there were."""
+        running = self._signal_all(signal.SIGKILL)
         for pid in running:
             # ChildProcessError: reaped elsewhere (e.g. SIGCHLD ignored).
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
             self.children.discard(pid)
         return len(running)
+
+    def _signal_all(self, signum: int) -> list[int]:
+        self.reap()
+        running = list(self.children)
+        for pid in running:
+            # ProcessLookupError: it exited after the reap above; waitpid collects it.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+        return running
 
     def _wait_for_one(self) -> None:
         before = len(self.children)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import socket
 import threading
 import time
@@ -43,10 +44,13 @@ _DRAIN_POLL = 0.02
 
 @runtime_checkable
 class Terminable(Protocol):
-    """A scheduler whose running work can be stopped from outside (child processes)."""
+    """A scheduler whose work runs in other processes, signalled from outside."""
+
+    def ask_to_finish(self) -> None:
+        """Ask running work to finish its request and close idle connections (SIGTERM)."""
 
     def terminate(self) -> int:
-        """Stop all running work (SIGTERM to children), collect it; return how many."""
+        """Stop all running work at once (SIGKILL), collect it; return how many."""
 
 
 class Server(Generic[R]):
@@ -225,7 +229,11 @@ class Server(Generic[R]):
         """Close idle connections, wait for the rest until `deadline`, then cut them."""
         with self._guards_changed:
             in_process = set(self._guards)
-        children = 0 if not isinstance(self._scheduler, Terminable) else len(self._scheduler)
+        children = 0
+        if isinstance(self._scheduler, Terminable):
+            self._scheduler.service_actions()
+            children = len(self._scheduler)
+            self._scheduler.ask_to_finish()
         for guard in in_process:
             guard.drain()
         self._wait_idle(deadline)
@@ -347,6 +355,9 @@ class _CoreLifecycle(Generic[R]):
     def _serve(self, request: R, client_address: Address, guard: RequestGuard) -> None:
         server = self._server
         token = guard.activate()
+        if os.getpid() != server._pid:
+            # A forked child: a draining parent asks it to finish with SIGTERM.
+            signal.signal(signal.SIGTERM, guard.drain_on_signal)
         try:
             server.handler.handle(request, client_address)
         except CLIENT_GONE_ERRORS as exc:
