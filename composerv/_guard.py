@@ -73,7 +73,13 @@ class RequestGuard:
         )
 
     def activate(self) -> contextvars.Token[RequestGuard | None]:
-        """Publish this guard to `Connection` objects made in this context."""
+        """Publish this guard to `Connection` objects made in this context.
+
+        Also gives the socket ``idle_timeout`` as its timeout, so a handler that
+        reads the raw socket rather than a `Connection` cannot block forever either.
+        """
+        if self.socket is not None and self._timed:
+            self.socket.settimeout(self.limits.idle_timeout)
         return _current.set(self)
 
     @staticmethod

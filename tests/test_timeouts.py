@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from composerv import Connection, limits, serve, stream_handler, tcp, threaded
+from composerv import Connection, Handler, limits, serve, stream_handler, tcp, threaded
 
 from .reliability import CONCURRENCIES, IN_PROCESS, echo_lines, run_clients
 from .support import DEADLINE, Resources, connect, recv_exactly, serving, wait_until
@@ -174,3 +174,22 @@ def test_connection_made_by_hand_has_no_limits() -> None:
         conn.send_all(b"back")
         assert left.gettimeout() == 7.0
         conn.close()
+
+
+def test_a_handler_on_the_raw_socket_gets_the_idle_timeout(no_leaks: None) -> None:
+    """A handler that bypasses Connection still cannot wait forever on a silent client."""
+
+    class RawEcho(Handler[socket.socket]):
+        kind = "stream"
+
+        def handle(self, request: socket.socket, peer: Any) -> None:
+            while data := request.recv(4096):
+                request.sendall(data)
+
+    server = serve(tcp(("127.0.0.1", 0)), threaded(), RawEcho(), limits=limits(idle_timeout=0.3))
+    with serving(server), connect(server.address) as client:
+        client.sendall(b"raw")
+        assert recv_exactly(client, 3) == b"raw"
+        started = time.monotonic()
+        assert client.recv(1) == b""
+        assert time.monotonic() - started < 3.0
