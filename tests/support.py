@@ -83,7 +83,7 @@ def child_pids() -> set[int]:
     """The live (or zombie) children of this process, from /proc."""
     pids: set[int] = set()
     for task in os.listdir(f"/proc/{os.getpid()}/task"):
-        # FileNotFoundError: the thread exited after listdir; it has no children now.
+        # A thread that just ended can vanish between listdir and open.
         with (
             contextlib.suppress(FileNotFoundError),
             open(f"/proc/{os.getpid()}/task/{task}/children") as f,
