@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from composerv import Connection, DrainReport, limits, serve, stream_handler, tcp, threaded
+from composerv import Connection, DrainReport, limits, serve, stream_handler, sync, tcp, threaded
 
 from .reliability import CONCURRENCIES, STREAM_TRANSPORTS, echo_lines, run_clients
 from .support import DEADLINE, connect, recv_exactly, wait_until
@@ -202,3 +202,23 @@ def test_shutdown_under_load_handles_every_acknowledged_request(
     assert acked, "some requests were served before the drain"
     assert handled == acked
     assert report.cut == 0
+
+
+def test_draining_from_inside_a_handler_is_refused_with_advice(no_leaks: None) -> None:
+    errors: list[str] = []
+
+    def stop(conn: Connection) -> None:
+        try:
+            server.shutdown(drain=1.0)
+        except RuntimeError as exc:
+            errors.append(str(exc))
+        server.shutdown()
+        conn.send_all(b"stopping\n")
+
+    server = serve(tcp(("127.0.0.1", 0)), sync(), stream_handler(stop))
+    thread = start(server)
+    with connect(server.address) as client:
+        assert recv_exactly(client, 9) == b"stopping\n"
+    thread.join(DEADLINE)
+    server.server_close()
+    assert errors and "call shutdown() here" in errors[0]

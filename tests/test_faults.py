@@ -151,6 +151,10 @@ EMFILE_SERVER = textwrap.dedent(
     server = serve(tcp(("127.0.0.1", 0)), threaded(), stream_handler(echo))
     thread = threading.Thread(target=server.serve_forever, args=(0.05,))
     thread.start()
+    deadline = time.monotonic() + 10
+    while not server._loop.running:  # its wake-up socket pair needs two descriptors
+        assert time.monotonic() < deadline, "serve_forever did not start"
+        time.sleep(0.001)
     hog = []
     try:
         while True:

@@ -15,7 +15,7 @@ from .._addresses import Address, peer_repr
 from .._concurrency._base import BlockingConcurrency, Concurrency
 from .._datagram import Datagram
 from .._errors import HandlerMismatchError
-from .._guard import RequestGuard
+from .._guard import RequestGuard, current_guard
 from .._handlers._base import Handler
 from .._limits import DrainReport, Limits
 from .._log import logger
@@ -91,6 +91,10 @@ class Server(Generic[R]):
         # drain can close the idle ones and cut the rest; notified as each ends.
         self._guards: set[RequestGuard] = set()
         self._guards_changed = threading.Condition()
+        # Set when a drain begins: a request accepted after that (the loop may be
+        # mid-accept as shutdown starts) is drained as soon as it is tracked.
+        self._draining = False
+        self._late_guards: set[RequestGuard] = set()
         self._pid = os.getpid()
         self._loop = ServeLoop(_CoreLifecycle(self), has_capacity=self._has_capacity)
         if transport.bind_and_activate:
@@ -146,6 +150,9 @@ class Server(Generic[R]):
     def _track(self, guard: RequestGuard) -> None:
         with self._guards_changed:
             self._guards.add(guard)
+            if self._draining:
+                self._late_guards.add(guard)
+                guard.drain()
 
     def _untrack(self, guard: RequestGuard) -> None:
         # In a forked child the set is a copy nobody reads, and its lock may have
@@ -176,6 +183,14 @@ class Server(Generic[R]):
         if drain is None:
             self._loop.shutdown()
             return None
+        with self._guards_changed:
+            inside_a_request = current_guard() in self._guards
+        if inside_a_request:
+            raise RuntimeError(
+                "shutdown(drain=...) waits for the requests in flight, which from inside "
+                "a handler include its own: call shutdown() here, then server_close() "
+                "(which drains) from the thread that ran serve_forever"
+            )
         self._loop.request_stop()
         self._close(drain)
         assert self.drain_report is not None  # _close always leaves a report
@@ -228,17 +243,21 @@ class Server(Generic[R]):
     def _drain(self, deadline: float) -> DrainReport:
         """Close idle connections, wait for the rest until `deadline`, then cut them."""
         with self._guards_changed:
+            self._draining = True
             in_process = set(self._guards)
+        for guard in in_process:
+            guard.drain()
         children = 0
         if isinstance(self._scheduler, Terminable):
+            # Once the loop has stopped no child can be forked after the signal.
+            self._loop.wait_stopped(max(0.0, deadline - time.monotonic()))
             self._scheduler.service_actions()
             children = len(self._scheduler)
             self._scheduler.ask_to_finish()
-        for guard in in_process:
-            guard.drain()
         self._wait_idle(deadline)
         with self._guards_changed:
             left = set(self._guards)
+            in_process |= self._late_guards
         for guard in left:
             guard.cut()
         cut = len(left & in_process)
