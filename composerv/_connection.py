@@ -22,22 +22,22 @@ class _GuardedSocketIO(io.RawIOBase):
     def __init__(self, sock: socket.socket, guard: RequestGuard) -> None:
         self._sock = sock
         self._guard = guard
-        self._received = 0
+        self.received = 0
+        """Bytes received so far."""
 
     def readable(self) -> bool:
         return True
 
-    def tell(self) -> int:
-        """Bytes received so far; BufferedReader.tell() subtracts what it still buffers."""
-        return self._received
-
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]  # io's buffer type is wider
         received = self._guard.recv_into(self._sock, buffer)
-        self._received += received
+        self.received += received
         return received
 
     def fileno(self) -> int:
         return self._sock.fileno()
+
+
+_BufferedReader = io.BufferedReader
 
 
 class SocketReader(io.BufferedReader):
@@ -52,27 +52,44 @@ class SocketReader(io.BufferedReader):
         self._raw = _GuardedSocketIO(sock, guard)
         super().__init__(self._raw)
         self._guard = guard
+        # Counted here rather than asked of tell(), which costs two calls per read:
+        # received - consumed is what the buffer holds.
+        self._consumed = 0
 
     def _begin_read(self) -> None:
         # Bytes already buffered are part of a request that has begun: the read
         # clock runs from now, and a drain does not take this read for idle.
-        self._guard.begin_read(mid_request=self._raw.tell() > self.tell())
+        self._guard.begin_read(mid_request=self._raw.received > self._consumed)
 
     def read(self, size: int | None = -1) -> bytes:
         self._begin_read()
-        return super().read(size)
+        data = _BufferedReader.read(self, size)
+        self._consumed += len(data)
+        return data
 
     def read1(self, size: int = -1) -> bytes:
         self._begin_read()
-        return super().read1(size)
+        data = _BufferedReader.read1(self, size)
+        self._consumed += len(data)
+        return data
 
     def readline(self, size: int | None = -1) -> bytes:
         self._begin_read()
-        return super().readline(size)
+        data = _BufferedReader.readline(self, size)
+        self._consumed += len(data)
+        return data
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]  # io's buffer type is wider
         self._begin_read()
-        return super().readinto(buffer)
+        count = _BufferedReader.readinto(self, buffer)
+        self._consumed += count
+        return count
+
+    def readinto1(self, buffer: memoryview) -> int:  # type: ignore[override]  # io's buffer type is wider
+        self._begin_read()
+        count = _BufferedReader.readinto1(self, buffer)
+        self._consumed += count
+        return count
 
 
 class SocketWriter(io.BufferedIOBase):

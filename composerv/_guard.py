@@ -48,6 +48,7 @@ class RequestGuard:
         "_read_deadline",
         "_reading",
         "_timed",
+        "_timeout",
         "closed_idle",
         "limits",
         "socket",
@@ -64,6 +65,7 @@ class RequestGuard:
         self._idle = False
         self._read_deadline: float | None = None
         self._reading = False
+        self._timeout: float | None = -1.0  # what settimeout was last given; -1: never
         # A connection with no limits leaves the socket's own timeout (which a
         # handler may have set) alone.
         self._timed = (limits.idle_timeout, limits.read_timeout, limits.write_timeout) != (
@@ -79,8 +81,15 @@ class RequestGuard:
         reads the raw socket rather than a `Connection` cannot block forever either.
         """
         if self.socket is not None and self._timed:
-            self.socket.settimeout(self.limits.idle_timeout)
+            self._set_timeout(self.socket, self.limits.idle_timeout)
         return _current.set(self)
+
+    def _set_timeout(self, sock: socket.socket, timeout: float | None) -> None:
+        # settimeout is a system call's worth of work per read; most reads and
+        # writes keep the timeout the last one set.
+        if timeout != self._timeout:
+            sock.settimeout(timeout)
+            self._timeout = timeout
 
     @staticmethod
     def deactivate(token: contextvars.Token[RequestGuard | None]) -> None:
@@ -113,7 +122,7 @@ class RequestGuard:
                 return 0
         try:
             if self._timed:
-                sock.settimeout(self.limits.idle_timeout)
+                self._set_timeout(sock, self.limits.idle_timeout)
             received = sock.recv_into(buffer)
         except TimeoutError:
             raise TimeoutError(
@@ -130,12 +139,12 @@ class RequestGuard:
         deadline = self._read_deadline
         if deadline is None:
             if self._timed:
-                sock.settimeout(None)
+                self._set_timeout(sock, None)
             return sock.recv_into(buffer)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise self._read_timed_out()
-        sock.settimeout(remaining)
+        self._set_timeout(sock, remaining)
         try:
             return sock.recv_into(buffer)
         except TimeoutError:
@@ -150,7 +159,7 @@ class RequestGuard:
     def send_all(self, sock: socket.socket, data: bytes | bytearray | memoryview) -> None:
         """Send all of `data` within ``write_timeout`` (sendall's timeout is a total)."""
         if self._timed:
-            sock.settimeout(self.limits.write_timeout)
+            self._set_timeout(sock, self.limits.write_timeout)
         try:
             sock.sendall(data)
         except TimeoutError:
