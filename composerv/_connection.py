@@ -49,6 +49,7 @@ class SocketReader(io.BufferedReader):
     """
 
     def __init__(self, sock: socket.socket, guard: RequestGuard) -> None:
+        self._sock = sock
         self._raw = _GuardedSocketIO(sock, guard)
         super().__init__(self._raw)
         self._guard = guard
@@ -60,6 +61,17 @@ class SocketReader(io.BufferedReader):
         # Bytes already buffered are part of a request that has begun: the read
         # clock runs from now, and a drain does not take this read for idle.
         self._guard.begin_read(mid_request=self._raw.received > self._consumed)
+
+    def recv(self, max_bytes: int) -> bytes:
+        """`read1`, straight from the socket when nothing is buffered (the common case)."""
+        raw = self._raw
+        if raw.received > self._consumed:
+            return self.read1(max_bytes)
+        self._guard.begin_read()
+        data = self._guard.recv(self._sock, max_bytes)
+        raw.received += len(data)
+        self._consumed += len(data)
+        return data
 
     def read(self, size: int | None = -1) -> bytes:
         self._begin_read()
@@ -128,7 +140,7 @@ class Connection:
     traceback); made by hand, a connection has no limits.
     """
 
-    __slots__ = ("_guard", "peer", "rfile", "socket", "wfile")
+    __slots__ = ("_guard", "_reader", "peer", "rfile", "socket", "wfile")
 
     def __init__(self, sock: socket.socket, peer: Address) -> None:
         self.socket = sock
@@ -136,14 +148,15 @@ class Connection:
         self.peer = peer
         """The client's address: ``(host, port)``, or a path (often ``""``) for unix."""
         self._guard = current_guard() or RequestGuard(sock, NO_LIMITS)
-        self.rfile: BinaryIO = SocketReader(sock, self._guard)
+        self._reader = SocketReader(sock, self._guard)
+        self.rfile: BinaryIO = self._reader
         """A buffered binary file reading from the connection."""
         self.wfile: BinaryIO = SocketWriter(sock, self._guard)  # type: ignore[assignment]  # a BufferedIOBase is a binary file
         """An unbuffered binary file writing to the connection."""
 
     def recv(self, max_bytes: int = DEFAULT_RECV_SIZE) -> bytes:
         """Up to `max_bytes` of what has arrived, waiting for at least one byte; ``b""`` at EOF."""
-        return self.rfile.read1(max_bytes)  # type: ignore[attr-defined, no-any-return]  # rfile is a SocketReader
+        return self._reader.recv(max_bytes)
 
     def readline(self, limit: int = -1) -> bytes:
         """One line including its ``b"\\n"`` (or what is left at EOF), at most `limit` bytes."""

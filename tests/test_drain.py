@@ -169,13 +169,14 @@ def test_shutdown_under_load_handles_every_acknowledged_request(
             os.close(fd)
 
     server = serve(tcp(("127.0.0.1", 0)), concurrency(), stream_handler(record))
+    address = server.address
     thread = start(server)
     draining = threading.Event()
     acked: set[bytes] = set()
 
     def client(i: int) -> None:
         try:
-            sock = connect(server.address)
+            sock = connect(address)
         except ConnectionRefusedError:
             return  # came after the drain began
         with sock:

@@ -381,7 +381,9 @@ class _CoreLifecycle(Generic[R]):
             server.handler.handle(request, client_address)
         except CLIENT_GONE_ERRORS as exc:
             logger.info("%s went away: %s", peer_repr(client_address), exc)
-        except TimeoutError as exc:
+        except (TimeoutError, BlockingIOError) as exc:
+            # BlockingIOError: a handler on the raw socket hit the kernel timeout
+            # (SO_RCVTIMEO) that the limits gave it.
             logger.info("closed %s: %s", peer_repr(client_address), exc)
         except Exception:
             self.handle_error(request, client_address)
