@@ -39,8 +39,12 @@ _NEVER_SET = -1.0
 T = TypeVar("T")
 
 
+# Longer timeouts are as good as none, and would overflow a 32-bit time_t.
+_MAX_KERNEL_TIMEOUT = 2**31 - 1
+
+
 def _timeval(seconds: float | None) -> bytes:
-    if seconds is None:
+    if seconds is None or seconds >= _MAX_KERNEL_TIMEOUT:
         return struct.pack("@ll", 0, 0)  # zero means no timeout
     whole = int(seconds)
     micros = max(int((seconds - whole) * 1_000_000), 0 if whole else 1)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import composerv._guard
 from composerv import Connection, Handler, limits, serve, stream_handler, tcp, threaded
 
 from .reliability import CONCURRENCIES, IN_PROCESS, echo_lines, run_clients
@@ -193,3 +194,31 @@ def test_a_handler_on_the_raw_socket_gets_the_idle_timeout(no_leaks: None) -> No
         started = time.monotonic()
         assert client.recv(1) == b""
         assert time.monotonic() - started < 3.0
+
+
+@pytest.mark.parametrize("kernel", [True, False], ids=["kernel-timeouts", "settimeout"])
+def test_both_ways_of_enforcing_timeouts_cut_idle_and_slow_clients(
+    kernel: bool, monkeypatch: pytest.MonkeyPatch, no_leaks: None
+) -> None:
+    """Linux uses SO_RCVTIMEO/SO_SNDTIMEO; other platforms settimeout(): same limits."""
+    monkeypatch.setattr(composerv._guard, "_KERNEL_TIMEOUTS", kernel)
+
+    def flood(conn: Connection) -> None:
+        if conn.readline() == b"flood\n":
+            conn.send_all(b"x" * 64 * 1024 * 1024)
+
+    server = serve(
+        tcp(("127.0.0.1", 0)),
+        threaded(),
+        stream_handler(flood),
+        limits=limits(idle_timeout=0.3, write_timeout=0.3),
+    )
+    with serving(server):
+        with connect(server.address) as idle:
+            started = time.monotonic()
+            assert idle.recv(1) == b""
+            assert time.monotonic() - started < 3.0
+        with connect(server.address) as slow:
+            slow.sendall(b"flood\n")
+            wait_until(lambda: server.active_requests == 0, "the slow reader to be cut")
+            assert closed_by_server(slow)
