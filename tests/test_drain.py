@@ -223,3 +223,23 @@ def test_draining_from_inside_a_handler_is_refused_with_advice(no_leaks: None) -
     thread.join(DEADLINE)
     server.server_close()
     assert errors and "call shutdown() here" in errors[0]
+
+
+def test_concurrent_drains_both_return_the_report(no_leaks: None) -> None:
+    server = serve(tcp(("127.0.0.1", 0)), threaded(), stream_handler(echo_lines))
+    thread = start(server)
+    reports: list[DrainReport] = []
+    with connect(server.address) as client:
+        client.sendall(b"hi\n")
+        assert recv_exactly(client, 3) == b"hi\n"
+        stoppers = [
+            threading.Thread(target=lambda: reports.append(server.shutdown(drain=5.0)))
+            for _ in range(2)
+        ]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join(DEADLINE)
+    thread.join(DEADLINE)
+    assert reports == [DrainReport(finished=0, closed_idle=1, cut=0)] * 2
+    server.server_close()

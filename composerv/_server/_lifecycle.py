@@ -78,6 +78,8 @@ class ServeLoop:
     ) -> None:
         self._lifecycle = lifecycle
         self._has_capacity = has_capacity
+        self.paused = False
+        """Whether the loop has stopped watching the listening socket (at capacity)."""
         self._lock = threading.Lock()
         self._stop_requested = False
         self._loop_thread: threading.Thread | None = None
@@ -108,12 +110,16 @@ class ServeLoop:
                 selector.register(wake_reader, selectors.EVENT_READ)
                 accepting = False
                 while not self._stop_requested:
+                    # Paused first, capacity second: a request that ends in between
+                    # sees `paused` and wakes the loop (see `wake`).
+                    self.paused = True
                     if accepting != self._accepting():
                         accepting = not accepting
                         if accepting:
                             selector.register(self._lifecycle, selectors.EVENT_READ)
                         else:
                             selector.unregister(self._lifecycle)
+                    self.paused = not accepting
                     ready = selector.select(poll_interval)
                     if self._stop_requested:
                         break
@@ -124,6 +130,7 @@ class ServeLoop:
                             self.handle_ready()
                     self._lifecycle.service_actions()
         finally:
+            self.paused = False
             with self._lock:
                 self._stop_requested = False
                 self._loop_thread = None

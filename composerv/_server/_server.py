@@ -156,13 +156,17 @@ class Server(Generic[R]):
 
     def _untrack(self, guard: RequestGuard) -> None:
         # In a forked child the set is a copy nobody reads, and its lock may have
-        # been copied while another thread held it: only the wake-up matters there.
-        if os.getpid() == self._pid:
-            with self._guards_changed:
-                self._guards.discard(guard)
-                self._guards_changed.notify_all()
+        # been copied while another thread held it: only the wake-up matters there,
+        # so that the parent reaps the child and accepts again without delay.
+        if os.getpid() != self._pid:
+            self._loop.wake()
+            return
+        with self._guards_changed:
+            self._guards.discard(guard)
+            self._guards_changed.notify_all()
         # A loop that stopped accepting at max_connections may accept again.
-        self._loop.wake()
+        if self._loop.paused:
+            self._loop.wake()
 
     @overload
     def shutdown(self) -> None: ...
@@ -213,10 +217,15 @@ class Server(Generic[R]):
         self._close(self.limits.drain_timeout if _waits_on_close(self._scheduler) else None)
 
     def _close(self, drain: float | None) -> None:
+        # Held throughout, so that a second caller returns once the first has
+        # finished closing (and `drain_report` is set), not while it drains.
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
+            self._close_now(drain)
+
+    def _close_now(self, drain: float | None) -> None:
         deadline = None if drain is None else time.monotonic() + drain
         if deadline is not None:
             # A sync server's loop may be inside a handler: let it stop (or cut it
