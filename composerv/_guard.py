@@ -222,12 +222,13 @@ class RequestGuard:
             return
         self._set_send_timeout(sock, limit)
         try:
+            sent = sock.send(data)
+            total = data.nbytes if isinstance(data, memoryview) else len(data)
+            if sent == total:
+                return  # the common case: it all fit in the send buffer
+            deadline = time.monotonic() + limit
             with memoryview(data) as view, view.cast("B") as left:
-                sent = sock.send(left)
-                if sent == len(left):
-                    return  # the common case: it all fit in the send buffer
-                deadline = time.monotonic() + limit
-                while sent < len(left):
+                while sent < total:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         raise TimeoutError
