@@ -112,7 +112,9 @@ def test_server_close_no_longer_blocks_forever_on_an_idle_client(no_leaks: None)
     )
     thread = start(server)
     with connect(server.address) as idle, connect(server.address) as partial:
-        partial.sendall(b"no newline yet")
+        # a whole line (so the server has read what follows), then half a request
+        partial.sendall(b"start\nno newline yet")
+        assert recv_exactly(partial, 6) == b"start\n"
         wait_until(lambda: server.active_requests == 2, "both connections in flight")
         server.shutdown()
         thread.join(DEADLINE)
