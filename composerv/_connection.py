@@ -147,7 +147,11 @@ class Connection:
         """The connected socket, for options such as timeouts."""
         self.peer = peer
         """The client's address: ``(host, port)``, or a path (often ``""``) for unix."""
-        self._guard = current_guard() or RequestGuard(sock, NO_LIMITS)
+        guard = current_guard()
+        if guard is None or guard.socket is not sock:
+            # Made by hand, or for another socket than the request's: no limits.
+            guard = RequestGuard(sock, NO_LIMITS)
+        self._guard = guard
         self._reader = SocketReader(sock, self._guard)
         self.rfile: BinaryIO = self._reader
         """A buffered binary file reading from the connection."""

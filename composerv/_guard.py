@@ -38,7 +38,6 @@ _NEVER_SET = -1.0
 
 T = TypeVar("T")
 
-
 # Longer timeouts are as good as none, and would overflow a 32-bit time_t.
 _MAX_KERNEL_TIMEOUT = 2**31 - 1
 
