@@ -226,7 +226,7 @@ def test_both_ways_of_enforcing_timeouts_cut_idle_and_slow_clients(
 
 def test_a_connection_on_another_socket_inside_a_handler_has_no_limits(no_leaks: None) -> None:
     """Only the request's own socket gets the request's limits."""
-    seen: list[float | None] = []
+    seen: list[object] = []
 
     def open_side_channel(conn: Connection) -> None:
         left, right = socket.socketpair()
@@ -236,10 +236,11 @@ def test_a_connection_on_another_socket_inside_a_handler_has_no_limits(no_leaks:
             right.sendall(b"x\n")
             side.readline()
             seen.append(left.gettimeout())
+            seen.append(left.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16))
             side.close()
         conn.send_all(b"ok\n")
 
     server = serve(tcp(("127.0.0.1", 0)), threaded(), stream_handler(open_side_channel))
     with serving(server), connect(server.address) as client:
         assert recv_exactly(client, 3) == b"ok\n"
-    assert seen == [7.0]
+    assert seen == [7.0, bytes(16)]
