@@ -45,6 +45,7 @@ from ._handlers import (
     request_handler,
     stream_handler,
 )
+from ._limits import DrainReport, Limits, limits
 from ._server import Server, serve
 from ._transports import (
     TCP,
@@ -82,12 +83,14 @@ __all__ = [
     "DatagramHandler",
     "DatagramTooLargeError",
     "DatagramTransport",
+    "DrainReport",
     "Forking",
     "Handler",
     "HandlerMismatchError",
     "InetAddress",
     "InheritedDatagram",
     "InheritedStream",
+    "Limits",
     "Scheduler",
     "Server",
     "SocketPathInUseError",
@@ -105,6 +108,7 @@ __all__ = [
     "datagram_handler",
     "forking",
     "inherited",
+    "limits",
     "request_handler",
     "serve",
     "stream_handler",

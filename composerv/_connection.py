@@ -7,29 +7,120 @@ import socket
 from typing import BinaryIO
 
 from ._addresses import Address
+from ._guard import NO_LIMITS, RequestGuard, current_guard
 
-__all__ = ["Connection", "SocketWriter"]
+__all__ = ["Connection", "SocketReader", "SocketWriter"]
 
 # Reads of at most 64 KiB stay under glibc's mmap threshold, so a fresh buffer per
 # read comes from the heap instead of an mmap/munmap pair (see docs/performance.md).
 DEFAULT_RECV_SIZE = 65536
 
 
+class _GuardedSocketIO(io.RawIOBase):
+    """The raw byte stream under `SocketReader`: receives through the request's guard."""
+
+    def __init__(self, sock: socket.socket, guard: RequestGuard) -> None:
+        self._sock = sock
+        self._guard = guard
+        self.received = 0
+        """Bytes received so far."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]  # io's buffer type is wider
+        received = self._guard.recv_into(self._sock, buffer)
+        self.received += received
+        return received
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+
+_BufferedReader = io.BufferedReader
+
+
+class SocketReader(io.BufferedReader):
+    """A buffered binary file over a connection whose reads keep the server's deadlines.
+
+    Each read waits up to ``idle_timeout`` for its first byte and must finish
+    within ``read_timeout`` of it (see `limits`); when the server drains, a read
+    that would wait for a new request sees end of stream instead.
+    """
+
+    def __init__(self, sock: socket.socket, guard: RequestGuard) -> None:
+        self._sock = sock
+        self._raw = _GuardedSocketIO(sock, guard)
+        super().__init__(self._raw)
+        self._guard = guard
+        # Counted here rather than asked of tell(), which costs two calls per read:
+        # received - consumed is what the buffer holds.
+        self._consumed = 0
+
+    def _begin_read(self) -> None:
+        # Bytes already buffered are part of a request that has begun: the read
+        # clock runs from now, and a drain does not take this read for idle.
+        self._guard.begin_read(mid_request=self._raw.received > self._consumed)
+
+    def recv(self, max_bytes: int) -> bytes:
+        """`read1`, straight from the socket when nothing is buffered (the common case)."""
+        raw = self._raw
+        if raw.received > self._consumed:
+            return self.read1(max_bytes)
+        self._guard.begin_read()
+        data = self._guard.recv(self._sock, max_bytes)
+        raw.received += len(data)
+        self._consumed += len(data)
+        return data
+
+    def read(self, size: int | None = -1) -> bytes:
+        self._begin_read()
+        data = _BufferedReader.read(self, size)
+        self._consumed += len(data)
+        return data
+
+    def read1(self, size: int = -1) -> bytes:
+        self._begin_read()
+        data = _BufferedReader.read1(self, size)
+        self._consumed += len(data)
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        self._begin_read()
+        data = _BufferedReader.readline(self, size)
+        self._consumed += len(data)
+        return data
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]  # io's buffer type is wider
+        self._begin_read()
+        count = _BufferedReader.readinto(self, buffer)
+        self._consumed += count
+        return count
+
+    def readinto1(self, buffer: memoryview) -> int:  # type: ignore[override]  # io's buffer type is wider
+        self._begin_read()
+        count = _BufferedReader.readinto1(self, buffer)
+        self._consumed += count
+        return count
+
+
 class SocketWriter(io.BufferedIOBase):
     """A write-only file over a socket that sends every write in full at once.
 
     Like ``socket.makefile("wb", buffering=0)`` but with no short writes, so
-    ``wfile.write(data)`` always sends all of `data`.
+    ``wfile.write(data)`` always sends all of `data`, within the server's
+    ``write_timeout``.
     """
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, guard: RequestGuard | None = None) -> None:
         self._sock = sock
+        self._guard = guard or RequestGuard(sock, NO_LIMITS)
 
     def writable(self) -> bool:
         return True
 
     def write(self, b: bytes | bytearray | memoryview) -> int:  # type: ignore[override]  # io's buffer type is wider than we accept
-        self._sock.sendall(b)
+        self._guard.send_all(self._sock, b)
         with memoryview(b) as view:
             return view.nbytes
 
@@ -43,31 +134,41 @@ class Connection:
     Reading: `recv` returns what has arrived (``b""`` at end of stream), `readline`
     one line, and `rfile` is a buffered binary file; all three share one buffer, so
     they can be mixed. Writing: `send_all` or `wfile`, both unbuffered.
+
+    Inside a server, reads and writes keep the server's `limits` (a timeout
+    raises `TimeoutError`, which ends the request and is logged without a
+    traceback); made by hand, a connection has no limits.
     """
 
-    __slots__ = ("peer", "rfile", "socket", "wfile")
+    __slots__ = ("_guard", "_reader", "peer", "rfile", "socket", "wfile")
 
     def __init__(self, sock: socket.socket, peer: Address) -> None:
         self.socket = sock
         """The connected socket, for options such as timeouts."""
         self.peer = peer
         """The client's address: ``(host, port)``, or a path (often ``""``) for unix."""
-        self.rfile: BinaryIO = sock.makefile("rb")
+        guard = current_guard()
+        if guard is None or guard.socket is not sock:
+            # Made by hand, or for another socket than the request's: no limits.
+            guard = RequestGuard(sock, NO_LIMITS)
+        self._guard = guard
+        self._reader = SocketReader(sock, self._guard)
+        self.rfile: BinaryIO = self._reader
         """A buffered binary file reading from the connection."""
-        self.wfile: BinaryIO = SocketWriter(sock)  # type: ignore[assignment]  # a BufferedIOBase is a binary file
+        self.wfile: BinaryIO = SocketWriter(sock, self._guard)  # type: ignore[assignment]  # a BufferedIOBase is a binary file
         """An unbuffered binary file writing to the connection."""
 
     def recv(self, max_bytes: int = DEFAULT_RECV_SIZE) -> bytes:
         """Up to `max_bytes` of what has arrived, waiting for at least one byte; ``b""`` at EOF."""
-        return self.rfile.read1(max_bytes)  # type: ignore[attr-defined, no-any-return]  # makefile("rb") is a BufferedReader
+        return self._reader.recv(max_bytes)
 
     def readline(self, limit: int = -1) -> bytes:
         """One line including its ``b"\\n"`` (or what is left at EOF), at most `limit` bytes."""
         return self.rfile.readline(limit)
 
     def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        """Send all of `data`, waiting while the peer is slow to read."""
-        self.socket.sendall(data)
+        """Send all of `data`, waiting while the peer is slow to read (up to ``write_timeout``)."""
+        self._guard.send_all(self.socket, data)
 
     def close(self) -> None:
         """Close the files; the server closes the socket itself when the handler returns."""

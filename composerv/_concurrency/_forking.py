@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import time
 
 import attrs
@@ -20,6 +22,18 @@ _FIRST_POLL = 0.001
 _MAX_POLL = 0.05
 
 
+_in_request_child = False
+
+
+def in_request_child() -> bool:
+    """Whether this process is a child that `ForkScheduler` forked to serve one request.
+
+    Worker processes of `workers()` are forked too, but they run a whole server loop,
+    so a pid comparison cannot tell them apart from request children.
+    """
+    return _in_request_child
+
+
 class ForkScheduler:
     """Forks a child per request and reaps only its own children (never ``waitpid(-1)``)."""
 
@@ -33,6 +47,8 @@ class ForkScheduler:
             self._wait_for_one()
         pid = os.fork()
         if pid == 0:
+            global _in_request_child  # noqa: PLW0603  # a fact about this whole process
+            _in_request_child = True
             status = 1
             try:
                 work()
@@ -58,6 +74,29 @@ class ForkScheduler:
                 if status:
                     logger.debug("request child %d exited with status %#x", pid, status)
         return len(self.children)
+
+    def ask_to_finish(self) -> None:
+        """SIGTERM every child: a child serving a request closes its connection when idle."""
+        self._signal_all(signal.SIGTERM)
+
+    def terminate(self) -> int:
+        """SIGKILL every child still running, wait for each; return how many there were."""
+        running = self._signal_all(signal.SIGKILL)
+        for pid in running:
+            # ChildProcessError: reaped elsewhere (e.g. SIGCHLD ignored).
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            self.children.discard(pid)
+        return len(running)
+
+    def _signal_all(self, signum: int) -> list[int]:
+        self.reap()
+        running = list(self.children)
+        for pid in running:
+            # ProcessLookupError: it exited after the reap above; waitpid collects it.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+        return running
 
     def _wait_for_one(self) -> None:
         before = len(self.children)

@@ -14,6 +14,7 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 __all__ = ["RequestLifecycle", "ServeLoop"]
@@ -64,10 +65,21 @@ class ServeLoop:
     once when no loop is running. A `shutdown` before `serve_forever` makes the
     next `serve_forever` return at once, so starting and stopping from two threads
     cannot race.
+
+    `has_capacity`, if given, is asked before each wait: while it is false the
+    loop stops watching the listening socket, so new connections wait in the
+    kernel's backlog, until `wake` is called (or `poll_interval` passes).
     """
 
-    def __init__(self, lifecycle: RequestLifecycle[Any]) -> None:
+    def __init__(
+        self,
+        lifecycle: RequestLifecycle[Any],
+        has_capacity: Callable[[], bool] | None = None,
+    ) -> None:
         self._lifecycle = lifecycle
+        self._has_capacity = has_capacity
+        self.paused = False
+        """Whether the loop has stopped watching the listening socket (at capacity)."""
         self._lock = threading.Lock()
         self._stop_requested = False
         self._loop_thread: threading.Thread | None = None
@@ -95,9 +107,19 @@ class ServeLoop:
             self._stopped.clear()
         try:
             with _Selector() as selector:
-                selector.register(self._lifecycle, selectors.EVENT_READ)
                 selector.register(wake_reader, selectors.EVENT_READ)
+                accepting = False
                 while not self._stop_requested:
+                    # Paused first, capacity second: a request that ends in between
+                    # sees `paused` and wakes the loop (see `wake`).
+                    self.paused = True
+                    if accepting != self._accepting():
+                        accepting = not accepting
+                        if accepting:
+                            selector.register(self._lifecycle, selectors.EVENT_READ)
+                        else:
+                            selector.unregister(self._lifecycle)
+                    self.paused = not accepting
                     ready = selector.select(poll_interval)
                     if self._stop_requested:
                         break
@@ -108,6 +130,7 @@ class ServeLoop:
                             self.handle_ready()
                     self._lifecycle.service_actions()
         finally:
+            self.paused = False
             with self._lock:
                 self._stop_requested = False
                 self._loop_thread = None
@@ -116,18 +139,37 @@ class ServeLoop:
             wake_writer.close()
             self._stopped.set()
 
+    def _accepting(self) -> bool:
+        return self._has_capacity is None or self._has_capacity()
+
     def shutdown(self) -> None:
         """Stop `serve_forever`; from another thread, return once it has stopped."""
+        loop_thread = self.request_stop()
+        if loop_thread is not None and loop_thread is not threading.current_thread():
+            self._stopped.wait()
+
+    def request_stop(self) -> threading.Thread | None:
+        """Make `serve_forever` stop soon without waiting; return the loop's thread, if any."""
         with self._lock:
             self._stop_requested = True
-            waker = self._waker
             loop_thread = self._loop_thread
+        self.wake()
+        return loop_thread
+
+    def wait_stopped(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for `serve_forever` to return; whether it has."""
+        return self._stopped.wait(timeout)
+
+    def wake(self) -> None:
+        """Make a waiting loop look at its state again (a stop, or capacity freed).
+
+        Safe from any thread, and from a forked child, which inherited the pipe.
+        """
+        waker = self._waker
         if waker is not None:
             # OSError: the pipe is full (a wake-up is pending) or closed (the loop ended).
             with contextlib.suppress(OSError):
                 waker.send(b"\0")
-        if loop_thread is not None and loop_thread is not threading.current_thread():
-            self._stopped.wait()
 
     def handle_request(self, timeout: float | None) -> None:
         """Wait up to `timeout` seconds (None: forever) for one request and serve it.

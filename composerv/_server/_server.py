@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import errno
+import signal
 import socket
 import threading
 import time
 from types import TracebackType
-from typing import Any, Generic, overload
+from typing import Any, Generic, Protocol, overload, runtime_checkable
 
 from .._addresses import Address, peer_repr
 from .._concurrency._base import BlockingConcurrency, Concurrency
+from .._concurrency._forking import in_request_child
 from .._concurrency._workers import Supervisor
 from .._datagram import Datagram
 from .._errors import HandlerMismatchError
+from .._guard import RequestGuard, current_guard
 from .._handlers._base import Handler
+from .._limits import DrainReport, Limits
 from .._log import logger
 from .._transports._base import Cleanup, DatagramTooLargeError, R, Transport
 from ._lifecycle import ServeLoop
@@ -26,6 +30,28 @@ __all__ = ["Server", "serve"]
 # log and pause so that handlers can finish and free what they hold.
 ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 ACCEPT_CAPACITY_PAUSE = 0.1
+
+# A client that goes away mid-request is routine on a public server: logged once,
+# with the peer, at INFO and without a traceback, which would bury real errors.
+CLIENT_GONE_ERRORS = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+# After a drain cuts connections, how long handler threads get to notice and return
+# before the server gives up waiting for them (they are blocked on a socket that
+# now reports an error, so they normally return within milliseconds).
+CUT_GRACE = 2.0
+# How often a drain checks on child processes, which cannot wake the waiting thread.
+_DRAIN_POLL = 0.02
+
+
+@runtime_checkable
+class Terminable(Protocol):
+    """A scheduler whose work runs in other processes, signalled from outside."""
+
+    def ask_to_finish(self) -> None:
+        """Ask running work to finish its request and close idle connections (SIGTERM)."""
+
+    def terminate(self) -> int:
+        """Stop all running work at once (SIGKILL), collect it; return how many."""
 
 
 class Server(Generic[R]):
@@ -39,7 +65,11 @@ class Server(Generic[R]):
     """
 
     def __init__(
-        self, transport: Transport[R], concurrency: Concurrency, handler: Handler[R]
+        self,
+        transport: Transport[R],
+        concurrency: Concurrency,
+        handler: Handler[R],
+        limits: Limits | None = None,
     ) -> None:
         self.transport = transport
         """The transport value this server was made from."""
@@ -47,14 +77,26 @@ class Server(Generic[R]):
         """The concurrency value this server was made from."""
         self.handler = handler
         """The handler value this server was made from."""
+        self.limits = Limits() if limits is None else limits
+        """The limits this server keeps (see `limits`)."""
         self.socket = transport.create_socket()
         """The server's listening (or datagram) socket."""
         self.socket.setblocking(False)
+        self.drain_report: DrainReport | None = None
+        """What closing did with the requests in flight, once the server is closed."""
         self._cleanup: Cleanup | None = None
         self._closed = False
         self._close_lock = threading.Lock()
         self._scheduler = concurrency.scheduler()
-        self._loop = ServeLoop(_CoreLifecycle(self))
+        # The requests this process serves right now (in threads or inline), so a
+        # drain can close the idle ones and cut the rest; notified as each ends.
+        self._guards: set[RequestGuard] = set()
+        self._guards_changed = threading.Condition()
+        # Set when a drain begins: a request accepted after that (the loop may be
+        # mid-accept as shutdown starts) is drained as soon as it is tracked.
+        self._draining = False
+        self._late_guards: set[RequestGuard] = set()
+        self._loop = ServeLoop(_CoreLifecycle(self), has_capacity=self._has_capacity)
         if transport.bind_and_activate:
             try:
                 self.bind_and_activate()
@@ -97,16 +139,74 @@ class Server(Generic[R]):
         else:
             self._loop.serve_forever(poll_interval)
 
-    def shutdown(self) -> None:
+    def _has_capacity(self) -> bool:
+        cap = self.limits.max_connections
+        return cap is None or self._in_flight() < cap
+
+    def _in_flight(self) -> int:
+        # Requests in this process are tracked from accept to release; children,
+        # from fork until reaped (the parent releases its copy right after the fork).
+        if isinstance(self._scheduler, Terminable):
+            return len(self._scheduler)
+        with self._guards_changed:
+            return len(self._guards)
+
+    def _track(self, guard: RequestGuard) -> None:
+        with self._guards_changed:
+            self._guards.add(guard)
+            if self._draining:
+                self._late_guards.add(guard)
+                guard.drain()
+
+    def _untrack(self, guard: RequestGuard) -> None:
+        # In a forked child the set is a copy nobody reads, and its lock may have
+        # been copied while another thread held it: only the wake-up matters there,
+        # so that the parent reaps the child and accepts again without delay.
+        if in_request_child():
+            self._loop.wake()
+            return
+        with self._guards_changed:
+            self._guards.discard(guard)
+            self._guards_changed.notify_all()
+        # A loop that stopped accepting at max_connections may accept again.
+        if self._loop.paused:
+            self._loop.wake()
+
+    @overload
+    def shutdown(self) -> None: ...
+
+    @overload
+    def shutdown(self, drain: float) -> DrainReport: ...
+
+    def shutdown(self, drain: float | None = None) -> DrainReport | None:
         """Stop `serve_forever`; safe from any thread, a handler included.
 
-        From another thread, returns once the loop has stopped. Does not close the
-        socket or wait for requests in flight: `server_close` does that.
+        Without `drain`: from another thread, returns once the loop has stopped;
+        does not close the socket or wait for requests in flight (`server_close`
+        does that). With ``drain=seconds``: stops accepting and closes the
+        listening socket at once, closes connections that wait for a new request,
+        lets requests in flight finish for up to `drain` seconds, then cuts what
+        is left, closes the server, and returns a `DrainReport` of what it did.
         """
         if isinstance(self._scheduler, Supervisor):
             self._scheduler.stop()
-        else:
+            if drain is None:
+                return None
+        elif drain is None:
             self._loop.shutdown()
+            return None
+        with self._guards_changed:
+            inside_a_request = current_guard() in self._guards
+        if inside_a_request:
+            raise RuntimeError(
+                "shutdown(drain=...) waits for the requests in flight, which from inside "
+                "a handler include its own: call shutdown() here, then server_close() "
+                "(which drains) from the thread that ran serve_forever"
+            )
+        self._loop.request_stop()
+        self._close(drain)
+        assert self.drain_report is not None  # _close always leaves a report
+        return self.drain_report
 
     def handle_request(self, timeout: float | None = None) -> None:
         """Wait up to `timeout` seconds (None: forever) for one request and serve it."""
@@ -116,15 +216,95 @@ class Server(Generic[R]):
 
     def server_close(self) -> None:
         """Stop listening, remove what binding left (a unix path), and wait for requests in
-        flight as the concurrency promises. Safe to call more than once."""
+        flight as the concurrency promises. Safe to call more than once.
+
+        Waiting is bounded: requests still running after the limits' ``drain_timeout``
+        are cut (see `shutdown` with ``drain``), so an idle client cannot hold the
+        server open forever.
+        """
+        self._close(self.limits.drain_timeout if _waits_on_close(self._scheduler) else None)
+
+    def _close(self, drain: float | None) -> None:
+        # Held throughout, so that a second caller returns once the first has
+        # finished closing (and `drain_report` is set), not while it drains.
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
+            self._close_now(drain)
+
+    def _close_now(self, drain: float | None) -> None:
+        deadline = None if drain is None else time.monotonic() + drain
+        if deadline is not None:
+            # A sync server's loop may be inside a handler: let it stop (or cut it
+            # at the deadline) before its listening socket is closed under it.
+            self._loop.request_stop()
+            report = self._drain(deadline)
+        else:
+            report = DrainReport(finished=0, closed_idle=0, cut=0)
         self.socket.close()
         if self._cleanup is not None:
             self._cleanup()
-        self._scheduler.close()
+        if deadline is None or len(self._scheduler) == 0:
+            self._scheduler.close()
+        self.drain_report = report
+        if report.in_flight:
+            logger.info(
+                "closed %r: %d request(s) finished, %d idle connection(s) closed, %d cut",
+                self.transport,
+                report.finished,
+                report.closed_idle,
+                report.cut,
+            )
+
+    def _drain(self, deadline: float) -> DrainReport:
+        """Close idle connections, wait for the rest until `deadline`, then cut them."""
+        with self._guards_changed:
+            self._draining = True
+            in_process = set(self._guards)
+        for guard in in_process:
+            guard.drain()
+        children = 0
+        if isinstance(self._scheduler, Terminable):
+            # Once the loop has stopped no child can be forked after the signal.
+            self._loop.wait_stopped(max(0.0, deadline - time.monotonic()))
+            self._scheduler.service_actions()
+            children = len(self._scheduler)
+            self._scheduler.ask_to_finish()
+        self._wait_idle(deadline)
+        with self._guards_changed:
+            left = set(self._guards)
+            in_process |= self._late_guards
+        for guard in left:
+            guard.cut()
+        cut = len(left & in_process)
+        if isinstance(self._scheduler, Terminable):
+            cut += self._scheduler.terminate()
+        if not self._wait_idle(time.monotonic() + CUT_GRACE):
+            logger.warning(
+                "%d request(s) still running %.1fs after being cut; not waiting for them",
+                len(self._scheduler),
+                CUT_GRACE,
+            )
+        closed_idle = sum(guard.closed_idle for guard in in_process)
+        return DrainReport(
+            finished=len(in_process) + children - closed_idle - cut,
+            closed_idle=closed_idle,
+            cut=cut,
+        )
+
+    def _wait_idle(self, deadline: float) -> bool:
+        """Wait until the loop has stopped and no request runs, or `deadline`; whether so."""
+        while True:
+            self._scheduler.service_actions()
+            remaining = deadline - time.monotonic()
+            with self._guards_changed:
+                if not self._guards and len(self._scheduler) == 0 and not self._loop.running:
+                    return True
+                if remaining <= 0:
+                    return False
+                # Children cannot notify this condition: poll for them.
+                self._guards_changed.wait(min(remaining, _DRAIN_POLL))
 
     def __enter__(self) -> Server[R]:
         return self
@@ -147,10 +327,13 @@ class Server(Generic[R]):
 class _CoreLifecycle(Generic[R]):
     """The request lifecycle built from a server's transport, concurrency and handler."""
 
-    __slots__ = ("_server",)
+    __slots__ = ("_capacity_failures", "_server")
 
     def __init__(self, server: Server[R]) -> None:
         self._server = server
+        # accept() failures in a row for lack of a resource: one episode is logged
+        # once when it starts and once when it ends, not ten times a second.
+        self._capacity_failures = 0
 
     def fileno(self) -> int:
         return self._server.socket.fileno()
@@ -158,42 +341,78 @@ class _CoreLifecycle(Generic[R]):
     def get_request(self) -> tuple[R, Address]:
         server = self._server
         try:
-            return server.transport.get_request(server.socket)
+            request = server.transport.get_request(server.socket)
         except DatagramTooLargeError as exc:
             logger.warning("%s", exc)
             raise
         except OSError as exc:
             if exc.errno in ACCEPT_CAPACITY_ERRNOS:
-                logger.error(
-                    "cannot accept a connection on %s: %s; pausing %.1fs",
-                    peer_repr(server.address),
-                    exc.strerror,
-                    ACCEPT_CAPACITY_PAUSE,
-                )
+                if not self._capacity_failures:
+                    logger.error(
+                        "cannot accept connections on %s: %s; retrying every %.1fs",
+                        peer_repr(server.address),
+                        exc.strerror,
+                        ACCEPT_CAPACITY_PAUSE,
+                    )
+                self._capacity_failures += 1
                 time.sleep(ACCEPT_CAPACITY_PAUSE)
             raise
+        if self._capacity_failures:
+            logger.warning(
+                "accepting connections on %s again after %d failed attempts",
+                peer_repr(server.address),
+                self._capacity_failures,
+            )
+            self._capacity_failures = 0
+        return request
 
     def verify_request(self, request: R, client_address: Address) -> bool:
         return True
 
     def process_request(self, request: R, client_address: Address) -> None:
-        self._server._scheduler.submit(
-            lambda: self._serve(request, client_address),
-            lambda: self._server.transport.close_request_copy(request),
-        )
-
-    def _serve(self, request: R, client_address: Address) -> None:
+        server = self._server
+        guard = RequestGuard(request if isinstance(request, socket.socket) else None, server.limits)
+        # Tracked from here, not from when the work starts, so that max_connections
+        # counts a request whose thread has not started yet.
+        server._track(guard)
         try:
-            prepared = self._server.transport.prepare_request(request, client_address)
+            server._scheduler.submit(
+                lambda: self._serve(request, client_address, guard),
+                lambda: self._release_copy(request, guard),
+            )
+        except BaseException:
+            server._untrack(guard)
+            raise
+
+    def _release_copy(self, request: R, guard: RequestGuard) -> None:
+        self._server.transport.close_request_copy(request)
+        self._server._untrack(guard)
+
+    def _serve(self, request: R, client_address: Address, guard: RequestGuard) -> None:
+        server = self._server
+        token = guard.activate()
+        if in_request_child():
+            # A forked child: a draining parent asks it to finish with SIGTERM.
+            signal.signal(signal.SIGTERM, guard.drain_on_signal)
+        try:
+            prepared = server.transport.prepare_request(request, client_address)
             if prepared is None:
                 # Dropped and logged by the transport; closing what is left is harmless.
                 return
             request = prepared
-            self._server.handler.handle(request, client_address)
+            server.handler.handle(request, client_address)
+        except CLIENT_GONE_ERRORS as exc:
+            logger.info("%s went away: %s", peer_repr(client_address), exc)
+        except (TimeoutError, BlockingIOError) as exc:
+            # BlockingIOError: a handler on the raw socket hit the kernel timeout
+            # (SO_RCVTIMEO) that the limits gave it.
+            logger.info("closed %s: %s", peer_repr(client_address), exc)
         except Exception:
             self.handle_error(request, client_address)
         finally:
             self.shutdown_request(request)
+            RequestGuard.deactivate(token)
+            server._untrack(guard)
 
     def handle_error(self, request: R, client_address: Address) -> None:
         logger.exception("error while serving %s", peer_repr(client_address))
@@ -213,6 +432,8 @@ def serve(
     transport: Transport[socket.socket],
     concurrency: BlockingConcurrency,
     handler: Handler[socket.socket],
+    *,
+    limits: Limits | None = None,
 ) -> Server[socket.socket]: ...
 
 
@@ -221,16 +442,23 @@ def serve(
     transport: Transport[Datagram],
     concurrency: BlockingConcurrency,
     handler: Handler[Datagram],
+    *,
+    limits: Limits | None = None,
 ) -> Server[Datagram]: ...
 
 
-def serve(transport: Any, concurrency: Any, handler: Any) -> Server[Any]:
+def serve(
+    transport: Any, concurrency: Any, handler: Any, *, limits: Limits | None = None
+) -> Server[Any]:
     """Make a server from a transport, a concurrency and a handler, bound and listening.
 
     The three must fit: a stream handler (`stream_handler`) needs a stream transport
     (`tcp`, `unix_stream`), a datagram handler (`datagram_handler`) a datagram
     transport (`udp`, `unix_datagram`). mypy reports a mismatch; at run time it is
     a `HandlerMismatchError`.
+
+    `limits` (see `limits`) bounds connections, timeouts and the drain on close;
+    without it the defaults of `limits()` apply.
 
     Example::
 
@@ -253,7 +481,17 @@ def serve(transport: Any, concurrency: Any, handler: Any) -> Server[Any]:
             f"{type(handler).__name__} would stall: use message_handler(fn), or a "
             "blocking concurrency such as threaded() or pooled()"
         )
-    return Server(transport, concurrency, handler)
+    if limits is not None and not isinstance(limits, Limits):
+        raise TypeError(
+            f"limits must be a Limits value such as limits(idle_timeout=5.0), "
+            f"not {type(limits).__name__} {limits!r}"
+        )
+    return Server(transport, concurrency, handler, limits)
+
+
+def _waits_on_close(scheduler: object) -> bool:
+    """Whether the concurrency promised to wait for its requests when the server closes."""
+    return getattr(scheduler, "block_on_close", True) and not getattr(scheduler, "daemon", False)
 
 
 def _check_kind(name: str, value: object, expected: type, examples: str) -> None:

@@ -1,8 +1,8 @@
 """Line-protocol apps for the command-line tests.
 
-`handler` echoes each line. `slow` answers ``started`` to a first line, then waits
-for a second line before answering ``done``, so a test controls when a request in
-flight ends. `pid` answers with the serving process's pid, to tell workers apart; `crash`
+`handler` echoes each line. `slow` answers ``started`` to a first line, works for
+SLOW_REQUEST_SECONDS, then answers ``done``: a request in flight that is not idle.
+`pid` answers with the serving process's pid, to tell workers apart; `crash`
 echoes, but ends its process with status 3 on ``crash``. `datagram` answers
 each datagram in upper case.
 """
@@ -10,6 +10,7 @@ each datagram in upper case.
 from __future__ import annotations
 
 import os
+import time
 
 from composerv import (
     Connection,
@@ -23,6 +24,9 @@ from composerv import (
 )
 
 
+SLOW_REQUEST_SECONDS = 1.5
+
+
 def _echo(conn: Connection) -> None:
     while line := conn.readline():
         conn.send_all(line)
@@ -31,8 +35,10 @@ def _echo(conn: Connection) -> None:
 def _slow(conn: Connection) -> None:
     if conn.readline():
         conn.send_all(b"started\n")
-        if conn.readline():
-            conn.send_all(b"done\n")
+        # Busy mid-request (not waiting for the client) long enough for a test to
+        # send SIGTERM and check that new clients are refused.
+        time.sleep(SLOW_REQUEST_SECONDS)
+        conn.send_all(b"done\n")
 
 
 def _pid(conn: Connection) -> None:

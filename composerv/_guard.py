@@ -1,0 +1,260 @@
+"""`RequestGuard`: one request's timeouts and its part in a draining shutdown.
+
+The server makes a guard per request and publishes it in a context variable
+while the handler runs; `Connection` reads through it, so every stream handler
+gets the idle/read/write deadlines and is closed cleanly when the server drains.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ._limits import Limits
+
+__all__ = ["NO_LIMITS", "RequestGuard", "current_guard"]
+
+NO_LIMITS = Limits(max_connections=None, idle_timeout=None, read_timeout=None, write_timeout=None)
+"""The limits of a `Connection` made outside a server: none."""
+
+# Kernel timeouts (SO_RCVTIMEO/SO_SNDTIMEO) leave the socket blocking, so a recv or
+# a send stays one system call; Python's settimeout() adds a poll() before each one
+# (measured on a threaded echo over unix sockets: 41k round trips/s with it, 60k
+# without). They need struct timeval's layout, two longs on Linux; elsewhere the
+# guard falls back to settimeout().
+_KERNEL_TIMEOUTS = sys.platform.startswith("linux")
+
+# What a timed-out recv or send raises: EAGAIN under a kernel timeout, TimeoutError
+# under settimeout().
+_TIMED_OUT = (TimeoutError, BlockingIOError)
+
+_NEVER_SET = -1.0
+
+T = TypeVar("T")
+
+# Longer timeouts are as good as none, and would overflow a 32-bit time_t.
+_MAX_KERNEL_TIMEOUT = 2**31 - 1
+
+
+def _timeval(seconds: float | None) -> bytes:
+    if seconds is None or seconds >= _MAX_KERNEL_TIMEOUT:
+        return struct.pack("@ll", 0, 0)  # zero means no timeout
+    whole = int(seconds)
+    micros = max(int((seconds - whole) * 1_000_000), 0 if whole else 1)
+    return struct.pack("@ll", whole, micros)
+
+
+_current: contextvars.ContextVar[RequestGuard | None] = contextvars.ContextVar(
+    "composerv_request_guard", default=None
+)
+
+
+def current_guard() -> RequestGuard | None:
+    """The guard of the request this thread is serving, if a server set one."""
+    return _current.get()
+
+
+class RequestGuard:
+    """Deadlines for one connection's reads and writes, and its drain state.
+
+    A read waits up to ``idle_timeout`` for its first byte (the connection is
+    *idle*: between requests), then must complete within ``read_timeout`` of that
+    byte. A draining server closes idle connections: a read that starts idle
+    during a drain sees end of stream, and one already waiting is woken by
+    ``shutdown(SHUT_RD)``; the order of the flags' stores (see `_receive`) makes
+    sure no read slips into a wait that the drain did not see.
+    """
+
+    __slots__ = (
+        "_draining",
+        "_idle",
+        "_read_deadline",
+        "_reading",
+        "_recv_timeout",
+        "_send_timeout",
+        "_timed",
+        "closed_idle",
+        "limits",
+        "socket",
+    )
+
+    def __init__(self, sock: socket.socket | None, limits: Limits) -> None:
+        self.socket = sock
+        """The request's connection (None for a datagram)."""
+        self.limits = limits
+        self.closed_idle = False
+        """Whether a drain ended this connection while it waited for a request."""
+        self._draining = False
+        self._idle = False
+        self._read_deadline: float | None = None
+        self._reading = False
+        # The timeouts the socket has now, so that unchanged ones are not set again.
+        self._recv_timeout: float | None = _NEVER_SET
+        self._send_timeout: float | None = _NEVER_SET
+        # A connection with no limits leaves the socket's own timeout (which a
+        # handler may have set) alone.
+        self._timed = (limits.idle_timeout, limits.read_timeout, limits.write_timeout) != (
+            None,
+            None,
+            None,
+        )
+
+    def activate(self) -> contextvars.Token[RequestGuard | None]:
+        """Publish this guard to `Connection` objects made in this context.
+
+        Also gives the socket ``idle_timeout`` as its timeout, so a handler that
+        reads the raw socket rather than a `Connection` cannot block forever either.
+        """
+        if self.socket is not None and self._timed:
+            self._set_recv_timeout(self.socket, self.limits.idle_timeout)
+            self._set_send_timeout(self.socket, self.limits.write_timeout)
+        return _current.set(self)
+
+    def _set_recv_timeout(self, sock: socket.socket, timeout: float | None) -> None:
+        if timeout == self._recv_timeout:
+            return
+        self._recv_timeout = timeout
+        if _KERNEL_TIMEOUTS:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(timeout))
+        else:
+            sock.settimeout(timeout)
+            self._send_timeout = timeout
+
+    def _set_send_timeout(self, sock: socket.socket, timeout: float | None) -> None:
+        if timeout == self._send_timeout:
+            return
+        self._send_timeout = timeout
+        if _KERNEL_TIMEOUTS:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(timeout))
+        else:
+            sock.settimeout(timeout)
+            self._recv_timeout = timeout
+
+    @staticmethod
+    def deactivate(token: contextvars.Token[RequestGuard | None]) -> None:
+        """Undo `activate`."""
+        _current.reset(token)
+
+    def begin_read(self, *, mid_request: bool = False) -> None:
+        """A new read starts: its first byte starts the read clock, unless bytes of
+        the request it reads were already received (`mid_request`): then, now."""
+        self._reading = False
+        if mid_request:
+            self._first_byte_came()
+
+    def _first_byte_came(self) -> None:
+        self._reading = True
+        limit = self.limits.read_timeout
+        self._read_deadline = None if limit is None else time.monotonic() + limit
+
+    def recv(self, sock: socket.socket, max_bytes: int) -> bytes:
+        """Receive up to `max_bytes` within this read's deadline; b"" at EOF or when drained."""
+        return self._receive(sock.recv, max_bytes, b"")
+
+    def recv_into(self, sock: socket.socket, buffer: memoryview) -> int:
+        """Receive into `buffer` within this read's deadline; 0 at EOF or when drained."""
+        return self._receive(sock.recv_into, buffer, 0)
+
+    def _receive(self, call: Callable[[Any], T], argument: Any, eof: T) -> T:
+        if self._reading:
+            return self._receive_rest(call, argument)
+        # Set, then check, without a lock: `_drain_now` sets _draining, then checks
+        # _idle, so whichever runs second sees the other's store (the GIL orders
+        # them), and a drain never misses a read that is about to wait. A lock
+        # would not close the remaining window (data arriving as the drain
+        # starts) and would cost two acquisitions per read.
+        self._idle = True
+        if self._draining:
+            self._idle = False
+            self.closed_idle = True
+            return eof
+        sock = self.socket
+        if self._timed and sock is not None:
+            self._set_recv_timeout(sock, self.limits.idle_timeout)
+        try:
+            received = call(argument)
+        except _TIMED_OUT:
+            raise TimeoutError(
+                f"connection idle for longer than idle_timeout={self.limits.idle_timeout}s"
+            ) from None
+        finally:
+            self._idle = False
+        if received:
+            self._first_byte_came()
+        return received
+
+    def _receive_rest(self, call: Callable[[Any], T], argument: Any) -> T:
+        deadline = self._read_deadline
+        sock = self.socket
+        if deadline is None or sock is None:
+            if self._timed and sock is not None:
+                self._set_recv_timeout(sock, None)
+            return call(argument)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise self._read_timed_out()
+        self._set_recv_timeout(sock, remaining)
+        try:
+            return call(argument)
+        except _TIMED_OUT:
+            raise self._read_timed_out() from None
+
+    def _read_timed_out(self) -> TimeoutError:
+        return TimeoutError(
+            f"a read did not complete within read_timeout={self.limits.read_timeout}s "
+            "of its first byte"
+        )
+
+    def send_all(self, sock: socket.socket, data: bytes | bytearray | memoryview) -> None:
+        """Send all of `data` within ``write_timeout``, a total for the whole call."""
+        limit = self.limits.write_timeout
+        if limit is None:
+            if self._timed:
+                self._set_send_timeout(sock, None)
+            sock.sendall(data)
+            return
+        self._set_send_timeout(sock, limit)
+        try:
+            sent = sock.send(data)
+            total = data.nbytes if isinstance(data, memoryview) else len(data)
+            if sent == total:
+                return  # the common case: it all fit in the send buffer
+            deadline = time.monotonic() + limit
+            with memoryview(data) as view, view.cast("B") as left:
+                while sent < total:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError
+                    self._set_send_timeout(sock, remaining)
+                    sent += sock.send(left[sent:])
+        except _TIMED_OUT:
+            raise TimeoutError(
+                f"the peer did not take the reply within write_timeout={limit}s"
+            ) from None
+
+    def drain_on_signal(self, signum: int, frame: object) -> None:
+        """`drain`, as a signal handler in a forked child (SIGTERM from a draining parent)."""
+        self.drain()
+
+    def drain(self) -> None:
+        """Close the connection if it waits for a request; make its next idle read see EOF."""
+        self._draining = True
+        if not self._idle or self.socket is None:
+            return
+        self.closed_idle = True
+        # OSError: the connection is already closed or reset; nothing to wake.
+        with contextlib.suppress(OSError):
+            self.socket.shutdown(socket.SHUT_RD)
+
+    def cut(self) -> None:
+        """Force the connection closed so that a handler blocked on it wakes up."""
+        if self.socket is not None:
+            # OSError: the connection is already closed or reset; nothing to wake.
+            with contextlib.suppress(OSError):
+                self.socket.shutdown(socket.SHUT_RDWR)

@@ -1,0 +1,65 @@
+"""What the reliability tests (stress, faults, limits, timeouts, drain) share.
+
+Every such test runs over `CONCURRENCIES`: adding a strategy to the suite is one
+line here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from composerv import Connection, forking, sync, tcp, threaded, unix_stream
+
+from .support import DEADLINE
+
+CONCURRENCIES = [
+    pytest.param(sync, id="sync"),
+    pytest.param(threaded, id="threaded"),
+    pytest.param(forking, id="forking"),
+]
+"""Every blocking concurrency, as factories taking no arguments."""
+
+IN_PROCESS = [p for p in CONCURRENCIES if p.id != "forking"]
+"""Strategies whose handlers run in this process, so their logs reach caplog."""
+
+STREAM_TRANSPORTS = [
+    pytest.param(lambda _path: tcp(("127.0.0.1", 0)), id="tcp"),
+    pytest.param(unix_stream, id="unix"),
+]
+"""Stream transports, as factories taking a unix socket path."""
+
+
+def echo_lines(conn: Connection) -> None:
+    """Echo each line until the client sends b"bye\\n" (no EOF needed: forking-safe)."""
+    while line := conn.readline():
+        conn.send_all(line)
+        if line == b"bye\n":
+            return
+
+
+def run_clients(count: int, client: Callable[[int], Any]) -> list[Any]:
+    """Run ``client(i)`` for i in range(count) in threads at once; re-raise the first failure."""
+    results: list[Any] = [None] * count
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            results[i] = client(i)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=run, args=(i,), name=f"test-client-{i}") for i in range(count)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(DEADLINE)
+    assert not any(t.is_alive() for t in threads), "a client did not finish in time"
+    if errors:
+        raise errors[0]
+    return results

@@ -1,0 +1,247 @@
+"""Draining shutdown: stop accepting, finish what is in flight, close idle, cut the rest."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from composerv import Connection, DrainReport, limits, serve, stream_handler, sync, tcp, threaded
+
+from .reliability import CONCURRENCIES, STREAM_TRANSPORTS, echo_lines, run_clients
+from .support import DEADLINE, connect, recv_exactly, wait_until
+
+
+def start(server: Any) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="test-serve")
+    thread.start()
+    wait_until(lambda: server._loop.running, "serve_forever to start")
+    return thread
+
+
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
+def test_idle_connections_are_closed_at_once(
+    transport: Any, unix_path: str, no_leaks: None
+) -> None:
+    server = serve(transport(unix_path), threaded(), stream_handler(echo_lines))
+    thread = start(server)
+    clients = [connect(server.address) for _ in range(3)]
+    try:
+        for client in clients:
+            client.sendall(b"hi\n")
+            assert recv_exactly(client, 3) == b"hi\n"
+        wait_until(lambda: server.active_requests == 3, "three connections in flight")
+        started = time.monotonic()
+        report = server.shutdown(drain=DEADLINE)
+        assert time.monotonic() - started < 2.0, "idle connections are not waited for"
+        assert report == DrainReport(finished=0, closed_idle=3, cut=0)
+        for client in clients:
+            assert client.recv(1) == b""
+    finally:
+        for client in clients:
+            client.close()
+    thread.join(DEADLINE)
+    assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("concurrency", CONCURRENCIES)
+def test_request_in_flight_finishes_and_new_connections_are_refused(
+    concurrency: Any, no_leaks: None
+) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        started_flag = os.path.join(directory, "started")
+
+        def slow(conn: Connection) -> None:
+            line = conn.readline()
+            open(started_flag, "w").close()  # works from a forked child too
+            time.sleep(0.3)  # the work in flight that the drain must wait for
+            conn.send_all(b"done " + line)
+
+        server = serve(tcp(("127.0.0.1", 0)), concurrency(), stream_handler(slow))
+        address = server.address
+        thread = start(server)
+        with connect(address) as client:
+            client.sendall(b"job\n")
+            wait_until(lambda: os.path.exists(started_flag), "the request to start")
+            reports: list[DrainReport] = []
+            stopper = threading.Thread(target=lambda: reports.append(server.shutdown(drain=5.0)))
+            stopper.start()
+            # stop accepting comes first: once the loop is down, connecting is refused
+            wait_until(lambda: not server._loop.running, "the loop to stop")
+            wait_until(lambda: server.socket.fileno() == -1, "the listening socket to close")
+            with pytest.raises(ConnectionRefusedError):
+                connect(address).close()
+            assert recv_exactly(client, 9) == b"done job\n"
+            stopper.join(DEADLINE)
+        thread.join(DEADLINE)
+    assert reports == [DrainReport(finished=1, closed_idle=0, cut=0)]
+
+
+@pytest.mark.parametrize("concurrency", CONCURRENCIES)
+def test_requests_still_running_at_the_deadline_are_cut(concurrency: Any, no_leaks: None) -> None:
+    server = serve(tcp(("127.0.0.1", 0)), concurrency(), stream_handler(echo_lines))
+    thread = start(server)
+    with connect(server.address) as client:
+        # a whole line, then a request in progress: not idle, never finished
+        client.sendall(b"start\nhalf a li")
+        assert recv_exactly(client, 6) == b"start\n"
+        started = time.monotonic()
+        report = server.shutdown(drain=0.3)
+        elapsed = time.monotonic() - started
+        assert report == DrainReport(finished=0, closed_idle=0, cut=1)
+        assert 0.25 < elapsed < 3.0
+        client.settimeout(DEADLINE)
+        with pytest.raises((ConnectionResetError, AssertionError)):
+            recv_exactly(client, 1)
+    thread.join(DEADLINE)
+    assert not thread.is_alive()
+
+
+def test_server_close_no_longer_blocks_forever_on_an_idle_client(no_leaks: None) -> None:
+    """socketserver pitfall: server_close waits forever for a client that sends nothing."""
+    server = serve(
+        tcp(("127.0.0.1", 0)),
+        threaded(),
+        stream_handler(echo_lines),
+        limits=limits(idle_timeout=None, drain_timeout=0.5),
+    )
+    thread = start(server)
+    with connect(server.address) as idle, connect(server.address) as partial:
+        # a whole line (so the server has read what follows), then half a request
+        partial.sendall(b"start\nno newline yet")
+        assert recv_exactly(partial, 6) == b"start\n"
+        wait_until(lambda: server.active_requests == 2, "both connections in flight")
+        server.shutdown()
+        thread.join(DEADLINE)
+        started = time.monotonic()
+        server.server_close()
+        assert time.monotonic() - started < 3.0
+        assert server.drain_report == DrainReport(finished=0, closed_idle=1, cut=1)
+        assert idle.recv(1) == b""
+    server.server_close()  # idempotent
+    assert server.drain_report == DrainReport(finished=0, closed_idle=1, cut=1)
+
+
+def test_daemon_threads_are_not_waited_for(no_leaks: None) -> None:
+    release = threading.Event()
+
+    def blocked(conn: Connection) -> None:
+        release.wait(DEADLINE)
+
+    server = serve(tcp(("127.0.0.1", 0)), threaded(daemon=True), stream_handler(blocked))
+    thread = start(server)
+    try:
+        with connect(server.address):
+            wait_until(lambda: server.active_requests == 1, "the request to start")
+            server.shutdown()
+            started = time.monotonic()
+            server.server_close()
+            assert time.monotonic() - started < 0.5
+    finally:
+        release.set()
+    thread.join(DEADLINE)
+    wait_until(lambda: server.active_requests == 0, "the daemon thread to end")
+
+
+@pytest.fixture
+def handled_log() -> Iterator[str]:
+    with tempfile.TemporaryDirectory() as directory:
+        yield os.path.join(directory, "handled")
+
+
+@pytest.mark.parametrize("concurrency", CONCURRENCIES)
+def test_shutdown_under_load_handles_every_acknowledged_request(
+    concurrency: Any, handled_log: str, no_leaks: None
+) -> None:
+    """Clients keep sending while the server drains: every request the server read was
+    handled and acknowledged, and every acknowledgement is for a handled request."""
+
+    def record(conn: Connection) -> None:
+        fd = os.open(handled_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            while line := conn.readline():
+                os.write(fd, line)  # O_APPEND: one atomic write per line, across processes
+                conn.send_all(b"ack " + line)
+        finally:
+            os.close(fd)
+
+    server = serve(tcp(("127.0.0.1", 0)), concurrency(), stream_handler(record))
+    address = server.address
+    thread = start(server)
+    draining = threading.Event()
+    acked: set[bytes] = set()
+
+    def client(i: int) -> None:
+        try:
+            sock = connect(address)
+        except ConnectionRefusedError:
+            return  # came after the drain began
+        with sock:
+            for n in range(10_000):
+                line = b"%d-%d\n" % (i, n)
+                try:
+                    sock.sendall(line)
+                    reply = recv_exactly(sock, len(line) + 4)
+                except (AssertionError, ConnectionResetError, BrokenPipeError):
+                    return  # the drain closed us between requests
+                assert reply == b"ack " + line
+                acked.add(line)
+                if n == 20 and i == 0:
+                    draining.set()
+
+    clients = threading.Thread(target=run_clients, args=(8, client))
+    clients.start()
+    assert draining.wait(DEADLINE)
+    report = server.shutdown(drain=5.0)
+    clients.join(DEADLINE)
+    thread.join(DEADLINE)
+    with open(handled_log, "rb") as f:
+        handled = set(f.read().splitlines(keepends=True))
+    assert acked, "some requests were served before the drain"
+    assert handled == acked
+    assert report.cut == 0
+
+
+def test_draining_from_inside_a_handler_is_refused_with_advice(no_leaks: None) -> None:
+    errors: list[str] = []
+
+    def stop(conn: Connection) -> None:
+        try:
+            server.shutdown(drain=1.0)
+        except RuntimeError as exc:
+            errors.append(str(exc))
+        server.shutdown()
+        conn.send_all(b"stopping\n")
+
+    server = serve(tcp(("127.0.0.1", 0)), sync(), stream_handler(stop))
+    thread = start(server)
+    with connect(server.address) as client:
+        assert recv_exactly(client, 9) == b"stopping\n"
+    thread.join(DEADLINE)
+    server.server_close()
+    assert errors and "call shutdown() here" in errors[0]
+
+
+def test_concurrent_drains_both_return_the_report(no_leaks: None) -> None:
+    server = serve(tcp(("127.0.0.1", 0)), threaded(), stream_handler(echo_lines))
+    thread = start(server)
+    reports: list[DrainReport] = []
+    with connect(server.address) as client:
+        client.sendall(b"hi\n")
+        assert recv_exactly(client, 3) == b"hi\n"
+        stoppers = [
+            threading.Thread(target=lambda: reports.append(server.shutdown(drain=5.0)))
+            for _ in range(2)
+        ]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join(DEADLINE)
+    thread.join(DEADLINE)
+    assert reports == [DrainReport(finished=0, closed_idle=1, cut=0)] * 2
+    server.server_close()

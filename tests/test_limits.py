@@ -1,0 +1,137 @@
+"""limits(): validated values, and a connection cap that parks clients in the backlog."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from typing import Any
+
+import attrs
+import pytest
+
+from composerv import (
+    ConfigurationError,
+    Connection,
+    Limits,
+    forking,
+    limits,
+    serve,
+    stream_handler,
+    sync,
+    tcp,
+    threaded,
+)
+
+from .reliability import echo_lines
+from .support import DEADLINE, connect, recv_exactly, serving, wait_until
+
+
+def test_defaults_are_documented_values() -> None:
+    assert limits() == Limits(
+        max_connections=1024,
+        idle_timeout=60.0,
+        read_timeout=30.0,
+        write_timeout=60.0,
+        drain_timeout=10.0,
+    )
+    server = serve(tcp(("127.0.0.1", 0)), sync(), stream_handler(echo_lines))
+    with server:
+        assert server.limits == limits()
+
+
+def test_none_switches_a_limit_off_and_evolve_makes_variations() -> None:
+    off = limits(max_connections=None, idle_timeout=None, read_timeout=None, write_timeout=None)
+    assert off.idle_timeout is None
+    assert attrs.evolve(off, idle_timeout=5).idle_timeout == 5
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        off.idle_timeout = 1.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_connections": 0}, "max_connections must be a positive int or None, not 0"),
+        ({"max_connections": True}, "max_connections must be a positive int or None, not True"),
+        ({"idle_timeout": -1}, "idle_timeout must be a positive number of seconds or None, not -1"),
+        (
+            {"read_timeout": "5"},
+            "read_timeout must be a positive number of seconds or None, not '5'",
+        ),
+        ({"write_timeout": 0}, "write_timeout must be a positive number of seconds or None, not 0"),
+        ({"drain_timeout": None}, "drain_timeout must be a number of seconds >= 0, not None"),
+    ],
+)
+def test_bad_limits_are_named(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        limits(**options)
+
+
+def test_serve_rejects_limits_of_the_wrong_kind() -> None:
+    with pytest.raises(TypeError, match="limits must be a Limits value"):
+        serve(tcp(("127.0.0.1", 0)), sync(), stream_handler(echo_lines), limits={"idle": 1})  # type: ignore[call-overload]
+
+
+def _answered(sock: socket.socket, line: bytes, wait: float) -> bool:
+    """Send `line`; whether its echo comes back within `wait` seconds."""
+    sock.sendall(line)
+    sock.settimeout(wait)
+    try:
+        return recv_exactly(sock, len(line)) == line
+    except TimeoutError:
+        return False
+    finally:
+        sock.settimeout(DEADLINE)
+
+
+@pytest.mark.parametrize("concurrency", [threaded, forking], ids=["threaded", "forking"])
+def test_over_the_cap_clients_wait_in_the_backlog_then_are_served(
+    concurrency: Any, no_leaks: None
+) -> None:
+    server = serve(
+        tcp(("127.0.0.1", 0)),
+        concurrency(),
+        stream_handler(echo_lines),
+        limits=limits(max_connections=2),
+    )
+    with serving(server, poll_interval=0.05):
+        first, second = connect(server.address), connect(server.address)
+        waiting = connect(server.address)  # completes in the kernel's backlog
+        try:
+            assert _answered(first, b"1\n", DEADLINE)
+            assert _answered(second, b"2\n", DEADLINE)
+            # a bounded wait for something that must NOT happen while at the cap
+            assert not _answered(waiting, b"3\n", 0.3), "served beyond max_connections"
+            assert server._in_flight() == 2
+            first.sendall(b"bye\n")
+            assert recv_exactly(first, 4) == b"bye\n"
+            # a slot is free: the waiting client is accepted and its line answered
+            assert recv_exactly(waiting, 2) == b"3\n"
+        finally:
+            for sock in (first, second, waiting):
+                sock.close()
+
+
+def test_at_the_cap_the_loop_does_not_spin(no_leaks: None) -> None:
+    """At the cap the listening socket stays readable; the loop must stop watching it."""
+    release = threading.Event()
+
+    def hold(conn: Connection) -> None:
+        release.wait(DEADLINE)
+
+    server = serve(
+        tcp(("127.0.0.1", 0)),
+        threaded(),
+        stream_handler(hold),
+        limits=limits(max_connections=1),
+    )
+    with serving(server):
+        with connect(server.address), connect(server.address):
+            wait_until(lambda: server._in_flight() == 1, "the first connection to be held")
+            cpu = time.process_time()
+            time.sleep(0.5)  # measure CPU use while a connection waits at the cap
+            cpu = time.process_time() - cpu
+            release.set()
+            wait_until(lambda: server._in_flight() == 0, "both connections to be served")
+    assert cpu < 0.1, f"the loop used {cpu:.3f}s of CPU in 0.5s at the cap"

@@ -1,0 +1,246 @@
+"""Per-connection deadlines: idle clients, slowloris writers and slow readers are cut off."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from typing import Any
+
+import pytest
+
+import composerv._guard
+from composerv import Connection, Handler, limits, serve, stream_handler, tcp, threaded
+
+from .reliability import CONCURRENCIES, IN_PROCESS, echo_lines, run_clients
+from .support import DEADLINE, Resources, connect, recv_exactly, serving, wait_until
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """Read until the server ends the connection (EOF or reset); the socket's timeout bounds it."""
+    try:
+        while sock.recv(1 << 20):
+            pass
+    except ConnectionResetError:
+        pass
+    return True
+
+
+@pytest.mark.parametrize("concurrency", CONCURRENCIES)
+def test_idle_connection_is_closed_after_idle_timeout(concurrency: Any, no_leaks: None) -> None:
+    server = serve(
+        tcp(("127.0.0.1", 0)),
+        concurrency(),
+        stream_handler(echo_lines),
+        limits=limits(idle_timeout=0.3),
+    )
+    with serving(server):
+        with connect(server.address) as client:
+            client.sendall(b"one\n")
+            assert recv_exactly(client, 4) == b"one\n"
+            started = time.monotonic()
+            assert client.recv(1) == b"", "the idle connection is closed"
+            assert 0.25 < time.monotonic() - started < 3.0
+        # the server is still serving
+        with connect(server.address) as client:
+            client.sendall(b"bye\n")
+            assert recv_exactly(client, 4) == b"bye\n"
+
+
+@pytest.mark.parametrize("concurrency", IN_PROCESS)
+def test_idle_timeout_is_logged_once_without_traceback(
+    concurrency: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = serve(
+        tcp(("127.0.0.1", 0)),
+        concurrency(),
+        stream_handler(echo_lines),
+        limits=limits(idle_timeout=0.2),
+    )
+    with caplog.at_level(logging.INFO, logger="composerv"), serving(server):
+        with connect(server.address) as client:
+            port = client.getsockname()[1]
+            assert client.recv(1) == b""
+        wait_until(lambda: len(caplog.records) >= 1, "the timeout to be logged")
+    [record] = [r for r in caplog.records if "idle_timeout" in r.getMessage()]
+    assert record.levelno == logging.INFO
+    assert f"127.0.0.1:{port}" in record.getMessage()
+    assert record.exc_info is None
+
+
+@pytest.mark.parametrize("concurrency", CONCURRENCIES)
+def test_slowloris_is_cut_off_by_read_timeout(concurrency: Any, no_leaks: None) -> None:
+    """A byte every 50 ms keeps the idle timeout happy but never finishes a line."""
+    server = serve(
+        tcp(("127.0.0.1", 0)),
+        concurrency(),
+        stream_handler(echo_lines),
+        limits=limits(idle_timeout=2.0, read_timeout=0.4),
+    )
+    with serving(server), connect(server.address) as client:
+        started = time.monotonic()
+        sent = 0
+        with pytest.raises((BrokenPipeError, ConnectionResetError)):
+            while time.monotonic() - started < DEADLINE:
+                client.sendall(b"x")
+                sent += 1
+                time.sleep(0.05)  # the slowloris's pace, not a readiness wait
+        elapsed = time.monotonic() - started
+        assert 0.35 < elapsed < 3.0, elapsed
+        assert sent < 60
+
+
+def test_many_slowloris_clients_do_not_exhaust_threads(no_leaks: None) -> None:
+    """Twenty trickling clients are all cut, their threads end, and a good client is served."""
+
+    server = serve(
+        tcp(("127.0.0.1", 0)),
+        threaded(),
+        stream_handler(echo_lines),
+        limits=limits(max_connections=30, read_timeout=0.3),
+    )
+    before = Resources.now()
+
+    def slowloris(_i: int) -> None:
+        with connect(server.address) as client:
+            client.sendall(b"GET / HTTP/1.1\r\n")  # a line, then a trickle with no end
+            assert recv_exactly(client, 16) == b"GET / HTTP/1.1\r\n"
+            with pytest.raises((BrokenPipeError, ConnectionResetError)):
+                for _ in range(200):
+                    client.sendall(b"X-a: b")
+                    time.sleep(0.02)  # the slowloris's pace
+
+    with serving(server):
+        run_clients(20, slowloris)
+        wait_until(lambda: server.active_requests == 0, "every slowloris thread to end")
+        assert {t for t in Resources.now().threads - before.threads} <= {"test-serve-forever"}
+        with connect(server.address) as good:
+            good.sendall(b"bye\n")
+            assert recv_exactly(good, 4) == b"bye\n"
+
+
+def test_a_slow_but_timely_client_is_served(no_leaks: None) -> None:
+
+    server = serve(
+        tcp(("127.0.0.1", 0)),
+        threaded(),
+        stream_handler(echo_lines),
+        limits=limits(idle_timeout=1.0, read_timeout=1.0),
+    )
+    with serving(server), connect(server.address) as client:
+        for part in (b"sl", b"ow ", b"line\n"):
+            client.sendall(part)
+            time.sleep(0.1)  # a slow client, well within read_timeout
+        assert recv_exactly(client, 10) == b"slow line\n"
+        client.sendall(b"bye\n")
+        assert recv_exactly(client, 4) == b"bye\n"
+
+
+@pytest.mark.parametrize("concurrency", CONCURRENCIES)
+def test_slow_reader_is_cut_off_by_write_timeout(concurrency: Any, no_leaks: None) -> None:
+    """A client that never reads a big reply holds its handler only for write_timeout."""
+
+    def flood(conn: Connection) -> None:
+        if conn.readline() == b"flood\n":
+            conn.send_all(b"x" * 64 * 1024 * 1024)
+        else:
+            conn.send_all(b"ok\n")
+
+    server = serve(
+        tcp(("127.0.0.1", 0)),
+        concurrency(),
+        stream_handler(flood),
+        limits=limits(write_timeout=0.3),
+    )
+    with serving(server), connect(server.address) as slow:
+        slow.sendall(b"flood\n")
+        started = time.monotonic()
+        # under sync the good client is served only once the slow one is cut
+        with connect(server.address) as good:
+            good.sendall(b"hi\n")
+            assert recv_exactly(good, 3) == b"ok\n"
+        wait_until(lambda: server.active_requests == 0, "the slow reader's handler to end")
+        assert time.monotonic() - started < 5.0
+        assert closed_by_server(slow)
+
+
+def test_connection_made_by_hand_has_no_limits() -> None:
+    """Outside a server, a Connection leaves the socket's own timeout alone."""
+    left, right = socket.socketpair()
+    with left, right:
+        left.settimeout(7.0)
+        conn = Connection(left, "")
+        right.sendall(b"line\n")
+        assert conn.readline() == b"line\n"
+        conn.send_all(b"back")
+        assert left.gettimeout() == 7.0
+        conn.close()
+
+
+def test_a_handler_on_the_raw_socket_gets_the_idle_timeout(no_leaks: None) -> None:
+    """A handler that bypasses Connection still cannot wait forever on a silent client."""
+
+    class RawEcho(Handler[socket.socket]):
+        kind = "stream"
+
+        def handle(self, request: socket.socket, peer: Any) -> None:
+            while data := request.recv(4096):
+                request.sendall(data)
+
+    server = serve(tcp(("127.0.0.1", 0)), threaded(), RawEcho(), limits=limits(idle_timeout=0.3))
+    with serving(server), connect(server.address) as client:
+        client.sendall(b"raw")
+        assert recv_exactly(client, 3) == b"raw"
+        started = time.monotonic()
+        assert client.recv(1) == b""
+        assert time.monotonic() - started < 3.0
+
+
+@pytest.mark.parametrize("kernel", [True, False], ids=["kernel-timeouts", "settimeout"])
+def test_both_ways_of_enforcing_timeouts_cut_idle_and_slow_clients(
+    kernel: bool, monkeypatch: pytest.MonkeyPatch, no_leaks: None
+) -> None:
+    """Linux uses SO_RCVTIMEO/SO_SNDTIMEO; other platforms settimeout(): same limits."""
+    monkeypatch.setattr(composerv._guard, "_KERNEL_TIMEOUTS", kernel)
+
+    def flood(conn: Connection) -> None:
+        if conn.readline() == b"flood\n":
+            conn.send_all(b"x" * 64 * 1024 * 1024)
+
+    server = serve(
+        tcp(("127.0.0.1", 0)),
+        threaded(),
+        stream_handler(flood),
+        limits=limits(idle_timeout=0.3, write_timeout=0.3),
+    )
+    with serving(server):
+        with connect(server.address) as idle:
+            started = time.monotonic()
+            assert idle.recv(1) == b""
+            assert time.monotonic() - started < 3.0
+        with connect(server.address) as slow:
+            slow.sendall(b"flood\n")
+            wait_until(lambda: server.active_requests == 0, "the slow reader to be cut")
+            assert closed_by_server(slow)
+
+
+def test_a_connection_on_another_socket_inside_a_handler_has_no_limits(no_leaks: None) -> None:
+    """Only the request's own socket gets the request's limits."""
+    seen: list[object] = []
+
+    def open_side_channel(conn: Connection) -> None:
+        left, right = socket.socketpair()
+        with left, right:
+            left.settimeout(7.0)
+            side = Connection(left, "")
+            right.sendall(b"x\n")
+            side.readline()
+            seen.append(left.gettimeout())
+            seen.append(side._guard.limits.idle_timeout)
+            side.close()
+        conn.send_all(b"ok\n")
+
+    server = serve(tcp(("127.0.0.1", 0)), threaded(), stream_handler(open_side_channel))
+    with serving(server), connect(server.address) as client:
+        assert recv_exactly(client, 3) == b"ok\n"
+    assert seen == [7.0, None]
