@@ -23,7 +23,6 @@ from composerv import (
     threaded,
 )
 
-
 SLOW_REQUEST_SECONDS = 1.5
 
 
