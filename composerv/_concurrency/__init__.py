@@ -1,21 +1,41 @@
 """Concurrency strategies: how a server schedules its requests."""
 
-from ._base import BlockingConcurrency, Concurrency, Scheduler, Work
+from ._asyncio import AsyncioLoop, asyncio_loop
+from ._base import (
+    BlockingConcurrency,
+    Concurrency,
+    EventLoop,
+    EventLoopConcurrency,
+    Scheduler,
+    Work,
+)
+from ._evented import Evented, evented
 from ._forking import Forking, ForkScheduler, forking
+from ._pooled import Pooled, PoolFullError, PoolScheduler, pooled
 from ._sync import Sync, sync
 from ._threaded import Threaded, ThreadScheduler, threaded
 
 __all__ = [
+    "AsyncioLoop",
     "BlockingConcurrency",
     "Concurrency",
+    "EventLoop",
+    "EventLoopConcurrency",
+    "Evented",
     "ForkScheduler",
     "Forking",
+    "PoolFullError",
+    "PoolScheduler",
+    "Pooled",
     "Scheduler",
     "Sync",
     "ThreadScheduler",
     "Threaded",
     "Work",
+    "asyncio_loop",
+    "evented",
     "forking",
+    "pooled",
     "sync",
     "threaded",
 ]

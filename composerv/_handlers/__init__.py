@@ -1,7 +1,28 @@
 """Handlers: what a server does with each request."""
 
+from ._async import AsyncStreamHandler, async_stream_handler
 from ._base import Handler
 from ._datagram import DatagramHandler, datagram_handler
+from ._message import (
+    DatagramMessageHandler,
+    MessageFn,
+    MessageHandler,
+    StreamMessageHandler,
+    message_handler,
+)
 from ._stream import StreamHandler, stream_handler
 
-__all__ = ["DatagramHandler", "Handler", "StreamHandler", "datagram_handler", "stream_handler"]
+__all__ = [
+    "AsyncStreamHandler",
+    "DatagramHandler",
+    "DatagramMessageHandler",
+    "Handler",
+    "MessageFn",
+    "MessageHandler",
+    "StreamHandler",
+    "StreamMessageHandler",
+    "async_stream_handler",
+    "datagram_handler",
+    "message_handler",
+    "stream_handler",
+]

@@ -14,9 +14,10 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["RequestLifecycle", "ServeLoop"]
+__all__ = ["RequestLifecycle", "ServeLoop", "drain"]
 
 R = TypeVar("R")
 R_contra = TypeVar("R_contra", contravariant=True)
@@ -82,6 +83,27 @@ class ServeLoop:
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         """Serve until `shutdown`; ``service_actions`` runs at least every `poll_interval` s."""
+        with self.running_loop() as wake_reader, _Selector() as selector:
+            selector.register(self._lifecycle, selectors.EVENT_READ)
+            selector.register(wake_reader, selectors.EVENT_READ)
+            while not self._stop_requested:
+                ready = selector.select(poll_interval)
+                if self._stop_requested:
+                    break
+                for key, _ in ready:
+                    if key.fileobj is wake_reader:
+                        drain(wake_reader)
+                    else:
+                        self.handle_ready()
+                self._lifecycle.service_actions()
+
+    @contextlib.contextmanager
+    def running_loop(self) -> Iterator[socket.socket]:
+        """Mark the loop as running in this thread for the duration of the block.
+
+        Yields the socket that becomes readable when `shutdown` is called; a loop
+        must watch it (and `drain` it) and end once ``_stop_requested`` is set.
+        """
         wake_reader, wake_writer = socket.socketpair()
         wake_reader.setblocking(False)
         wake_writer.setblocking(False)
@@ -94,19 +116,7 @@ class ServeLoop:
             self._waker = wake_writer
             self._stopped.clear()
         try:
-            with _Selector() as selector:
-                selector.register(self._lifecycle, selectors.EVENT_READ)
-                selector.register(wake_reader, selectors.EVENT_READ)
-                while not self._stop_requested:
-                    ready = selector.select(poll_interval)
-                    if self._stop_requested:
-                        break
-                    for key, _ in ready:
-                        if key.fileobj is wake_reader:
-                            _drain(wake_reader)
-                        else:
-                            self.handle_ready()
-                    self._lifecycle.service_actions()
+            yield wake_reader
         finally:
             with self._lock:
                 self._stop_requested = False
@@ -167,7 +177,8 @@ class ServeLoop:
             lifecycle.shutdown_request(request)
 
 
-def _drain(sock: socket.socket) -> None:
+def drain(sock: socket.socket) -> None:
+    """Read and discard all that is readable now on a non-blocking socket."""
     try:
         while sock.recv(4096):
             pass

@@ -7,16 +7,29 @@ import socket
 import threading
 import time
 from types import TracebackType
-from typing import Any, Generic, overload
+from typing import TYPE_CHECKING, Any, Generic, overload
 
 from .._addresses import Address, peer_repr
-from .._concurrency._base import BlockingConcurrency, Concurrency
+from .._concurrency._base import (
+    BlockingConcurrency,
+    Concurrency,
+    EventLoop,
+    EventLoopConcurrency,
+    Scheduler,
+)
 from .._datagram import Datagram
 from .._errors import HandlerMismatchError
 from .._handlers._base import Handler
 from .._log import logger
 from .._transports._base import Cleanup, DatagramTooLargeError, R, Transport
 from ._lifecycle import ServeLoop
+
+if TYPE_CHECKING:
+    # Only the overloads of serve() name these; the modules import the server loop.
+    from .._concurrency._asyncio import AsyncioLoop
+    from .._concurrency._evented import Evented
+    from .._handlers._async import AsyncStreamHandler
+    from .._handlers._message import MessageHandler
 
 __all__ = ["Server", "serve"]
 
@@ -52,8 +65,15 @@ class Server(Generic[R]):
         self._cleanup: Cleanup | None = None
         self._closed = False
         self._close_lock = threading.Lock()
-        self._scheduler = concurrency.scheduler()
-        self._loop = ServeLoop(_CoreLifecycle(self))
+        self._scheduler: Scheduler
+        self._loop: ServeLoop | EventLoop
+        if isinstance(concurrency, EventLoopConcurrency):
+            # An event loop replaces the request loop and schedules nothing else.
+            self._loop = self._scheduler = concurrency.event_loop(_CoreLifecycle(self), handler)
+        else:
+            assert isinstance(concurrency, BlockingConcurrency)
+            self._scheduler = concurrency.scheduler()
+            self._loop = ServeLoop(_CoreLifecycle(self))
         if transport.bind_and_activate:
             try:
                 self.bind_and_activate()
@@ -211,6 +231,30 @@ def serve(
 ) -> Server[Datagram]: ...
 
 
+@overload
+def serve(
+    transport: Transport[socket.socket],
+    concurrency: Evented,
+    handler: MessageHandler[socket.socket],
+) -> Server[socket.socket]: ...
+
+
+@overload
+def serve(
+    transport: Transport[Datagram],
+    concurrency: Evented,
+    handler: MessageHandler[Datagram],
+) -> Server[Datagram]: ...
+
+
+@overload
+def serve(
+    transport: Transport[socket.socket],
+    concurrency: AsyncioLoop,
+    handler: AsyncStreamHandler,
+) -> Server[socket.socket]: ...
+
+
 def serve(transport: Any, concurrency: Any, handler: Any) -> Server[Any]:
     """Make a server from a transport, a concurrency and a handler, bound and listening.
 
@@ -240,6 +284,8 @@ def serve(transport: Any, concurrency: Any, handler: Any) -> Server[Any]:
             f"{type(handler).__name__} would stall: use message_handler(fn), or a "
             "blocking concurrency such as threaded() or pooled()"
         )
+    if isinstance(concurrency, EventLoopConcurrency):
+        concurrency.check_handler(handler)
     return Server(transport, concurrency, handler)
 
 
