@@ -85,8 +85,6 @@ from ._transports import (
 )
 
 __all__ = [
-    "TCP",
-    "UDP",
     "Address",
     "AsyncStreamHandler",
     "AsyncioLoop",
@@ -125,9 +123,11 @@ __all__ = [
     "StreamMessageHandler",
     "StreamTransport",
     "Sync",
+    "TCP",
     "Threaded",
     "Transport",
     "TruncatedMessageError",
+    "UDP",
     "UnixDatagram",
     "UnixStream",
     "async_stream_handler",

@@ -1,0 +1,166 @@
+"""Echo correctness for every transport x concurrency pairing of the core."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from composerv import (
+    Connection,
+    Datagram,
+    Server,
+    datagram_handler,
+    forking,
+    serve,
+    stream_handler,
+    sync,
+    tcp,
+    threaded,
+    udp,
+    unix_datagram,
+    unix_stream,
+)
+
+from .support import DEADLINE, connect, recv_exactly, serving
+
+CONCURRENCIES = {
+    "sync": sync,
+    "threaded": threaded,
+    "forking": forking,
+}
+
+
+def echo_lines(conn: Connection) -> None:
+    """Echo each line until the client sends b"bye\\n" (no EOF needed: forking-safe)."""
+    while line := conn.readline():
+        conn.send_all(line)
+        if line == b"bye\n":
+            return
+
+
+def echo_datagram(datagram: Datagram) -> None:
+    datagram.reply(datagram.data)
+
+
+StreamFactory = Callable[[str], Any]
+
+STREAM_TRANSPORTS: dict[str, StreamFactory] = {
+    "tcp4": lambda _path: tcp(("127.0.0.1", 0)),
+    "tcp6": lambda _path: tcp(("::1", 0)),
+    "unix": unix_stream,
+}
+
+DATAGRAM_TRANSPORTS: dict[str, StreamFactory] = {
+    "udp4": lambda _path: udp(("127.0.0.1", 0)),
+    "udp6": lambda _path: udp(("::1", 0)),
+    "unix_dgram": unix_datagram,
+}
+
+
+@pytest.mark.parametrize("concurrency", CONCURRENCIES.values(), ids=CONCURRENCIES.keys())
+@pytest.mark.parametrize("make_transport", STREAM_TRANSPORTS.values(), ids=STREAM_TRANSPORTS.keys())
+def test_stream_echo(
+    make_transport: StreamFactory, concurrency: Callable[[], Any], unix_path: str, no_leaks: None
+) -> None:
+    server: Server[socket.socket] = serve(
+        make_transport(unix_path), concurrency(), stream_handler(echo_lines)
+    )
+    with serving(server):
+        for client_number in range(3):
+            with connect(server.address) as client:
+                for line_number in range(5):
+                    message = f"client {client_number} line {line_number}\n".encode()
+                    client.sendall(message)
+                    assert recv_exactly(client, len(message)) == message
+                client.sendall(b"bye\n")
+                assert recv_exactly(client, 4) == b"bye\n"
+                assert client.recv(1) == b"", "the server must close after the handler returns"
+
+
+@pytest.mark.parametrize("concurrency", CONCURRENCIES.values(), ids=CONCURRENCIES.keys())
+@pytest.mark.parametrize(
+    "make_transport", DATAGRAM_TRANSPORTS.values(), ids=DATAGRAM_TRANSPORTS.keys()
+)
+def test_datagram_echo(
+    make_transport: StreamFactory, concurrency: Callable[[], Any], unix_path: str, no_leaks: None
+) -> None:
+    server: Server[Datagram] = serve(
+        make_transport(unix_path), concurrency(), datagram_handler(echo_datagram)
+    )
+    with serving(server), _datagram_client(server.address, unix_path) as client:
+        for number in range(5):
+            payload = f"datagram {number}".encode() * (number + 1)
+            client.send(payload)
+            assert client.recv(65536) == payload
+
+
+def _datagram_client(address: Any, unix_path: str) -> socket.socket:
+    if isinstance(address, str):
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        client.bind(unix_path + ".client")  # unbound unix peers cannot be answered
+    else:
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        client = socket.socket(family, socket.SOCK_DGRAM)
+    client.settimeout(DEADLINE)
+    client.connect(address)
+    return client
+
+
+def test_port_zero_reads_back_the_real_port() -> None:
+    with serve(tcp(("127.0.0.1", 0)), sync(), stream_handler(echo_lines)) as server:
+        host, port = server.address
+        assert host == "127.0.0.1"
+        assert 0 < port < 65536
+
+
+def test_handle_request_serves_exactly_one(no_leaks: None) -> None:
+    with serve(tcp(("127.0.0.1", 0)), sync(), stream_handler(echo_lines)) as server:
+        with connect(server.address) as client:
+            client.sendall(b"one\nbye\n")
+            server.handle_request(timeout=DEADLINE)
+            assert recv_exactly(client, 8) == b"one\nbye\n"
+
+
+def test_handle_request_times_out_when_nobody_comes() -> None:
+    with serve(tcp(("127.0.0.1", 0)), sync(), stream_handler(echo_lines)) as server:
+        server.handle_request(timeout=0.05)  # returns instead of waiting forever
+
+
+def test_bind_and_activate_false_defers_binding(no_leaks: None) -> None:
+    server = serve(
+        tcp(("127.0.0.1", 0), bind_and_activate=False), sync(), stream_handler(echo_lines)
+    )
+    with server:
+        assert server.address == ("0.0.0.0", 0)
+        server.bind_and_activate()
+        assert server.address[1] != 0
+        with pytest.raises(RuntimeError, match="already bound"):
+            server.bind_and_activate()
+
+
+def test_dual_stack_accepts_ipv4_clients() -> None:
+    with (
+        serve(tcp(("::", 0), dual_stack=True), threaded(), stream_handler(echo_lines)) as server,
+        serving(server),
+    ):
+        with connect(("127.0.0.1", server.address[1])) as client:
+            client.sendall(b"bye\n")
+            assert recv_exactly(client, 4) == b"bye\n"
+
+
+def test_forking_children_are_all_reaped(no_leaks: None) -> None:
+    server = serve(tcp(("127.0.0.1", 0)), forking(max_children=2), stream_handler(echo_lines))
+    with serving(server):
+        clients = [connect(server.address) for _ in range(4)]
+        try:
+            for client in clients:
+                client.sendall(b"bye\n")
+            for client in clients:
+                assert recv_exactly(client, 4) == b"bye\n"
+        finally:
+            for client in clients:
+                client.close()
+    assert server.active_requests == 0
