@@ -84,7 +84,7 @@ from ._transports import (
     unix_stream,
 )
 
-__all__ = [
+__all__ = [  # noqa: RUF022  # plain sorted order, as tests/test_exports.py checks
     "Address",
     "AsyncStreamHandler",
     "AsyncioLoop",
