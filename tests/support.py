@@ -83,7 +83,11 @@ def child_pids() -> set[int]:
     """The live (or zombie) children of this process, from /proc."""
     pids: set[int] = set()
     for task in os.listdir(f"/proc/{os.getpid()}/task"):
-        with open(f"/proc/{os.getpid()}/task/{task}/children") as f:
+        # A thread that just ended can vanish between listdir and open.
+        with (
+            contextlib.suppress(FileNotFoundError),
+            open(f"/proc/{os.getpid()}/task/{task}/children") as f,
+        ):
             pids.update(int(pid) for pid in f.read().split())
     return pids
 
