@@ -3,6 +3,8 @@ the byte stream was split into receives."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -26,7 +28,7 @@ frame_messages = st.lists(st.binary(max_size=MAX), max_size=20)
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
     """`data` cut at the given offsets (any order, repeats allowed)."""
     points = sorted({cut % (len(data) + 1) for cut in cuts} | {0, len(data)})
-    return [data[a:b] for a, b in zip(points, points[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(points)]
 
 
 def decode_all(decoder: Decoder, chunks: list[bytes]) -> list[bytes]:

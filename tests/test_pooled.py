@@ -112,9 +112,9 @@ def test_when_full_reject_closes_new_requests_and_logs(
             assert recv_until_eof(first) == b"served\n"
             assert recv_until_eof(second) == b"served\n"
     assert gate.entered == 2
-    assert any(
-        r.exc_info and isinstance(r.exc_info[1], PoolFullError) for r in caplog.records
-    ), caplog.text
+    assert any(r.exc_info and isinstance(r.exc_info[1], PoolFullError) for r in caplog.records), (
+        caplog.text
+    )
 
 
 def test_closing_waits_for_requests_in_flight(no_leaks: None) -> None:
