@@ -43,8 +43,6 @@ DEFAULT_MAX_LINE = 65536
 # Length-prefixed protocols carry bigger payloads; 1 MiB still bounds a hostile peer.
 DEFAULT_MAX_FRAME = 1024 * 1024
 
-_NEWLINE = 10
-
 
 class Framing(Generic[R], metaclass=abc.ABCMeta):
     """How messages travel over a transport whose requests are `R`."""
@@ -139,12 +137,8 @@ class _LineDecoder(Decoder):
         return messages
 
     def whole(self, buffer: bytearray, size: int) -> bytes | None:
-        if (
-            not self._buffer
-            and buffer[size - 1] == _NEWLINE
-            and buffer.find(b"\n", 0, size) == size - 1
-            and size <= self._max_size
-        ):
+        # The first newline being the last byte means exactly one whole line.
+        if size <= self._max_size and buffer.find(b"\n", 0, size) == size - 1 and not self._buffer:
             return bytes(buffer[: size - 1])
         return None
 

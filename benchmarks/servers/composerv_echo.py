@@ -2,7 +2,7 @@
 
     python benchmarks/servers/composerv_echo.py CONCURRENCY HANDLER ADDR
 
-CONCURRENCY: sync, threaded, pooled, pooled128 (128 workers), evented, asyncio.
+CONCURRENCY: sync, threaded, pooled, pooled:N (N workers), evented, asyncio, uvloop.
 HANDLER: lines (message_handler with lines(); datagrams() on UDP), stream (a
 stream_handler echoing bytes), async (an async_stream_handler echoing lines).
 ADDR: 127.0.0.1:PORT, [::1]:PORT, unix:/path, or udp:HOST:PORT for UDP.
@@ -26,7 +26,6 @@ CONCURRENCY = {
     "sync": composerv.sync,
     "threaded": composerv.threaded,
     "pooled": composerv.pooled,
-    "pooled128": lambda: composerv.pooled(workers=128),
     "evented": composerv.evented,
     "asyncio": composerv.asyncio_loop,
     "uvloop": lambda: composerv.asyncio_loop(uvloop=True),
@@ -82,7 +81,9 @@ def handler(name: str, kind: str) -> composerv.Handler:  # type: ignore[type-arg
 def main() -> None:
     concurrency, handler_name, addr = sys.argv[1:4]
     chosen = transport(addr)
-    server = composerv.serve(chosen, CONCURRENCY[concurrency](), handler(handler_name, chosen.kind))
+    name, _, workers = concurrency.partition(":")
+    made = composerv.pooled(workers=int(workers)) if workers else CONCURRENCY[name]()
+    server = composerv.serve(chosen, made, handler(handler_name, chosen.kind))
     # SIGTERM ends the process at once, as the harness expects of every peer.
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     print("READY", flush=True)
