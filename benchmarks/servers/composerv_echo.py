@@ -4,7 +4,8 @@
 
 CONCURRENCY: sync, threaded, pooled, pooled:N (N workers), evented, asyncio, uvloop.
 HANDLER: lines (message_handler with lines(); datagrams() on UDP), stream (a
-stream_handler echoing bytes), async (an async_stream_handler echoing lines).
+stream_handler echoing bytes), readline (a stream_handler echoing line by line, as
+the stdlib peers do), async (an async_stream_handler echoing bytes).
 ADDR: 127.0.0.1:PORT, [::1]:PORT, unix:/path, or udp:HOST:PORT for UDP.
 Prints READY once listening and dies on SIGTERM, as ../shared/bench expects.
 """
@@ -35,6 +36,11 @@ CONCURRENCY = {
 def echo_bytes(conn: Connection) -> None:
     while data := conn.recv():
         conn.send_all(data)
+
+
+def echo_lines(conn: Connection) -> None:
+    while line := conn.readline():
+        conn.send_all(line)
 
 
 def echo_datagram(datagram: Datagram) -> None:
@@ -74,6 +80,7 @@ def handler(name: str, kind: str) -> composerv.Handler:  # type: ignore[type-arg
     return {
         "lines": composerv.message_handler(identity),
         "stream": composerv.stream_handler(echo_bytes),
+        "readline": composerv.stream_handler(echo_lines),
         "async": composerv.async_stream_handler(echo_async),
     }[name]
 
