@@ -75,6 +75,22 @@ class Gate:
         conn.send_all(b"served\n")
 
 
+def test_every_request_gets_a_worker_while_workers_remain(no_leaks: None) -> None:
+    gate = Gate()
+    server = serve(tcp(("127.0.0.1", 0)), pooled(workers=3, queue=1), stream_handler(gate))
+    with serving(server):
+        clients = [connect(server.address) for _ in range(3)]
+        try:
+            # All three block at once: none waits behind another in the queue.
+            wait_until(lambda: gate.entered == 3, "three requests served at once")
+            gate.release.set()
+            for client in clients:
+                assert recv_until_eof(client) == b"served\n"
+        finally:
+            for client in clients:
+                client.close()
+
+
 def test_when_full_wait_stops_accepting_until_a_worker_is_free(no_leaks: None) -> None:
     gate = Gate()
     server = serve(tcp(("127.0.0.1", 0)), pooled(workers=1, queue=1), stream_handler(gate))

@@ -123,5 +123,8 @@ def pooled(
     full). With ``when_full="reject"`` each request over the limit is closed or
     dropped at once and logged. A stream handler holds its worker for the whole
     connection: size `workers` for the connections you expect at once.
+
+    While the loop waits for a free worker, `Server.shutdown` waits with it: with
+    handlers that call ``shutdown()`` themselves, use ``when_full="reject"``.
     """
     return Pooled(workers=workers, queue=queue, when_full=when_full)
