@@ -16,6 +16,8 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Callable
+from typing import Any
 
 # Run from a checkout without installing: the repository root holds composerv/.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -23,7 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import composerv
 from composerv import Connection, Datagram
 
-CONCURRENCY = {
+CONCURRENCY: dict[str, Callable[[], composerv.Concurrency]] = {
     "sync": composerv.sync,
     "threaded": composerv.threaded,
     "pooled": composerv.pooled,
@@ -89,7 +91,8 @@ def main() -> None:
     concurrency, handler_name, addr = sys.argv[1:4]
     chosen = transport(addr)
     name, _, workers = concurrency.partition(":")
-    made = composerv.pooled(workers=int(workers)) if workers else CONCURRENCY[name]()
+    # Any: the pairing is chosen on the command line, so serve() checks it at run time.
+    made: Any = composerv.pooled(workers=int(workers)) if workers else CONCURRENCY[name]()
     server = composerv.serve(chosen, made, handler(handler_name, chosen.kind))
     # SIGTERM ends the process at once, as the harness expects of every peer.
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
