@@ -8,7 +8,9 @@ __all__ = [
     "ComposervError",
     "ConfigurationError",
     "HandlerMismatchError",
+    "MessageTooLargeError",
     "SocketPathInUseError",
+    "TruncatedMessageError",
 ]
 
 
@@ -40,3 +42,32 @@ class SocketPathInUseError(ComposervError, OSError):
             f"another server is listening on unix socket {path!r}; stop it or choose another path",
         )
         self.path = path
+
+
+class MessageTooLargeError(ComposervError, ValueError):
+    """A framed message was longer than the framing's ``max_size``.
+
+    The server closes the connection it came on and logs the event; nothing else
+    is affected.
+    """
+
+    def __init__(self, size: int, limit: int, messages: list[bytes] | None = None) -> None:
+        super().__init__(
+            f"a message of at least {size} bytes is over the framing's max_size={limit}; "
+            "raise max_size on the framing to accept it"
+        )
+        self.size = size
+        self.limit = limit
+        self.messages = messages or []
+        """The complete messages decoded before the one that was too large."""
+
+
+class TruncatedMessageError(ComposervError, ValueError):
+    """The stream ended in the middle of a framed message."""
+
+    def __init__(self, pending: int) -> None:
+        super().__init__(
+            f"the stream ended with {pending} bytes of an unfinished message; "
+            "the peer closed before sending the whole frame"
+        )
+        self.pending = pending

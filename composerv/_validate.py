@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -39,3 +40,18 @@ def callable_value(_instance: Any, attribute: attrs.Attribute[Any], value: objec
         raise ConfigurationError(
             f"{attribute.name} must be callable, not {type(value).__name__} {value!r}"
         )
+
+
+def instance_of(
+    expected: type, examples: str
+) -> Callable[[Any, attrs.Attribute[Any], object], None]:
+    """Accept instances of `expected`; the message suggests `examples`."""
+
+    def check(_instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, expected):
+            raise ConfigurationError(
+                f"{attribute.name} must be a {expected.__name__} such as {examples}, "
+                f"not {type(value).__name__} {value!r}"
+            )
+
+    return check

@@ -1,16 +1,33 @@
 """Concurrency strategies: how a server schedules its requests."""
 
-from ._base import BlockingConcurrency, Concurrency, Scheduler, Work
+from ._asyncio import AsyncioLoop, asyncio_loop
+from ._base import (
+    BlockingConcurrency,
+    Concurrency,
+    EventLoop,
+    EventLoopConcurrency,
+    Scheduler,
+    Work,
+)
+from ._evented import Evented, evented
 from ._forking import Forking, ForkScheduler, forking
+from ._pooled import Pooled, PoolFullError, PoolScheduler, pooled
 from ._sync import Sync, sync
 from ._threaded import Threaded, ThreadScheduler, threaded
 from ._workers import Supervisor, WorkerPool, Workers, workers
 
 __all__ = [
+    "AsyncioLoop",
     "BlockingConcurrency",
     "Concurrency",
+    "EventLoop",
+    "EventLoopConcurrency",
+    "Evented",
     "ForkScheduler",
     "Forking",
+    "PoolFullError",
+    "PoolScheduler",
+    "Pooled",
     "Scheduler",
     "Supervisor",
     "Sync",
@@ -19,7 +36,10 @@ __all__ = [
     "Work",
     "WorkerPool",
     "Workers",
+    "asyncio_loop",
+    "evented",
     "forking",
+    "pooled",
     "sync",
     "threaded",
     "workers",

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-__all__ = ["BlockingConcurrency", "Concurrency", "Scheduler", "Work"]
+if TYPE_CHECKING:
+    from .._handlers._base import Handler
+    from .._server._lifecycle import RequestLifecycle
+
+__all__ = [
+    "BlockingConcurrency",
+    "Concurrency",
+    "EventLoop",
+    "EventLoopConcurrency",
+    "Scheduler",
+    "Work",
+]
 
 Work = Callable[[], None]
 """Serving one request from start to release; it handles its own errors."""
@@ -37,17 +48,41 @@ class Scheduler(Protocol):
         """How many requests are being served right now, outside the caller's thread."""
 
 
+class EventLoop(Scheduler, Protocol):
+    """The run-time side of an event-loop concurrency: it runs the whole server.
+
+    The server delegates `serve_forever`, `shutdown` and `handle_request` to it
+    (with the semantics of `ServeLoop`), and, as for any scheduler, calls `close`
+    from ``server_close`` (which closes every connection still open) and ``len()``
+    for the number of open connections. The loop accepts and reads by itself, so
+    `Scheduler.submit` is never called on it.
+    """
+
+    @property
+    def running(self) -> bool:
+        """Whether `serve_forever` is running in some thread."""
+
+    def serve_forever(self, poll_interval: float) -> None:
+        """Serve until `shutdown`."""
+
+    def shutdown(self) -> None:
+        """Stop `serve_forever`; from another thread, return once it has stopped."""
+
+    def handle_request(self, timeout: float | None) -> None:
+        """Run one turn of the loop, waiting up to `timeout` seconds for an event."""
+
+
 class Concurrency(metaclass=abc.ABCMeta):
-    """How a server schedules requests: an immutable value that makes a `Scheduler`."""
+    """How a server schedules requests: an immutable value.
+
+    A `BlockingConcurrency` makes a `Scheduler` for the server's request loop; an
+    `EventLoopConcurrency` makes an `EventLoop` that replaces that loop.
+    """
 
     __slots__ = ()
 
     blocking: ClassVar[bool]
     """Whether handlers may block (False for event loops)."""
-
-    @abc.abstractmethod
-    def scheduler(self) -> Scheduler:
-        """A new scheduler for one server."""
 
 
 class BlockingConcurrency(Concurrency):
@@ -56,3 +91,29 @@ class BlockingConcurrency(Concurrency):
     __slots__ = ()
 
     blocking: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def scheduler(self) -> Scheduler:
+        """A new scheduler for one server."""
+
+
+class EventLoopConcurrency(Concurrency):
+    """A strategy that serves every connection from one thread's event loop.
+
+    Handlers must not block; which handler types a loop can run is its own
+    business, checked by `check_handler`.
+    """
+
+    __slots__ = ()
+
+    blocking: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def check_handler(self, handler: Handler[Any]) -> None:
+        """Raise `HandlerMismatchError`, saying what to use instead, if this loop cannot
+        run `handler`."""
+
+    @abc.abstractmethod
+    def event_loop(self, lifecycle: RequestLifecycle[Any], handler: Handler[Any]) -> EventLoop:
+        """A new loop for one server: it takes requests through `lifecycle` (accepting,
+        verifying, logging errors, closing) and serves them with `handler`."""

@@ -1,5 +1,6 @@
 """Handlers: what a server does with each request."""
 
+from ._async import AsyncStreamHandler, async_stream_handler
 from ._base import Handler
 from ._classic import (
     ClassicDatagramHandler,
@@ -8,6 +9,13 @@ from ._classic import (
     request_handler,
 )
 from ._datagram import DatagramHandler, datagram_handler
+from ._message import (
+    DatagramMessageHandler,
+    MessageFn,
+    MessageHandler,
+    StreamMessageHandler,
+    message_handler,
+)
 from ._stream import StreamHandler, stream_handler
 
 __all__ = [
@@ -19,5 +27,16 @@ __all__ = [
     "StreamHandler",
     "datagram_handler",
     "request_handler",
+    "AsyncStreamHandler",
+    "DatagramHandler",
+    "DatagramMessageHandler",
+    "Handler",
+    "MessageFn",
+    "MessageHandler",
+    "StreamHandler",
+    "StreamMessageHandler",
+    "async_stream_handler",
+    "datagram_handler",
+    "message_handler",
     "stream_handler",
 ]

@@ -14,10 +14,10 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["RequestLifecycle", "ServeLoop"]
+__all__ = ["RequestLifecycle", "ServeLoop", "drain"]
 
 R = TypeVar("R")
 R_contra = TypeVar("R_contra", contravariant=True)
@@ -94,6 +94,37 @@ class ServeLoop:
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         """Serve until `shutdown`; ``service_actions`` runs at least every `poll_interval` s."""
+        with self.running_loop() as wake_reader, _Selector() as selector:
+            selector.register(wake_reader, selectors.EVENT_READ)
+            accepting = False
+            while not self._stop_requested:
+                # Paused first, capacity second: a request that ends in between
+                # sees `paused` and wakes the loop (see `wake`).
+                self.paused = True
+                if accepting != self._accepting():
+                    accepting = not accepting
+                    if accepting:
+                        selector.register(self._lifecycle, selectors.EVENT_READ)
+                    else:
+                        selector.unregister(self._lifecycle)
+                self.paused = not accepting
+                ready = selector.select(poll_interval)
+                if self._stop_requested:
+                    break
+                for key, _ in ready:
+                    if key.fileobj is wake_reader:
+                        drain(wake_reader)
+                    else:
+                        self.handle_ready()
+                self._lifecycle.service_actions()
+
+    @contextlib.contextmanager
+    def running_loop(self) -> Iterator[socket.socket]:
+        """Mark the loop as running in this thread for the duration of the block.
+
+        Yields the socket that becomes readable when `shutdown` is called; a loop
+        must watch it (and `drain` it) and end once ``_stop_requested`` is set.
+        """
         wake_reader, wake_writer = socket.socketpair()
         wake_reader.setblocking(False)
         wake_writer.setblocking(False)
@@ -106,29 +137,7 @@ class ServeLoop:
             self._waker = wake_writer
             self._stopped.clear()
         try:
-            with _Selector() as selector:
-                selector.register(wake_reader, selectors.EVENT_READ)
-                accepting = False
-                while not self._stop_requested:
-                    # Paused first, capacity second: a request that ends in between
-                    # sees `paused` and wakes the loop (see `wake`).
-                    self.paused = True
-                    if accepting != self._accepting():
-                        accepting = not accepting
-                        if accepting:
-                            selector.register(self._lifecycle, selectors.EVENT_READ)
-                        else:
-                            selector.unregister(self._lifecycle)
-                    self.paused = not accepting
-                    ready = selector.select(poll_interval)
-                    if self._stop_requested:
-                        break
-                    for key, _ in ready:
-                        if key.fileobj is wake_reader:
-                            _drain(wake_reader)
-                        else:
-                            self.handle_ready()
-                    self._lifecycle.service_actions()
+            yield wake_reader
         finally:
             self.paused = False
             with self._lock:
@@ -209,7 +218,8 @@ class ServeLoop:
             lifecycle.shutdown_request(request)
 
 
-def _drain(sock: socket.socket) -> None:
+def drain(sock: socket.socket) -> None:
+    """Read and discard all that is readable now on a non-blocking socket."""
     try:
         while sock.recv(4096):
             pass

@@ -8,10 +8,16 @@ import socket
 import threading
 import time
 from types import TracebackType
-from typing import Any, Generic, Protocol, overload, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, overload, runtime_checkable
 
 from .._addresses import Address, peer_repr
-from .._concurrency._base import BlockingConcurrency, Concurrency
+from .._concurrency._base import (
+    BlockingConcurrency,
+    Concurrency,
+    EventLoop,
+    EventLoopConcurrency,
+    Scheduler,
+)
 from .._concurrency._forking import in_request_child
 from .._concurrency._workers import Supervisor
 from .._datagram import Datagram
@@ -22,6 +28,13 @@ from .._limits import DrainReport, Limits
 from .._log import logger
 from .._transports._base import Cleanup, DatagramTooLargeError, R, Transport
 from ._lifecycle import ServeLoop
+
+if TYPE_CHECKING:
+    # Only the overloads of serve() name these; the modules import the server loop.
+    from .._concurrency._asyncio import AsyncioLoop
+    from .._concurrency._evented import Evented
+    from .._handlers._async import AsyncStreamHandler
+    from .._handlers._message import MessageHandler
 
 __all__ = ["Server", "serve"]
 
@@ -87,7 +100,6 @@ class Server(Generic[R]):
         self._cleanup: Cleanup | None = None
         self._closed = False
         self._close_lock = threading.Lock()
-        self._scheduler = concurrency.scheduler()
         # The requests this process serves right now (in threads or inline), so a
         # drain can close the idle ones and cut the rest; notified as each ends.
         self._guards: set[RequestGuard] = set()
@@ -96,7 +108,15 @@ class Server(Generic[R]):
         # mid-accept as shutdown starts) is drained as soon as it is tracked.
         self._draining = False
         self._late_guards: set[RequestGuard] = set()
-        self._loop = ServeLoop(_CoreLifecycle(self), has_capacity=self._has_capacity)
+        self._scheduler: Scheduler
+        self._loop: ServeLoop | EventLoop
+        if isinstance(concurrency, EventLoopConcurrency):
+            # An event loop replaces the request loop and schedules nothing else.
+            self._loop = self._scheduler = concurrency.event_loop(_CoreLifecycle(self), handler)
+        else:
+            assert isinstance(concurrency, BlockingConcurrency)
+            self._scheduler = concurrency.scheduler()
+            self._loop = ServeLoop(_CoreLifecycle(self), has_capacity=self._has_capacity)
         if transport.bind_and_activate:
             try:
                 self.bind_and_activate()
@@ -447,6 +467,30 @@ def serve(
 ) -> Server[Datagram]: ...
 
 
+@overload
+def serve(
+    transport: Transport[socket.socket],
+    concurrency: Evented,
+    handler: MessageHandler[socket.socket],
+) -> Server[socket.socket]: ...
+
+
+@overload
+def serve(
+    transport: Transport[Datagram],
+    concurrency: Evented,
+    handler: MessageHandler[Datagram],
+) -> Server[Datagram]: ...
+
+
+@overload
+def serve(
+    transport: Transport[socket.socket],
+    concurrency: AsyncioLoop,
+    handler: AsyncStreamHandler,
+) -> Server[socket.socket]: ...
+
+
 def serve(
     transport: Any, concurrency: Any, handler: Any, *, limits: Limits | None = None
 ) -> Server[Any]:
@@ -486,6 +530,8 @@ def serve(
             f"limits must be a Limits value such as limits(idle_timeout=5.0), "
             f"not {type(limits).__name__} {limits!r}"
         )
+    if isinstance(concurrency, EventLoopConcurrency):
+        concurrency.check_handler(handler)
     return Server(transport, concurrency, handler, limits)
 
 

@@ -1,0 +1,109 @@
+"""Run the side-by-side echo benchmark: stdlib socketserver, asyncio and composerv.
+
+Drives the shared harness (bench/run.py: a C load generator that checks every
+byte, servers run as subprocesses, interleaved rounds) and adds a composerv echo
+server per concurrency (benchmarks/servers/composerv_echo.py). Run on demand,
+never in CI; it takes 10-30 minutes:
+
+    python benchmarks/run.py --bench /path/to/bench [--rounds 3] [--duration 3] [--quick]
+
+Two passes: loopback TCP and UDP with every server plus RSS with 1000 idle
+connections, then unix sockets for evented() against the raw selectors loop.
+Each pass writes its tables to a results directory (printed at the end); the
+ratios are to ThreadingTCPServer (stdlib_threading) and ThreadingUDPServer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ECHO = os.path.join(HERE, "servers", "composerv_echo.py")
+
+# name -> (concurrency, handler) for composerv_echo.py
+TCP_SERVERS = {
+    "cv_threaded": ("threaded", "stream"),
+    # pp128 holds 128 connections open: a pool serves one connection per worker.
+    "cv_pooled": ("pooled:128", "stream"),
+    "cv_pooled_msg": ("pooled:128", "lines"),
+    "cv_evented": ("evented", "lines"),
+    "cv_asyncio": ("asyncio", "async"),
+    "cv_uvloop": ("uvloop", "async"),
+}
+UDP_SERVERS = {
+    "cv_udp_sync": ("sync", "stream"),
+    "cv_udp_threaded": ("threaded", "stream"),
+    "cv_udp_pooled": ("pooled", "stream"),
+    "cv_udp_pooled2": ("pooled:2", "stream"),
+    "cv_udp_evented": ("evented", "lines"),
+}
+ECHO_KIND = {"stream": "bytes", "lines": "lines", "async": "bytes"}
+REFERENCE_TCP = [
+    "stdlib_sync",
+    "stdlib_threading",
+    "asyncio_streams",
+    "asyncio_protocol",
+    "uvloop_protocol",
+    "selectors_raw",
+]
+REFERENCE_UDP = ["stdlib_udp_sync", "stdlib_udp_threading", "asyncio_udp", "raw_udp"]
+IDLE = ["stdlib_threading", "asyncio_protocol", "selectors_raw", "cv_threaded", "cv_evented"]
+
+
+def server_args(servers: dict[str, tuple[str, str]], option: str, prefix: str) -> list[str]:
+    args: list[str] = []
+    for name, (concurrency, handler) in servers.items():
+        args += [option, f"{name}={{py}} {ECHO} {concurrency} {handler} {prefix}{{addr}}"]
+        args += ["--echo", f"{name}={ECHO_KIND[handler]}"]
+    return args
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bench", required=True, help="the shared bench/ folder (has run.py)")
+    parser.add_argument("--rounds", default="3")
+    parser.add_argument("--duration", default="5")
+    parser.add_argument("--quick", action="store_true", help="one short round: a smoke test")
+    parser.add_argument("--skip-unix", action="store_true")
+    args = parser.parse_args()
+    harness = [sys.executable, os.path.join(args.bench, "run.py")]
+    common = ["--quick"] if args.quick else ["--rounds", args.rounds, "--duration", args.duration]
+    tcp_names = REFERENCE_TCP + list(TCP_SERVERS)
+    udp_names = REFERENCE_UDP + list(UDP_SERVERS)
+    subprocess.run(
+        [
+            *harness,
+            *common,
+            *server_args(TCP_SERVERS, "--server", ""),
+            *server_args(UDP_SERVERS, "--udp-server", "udp:"),
+            "--only",
+            ",".join(tcp_names + udp_names),
+            "--idle",
+            "1000",
+            "--idle-servers",
+            ",".join(IDLE),
+        ],
+        check=True,
+    )
+    if not args.skip_unix:
+        subprocess.run(
+            [
+                *harness,
+                *common,
+                *server_args({"cv_evented": TCP_SERVERS["cv_evented"]}, "--server", ""),
+                "--transport",
+                "unix",
+                "--scenarios",
+                "pp16,pp128",
+                "--only",
+                "stdlib_threading,selectors_raw,cv_evented",
+            ],
+            check=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""`asyncio_loop()`: serve `async_stream_handler` connections on one asyncio event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import socket
+from typing import Any
+
+import attrs
+
+from .._addresses import Address, peer_repr
+from .._errors import ConfigurationError, HandlerMismatchError
+from .._handlers._async import AsyncStreamHandler, serve_with_streams
+from .._handlers._base import Handler
+from .._log import logger
+from .._server._lifecycle import RequestLifecycle, ServeLoop, drain
+from .._validate import flag
+from ._base import EventLoop, EventLoopConcurrency, Work
+
+__all__ = ["AsyncioLoop", "asyncio_loop"]
+
+
+def _new_event_loop(use_uvloop: bool) -> asyncio.AbstractEventLoop:
+    if not use_uvloop:
+        return asyncio.new_event_loop()
+    # Imported only when asked for: uvloop is an optional dependency.
+    loop: asyncio.AbstractEventLoop = importlib.import_module("uvloop").new_event_loop()
+    return loop
+
+
+class AsyncioServeLoop(ServeLoop):
+    """Accepts through the server's lifecycle and serves each connection as a task.
+
+    The event loop lives as long as the server, so connections stay open between
+    calls to `serve_forever`; `close` cancels those still running.
+    """
+
+    def __init__(
+        self, lifecycle: RequestLifecycle[Any], handler: AsyncStreamHandler, *, use_uvloop: bool
+    ) -> None:
+        super().__init__(lifecycle)
+        self._handler = handler
+        self._loop = _new_event_loop(use_uvloop)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._accepted: asyncio.Future[asyncio.Task[None]] | None = None
+
+    def submit(self, work: Work, release_in_parent: Work) -> None:
+        """Never called: the loop accepts by itself."""
+        raise RuntimeError("an asyncio_loop() serves its requests itself")
+
+    def service_actions(self) -> None:
+        """Tasks remove themselves when done; nothing to tidy."""
+
+    def close(self) -> None:
+        """Cancel the connections still being served, wait for them, close the loop."""
+        loop = self._loop
+        if self._tasks:
+            for task in self._tasks:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*self._tasks, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        with self.running_loop() as wake_reader:
+            if self._stop_requested:
+                return
+            loop = self._loop
+            stopped = loop.create_future()
+
+            def wake() -> None:
+                drain(wake_reader)
+                if self._stop_requested and not stopped.done():
+                    stopped.set_result(None)
+
+            loop.add_reader(wake_reader, wake)
+            loop.add_reader(self._lifecycle.fileno(), self._accept)
+            try:
+                loop.run_until_complete(stopped)
+            finally:
+                loop.remove_reader(self._lifecycle.fileno())
+                loop.remove_reader(wake_reader)
+
+    def handle_request(self, timeout: float | None) -> None:
+        """Wait up to `timeout` s for a connection and serve it to the end."""
+        loop = self._loop
+        self._accepted = loop.create_future()
+        loop.add_reader(self._lifecycle.fileno(), self._accept)
+        try:
+            task = loop.run_until_complete(asyncio.wait_for(self._accepted, timeout))
+        except asyncio.TimeoutError:
+            self._lifecycle.handle_timeout()
+            return
+        finally:
+            loop.remove_reader(self._lifecycle.fileno())
+            self._accepted = None
+        loop.run_until_complete(asyncio.wait([task]))
+
+    def _accept(self) -> None:
+        lifecycle = self._lifecycle
+        try:
+            sock, peer = lifecycle.get_request()
+        except OSError:
+            return
+        if not lifecycle.verify_request(sock, peer):
+            lifecycle.shutdown_request(sock)
+            return
+        task = self._loop.create_task(self._serve(sock, peer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if self._accepted is not None and not self._accepted.done():
+            self._accepted.set_result(task)
+
+    async def _serve(self, sock: socket.socket, peer: Address) -> None:
+        try:
+            await serve_with_streams(self._handler.fn, sock)
+        except ConnectionError as error:
+            # A peer that resets or goes away is routine for a server, not a bug.
+            logger.debug("connection from %s failed: %s", peer_repr(peer), error)
+        except Exception:
+            logger.exception("error while serving %s", peer_repr(peer))
+        finally:
+            # The streams closed the socket; this is a no-op then, and a close otherwise.
+            with contextlib.suppress(OSError):
+                self._lifecycle.shutdown_request(sock)
+
+
+@attrs.frozen
+class AsyncioLoop(EventLoopConcurrency):
+    """An asyncio event loop for `async_stream_handler`; build it with `asyncio_loop`."""
+
+    uvloop: bool = attrs.field(default=False, validator=flag)
+    """Use uvloop's event loop instead of asyncio's (the uvloop package must be installed)."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.uvloop and importlib.util.find_spec("uvloop") is None:
+            raise ConfigurationError(
+                "asyncio_loop(uvloop=True) needs the uvloop package, which is not installed: "
+                "pip install uvloop, or use asyncio_loop()"
+            )
+
+    def check_handler(self, handler: Handler[Any]) -> None:
+        if not isinstance(handler, AsyncStreamHandler):
+            raise HandlerMismatchError(
+                f"asyncio_loop() serves only async_stream_handler(fn), not "
+                f"{type(handler).__name__}: use evented() for a message handler"
+            )
+
+    def event_loop(self, lifecycle: RequestLifecycle[Any], handler: Handler[Any]) -> EventLoop:
+        self.check_handler(handler)
+        assert isinstance(handler, AsyncStreamHandler)
+        return AsyncioServeLoop(lifecycle, handler, use_uvloop=self.uvloop)
+
+
+def asyncio_loop(*, uvloop: bool = False) -> AsyncioLoop:
+    """Serve every connection as a task on one asyncio event loop in the server's thread.
+
+    For handlers written as coroutines (`async_stream_handler`). ``uvloop=True``
+    uses uvloop's faster loop; it is imported only then, and a clear
+    `ConfigurationError` says so if it is missing.
+    """
+    return AsyncioLoop(uvloop=uvloop)

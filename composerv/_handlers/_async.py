@@ -1,0 +1,67 @@
+"""`async_stream_handler`: a coroutine function that owns one connection as asyncio streams."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Awaitable, Callable
+from typing import ClassVar
+
+import attrs
+
+from .._addresses import Address
+from .._validate import callable_value
+from ._base import Handler
+
+__all__ = ["AsyncStreamFn", "AsyncStreamHandler", "async_stream_handler", "serve_with_streams"]
+
+AsyncStreamFn = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[object]]
+"""``async def fn(reader, writer)``, as for `asyncio.start_server`."""
+
+
+async def serve_with_streams(fn: AsyncStreamFn, sock: socket.socket) -> None:
+    """Run `fn` on asyncio streams over the connected `sock`, then close the streams.
+
+    Must run on the event loop that is to own `sock`.
+    """
+    reader, writer = await asyncio.open_connection(sock=sock)
+    try:
+        await fn(reader, writer)
+    finally:
+        writer.close()
+        # OSError: the peer may be gone already; the stream is closed either way.
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+@attrs.frozen
+class AsyncStreamHandler(Handler[socket.socket]):
+    """Calls ``await fn(reader, writer)`` per connection; build it with `async_stream_handler`."""
+
+    kind: ClassVar[str] = "stream"
+    blocking: ClassVar[bool] = False
+
+    fn: AsyncStreamFn = attrs.field(validator=callable_value)
+    """The coroutine function serving one connection; the streams close when it returns."""
+
+    def handle(self, request: socket.socket, peer: Address) -> None:
+        """Under a blocking concurrency, serve the connection on an event loop of its own."""
+        asyncio.run(serve_with_streams(self.fn, request))
+
+
+def async_stream_handler(fn: AsyncStreamFn) -> AsyncStreamHandler:
+    """A handler for stream transports written with asyncio: ``async def fn(reader, writer)``.
+
+    Under `asyncio_loop()` every connection runs on one shared event loop (uvloop
+    if asked for); under a blocking concurrency each connection gets an event loop
+    of its own in its thread or process. Example::
+
+        async def echo(reader, writer):
+            while line := await reader.readline():
+                writer.write(line)
+                await writer.drain()
+
+        serve(tcp(("127.0.0.1", 8000)), asyncio_loop(), async_stream_handler(echo))
+    """
+    return AsyncStreamHandler(fn)

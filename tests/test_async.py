@@ -1,0 +1,133 @@
+"""async_stream_handler: asyncio code served on asyncio_loop(), or per connection elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from composerv import (
+    ConfigurationError,
+    HandlerMismatchError,
+    async_stream_handler,
+    asyncio_loop,
+    message_handler,
+    pooled,
+    serve,
+    tcp,
+    threaded,
+    unix_stream,
+)
+
+from .support import DEADLINE, connect, recv_exactly, recv_until_eof, serving, wait_until
+
+
+async def echo_lines(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while line := await reader.readline():
+        writer.write(line.upper())
+        await writer.drain()
+
+
+CONCURRENCIES: dict[str, Callable[[], Any]] = {
+    "asyncio_loop": asyncio_loop,
+    "threaded": threaded,
+    "pooled": pooled,
+}
+if importlib.util.find_spec("uvloop") is not None:
+    CONCURRENCIES["uvloop"] = lambda: asyncio_loop(uvloop=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _uvloop_globals() -> None:
+    """uvloop opens a process-wide pipe with its first loop, kept for the process's
+    life: open it before the leak checks take their baseline."""
+    if "uvloop" in CONCURRENCIES:
+        asyncio_loop(uvloop=True)  # checks the import
+        importlib.import_module("uvloop").new_event_loop().close()
+
+
+@pytest.mark.parametrize("make_concurrency", CONCURRENCIES.values(), ids=list(CONCURRENCIES))
+def test_echo(make_concurrency: Callable[[], Any], unix_path: str, no_leaks: None) -> None:
+    server = serve(unix_stream(unix_path), make_concurrency(), async_stream_handler(echo_lines))
+    with serving(server):
+        clients = [connect(server.address) for _ in range(5)]
+        try:
+            for number, client in enumerate(clients):
+                client.sendall(b"line %d\n" % number)
+            for number, client in enumerate(clients):
+                assert recv_exactly(client, len(b"line %d\n" % number)) == b"LINE %d\n" % number
+        finally:
+            for client in clients:
+                client.close()
+
+
+def test_connections_share_the_server_thread(no_leaks: None) -> None:
+    threads: set[str] = set()
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        threads.add(threading.current_thread().name)
+        writer.write(await reader.readline())
+        await writer.drain()
+
+    server = serve(tcp(("127.0.0.1", 0)), asyncio_loop(), async_stream_handler(record))
+    with serving(server):
+        for _ in range(3):
+            with connect(server.address) as client:
+                client.sendall(b"x\n")
+                assert recv_until_eof(client) == b"x\n"
+    assert threads == {"test-serve-forever"}
+
+
+def test_an_exception_is_logged_and_closes_only_its_connection(
+    caplog: pytest.LogCaptureFixture, no_leaks: None
+) -> None:
+    async def fail(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if await reader.readline() == b"boom\n":
+            raise ValueError("async boom")
+        writer.write(b"fine\n")
+
+    server = serve(tcp(("127.0.0.1", 0)), asyncio_loop(), async_stream_handler(fail))
+    with serving(server):
+        with connect(server.address) as bad:
+            bad.sendall(b"boom\n")
+            assert recv_until_eof(bad) == b""
+        with connect(server.address) as good:
+            good.sendall(b"hello\n")
+            assert recv_until_eof(good) == b"fine\n"
+    assert any("async boom" in (r.exc_text or "") for r in caplog.records)
+
+
+def test_server_close_cancels_open_connections(no_leaks: None) -> None:
+    server = serve(tcp(("127.0.0.1", 0)), asyncio_loop(), async_stream_handler(echo_lines))
+    with connect(server.address) as client:
+        with serving(server):
+            client.sendall(b"a\n")
+            assert recv_exactly(client, 2) == b"A\n"
+            wait_until(lambda: server.active_requests == 1, "one open connection")
+        assert recv_until_eof(client) == b""
+
+
+def test_handle_request_serves_one_connection(no_leaks: None) -> None:
+    server = serve(tcp(("127.0.0.1", 0)), asyncio_loop(), async_stream_handler(echo_lines))
+    with server, connect(server.address) as client:
+        client.sendall(b"once\n")
+        client.shutdown(1)
+        server.handle_request(DEADLINE)
+        assert recv_until_eof(client) == b"ONCE\n"
+        server.handle_request(0.01)  # times out quietly
+
+
+def test_only_async_handlers_run_on_asyncio_loop() -> None:
+    with pytest.raises(HandlerMismatchError, match=r"asyncio_loop\(\) serves only"):
+        serve(tcp(("127.0.0.1", 0)), asyncio_loop(), message_handler(bytes.upper))  # type: ignore[call-overload]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("uvloop") is not None, reason="uvloop is installed")
+def test_uvloop_missing_is_a_clear_error() -> None:
+    with pytest.raises(ConfigurationError, match="needs the uvloop package"):
+        asyncio_loop(uvloop=True)

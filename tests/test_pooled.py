@@ -1,0 +1,161 @@
+"""pooled(): a bounded set of reused worker threads, with backpressure when full."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+
+import pytest
+
+from composerv import (
+    ConfigurationError,
+    Connection,
+    Datagram,
+    PoolFullError,
+    datagram_handler,
+    pooled,
+    serve,
+    stream_handler,
+    tcp,
+    udp,
+)
+
+from .support import DEADLINE, connect, recv_exactly, recv_until_eof, serving, wait_until
+
+
+def worker_threads() -> set[str]:
+    return {t.name for t in threading.enumerate() if "-worker-" in t.name}
+
+
+def test_requests_reuse_a_bounded_set_of_threads(no_leaks: None) -> None:
+    served_by: list[str] = []
+
+    def record(conn: Connection) -> None:
+        served_by.append(threading.current_thread().name)
+        conn.send_all(conn.readline())
+
+    server = serve(tcp(("127.0.0.1", 0)), pooled(workers=3), stream_handler(record))
+    with serving(server):
+        for number in range(30):
+            with connect(server.address) as client:
+                client.sendall(b"%d\n" % number)
+                assert recv_exactly(client, len(b"%d\n" % number)) == b"%d\n" % number
+        assert len(worker_threads()) <= 3
+    assert len(served_by) == 30
+    assert len(set(served_by)) <= 3
+    assert worker_threads() == set()
+
+
+def test_datagrams_reuse_the_pool(no_leaks: None) -> None:
+    def echo(datagram: Datagram) -> None:
+        datagram.reply(datagram.data)
+
+    server = serve(udp(("127.0.0.1", 0)), pooled(workers=2), datagram_handler(echo))
+    with serving(server), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(DEADLINE)
+        for number in range(200):
+            client.sendto(b"%d" % number, server.address)
+            assert client.recv(16) == b"%d" % number
+        assert len(worker_threads()) <= 2
+
+
+class Gate:
+    """A stream handler that holds each connection until released."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.entered = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, conn: Connection) -> None:
+        with self.lock:
+            self.entered += 1
+        assert self.release.wait(DEADLINE)
+        conn.send_all(b"served\n")
+
+
+def test_every_request_gets_a_worker_while_workers_remain(no_leaks: None) -> None:
+    gate = Gate()
+    server = serve(tcp(("127.0.0.1", 0)), pooled(workers=3, queue=1), stream_handler(gate))
+    with serving(server):
+        clients = [connect(server.address) for _ in range(3)]
+        try:
+            # All three block at once: none waits behind another in the queue.
+            wait_until(lambda: gate.entered == 3, "three requests served at once")
+            gate.release.set()
+            for client in clients:
+                assert recv_until_eof(client) == b"served\n"
+        finally:
+            for client in clients:
+                client.close()
+
+
+def test_when_full_wait_stops_accepting_until_a_worker_is_free(no_leaks: None) -> None:
+    gate = Gate()
+    server = serve(tcp(("127.0.0.1", 0)), pooled(workers=1, queue=1), stream_handler(gate))
+    with serving(server):
+        clients = [connect(server.address) for _ in range(4)]
+        try:
+            # One is served, one waits in the queue; the loop waits for a slot while
+            # the others stay in the listen backlog.
+            wait_until(lambda: gate.entered == 1 and server.active_requests == 2, "a full pool")
+            assert server.active_requests == 2
+            gate.release.set()
+            for client in clients:
+                assert recv_until_eof(client) == b"served\n"
+        finally:
+            for client in clients:
+                client.close()
+    assert gate.entered == 4
+
+
+def test_when_full_reject_closes_new_requests_and_logs(
+    caplog: pytest.LogCaptureFixture, no_leaks: None
+) -> None:
+    gate = Gate()
+    server = serve(
+        tcp(("127.0.0.1", 0)),
+        pooled(workers=1, queue=1, when_full="reject"),
+        stream_handler(gate),
+    )
+    with caplog.at_level(logging.ERROR, logger="composerv"), serving(server):
+        with connect(server.address) as first, connect(server.address) as second:
+            wait_until(lambda: server.active_requests == 2, "a full pool")
+            with connect(server.address) as third:
+                assert recv_until_eof(third) == b""
+            gate.release.set()
+            assert recv_until_eof(first) == b"served\n"
+            assert recv_until_eof(second) == b"served\n"
+    assert gate.entered == 2
+    assert any(r.exc_info and isinstance(r.exc_info[1], PoolFullError) for r in caplog.records), (
+        caplog.text
+    )
+
+
+def test_closing_waits_for_requests_in_flight(no_leaks: None) -> None:
+    gate = Gate()
+    server = serve(tcp(("127.0.0.1", 0)), pooled(workers=2), stream_handler(gate))
+    with connect(server.address) as client:
+        with serving(server):
+            wait_until(lambda: gate.entered == 1, "the request to start")
+            releaser = threading.Timer(0.1, gate.release.set)
+            releaser.start()
+        # serving() has shut down and closed the server, which waited for the worker.
+        assert gate.release.is_set()
+        assert server.active_requests == 0
+        assert recv_until_eof(client) == b"served\n"
+    releaser.join()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"workers": 0}, "workers must be a positive int, not 0"),
+        ({"queue": -1}, "queue must be a positive int, not -1"),
+        ({"when_full": "drop"}, "when_full must be 'wait' or 'reject', not 'drop'"),
+    ],
+)
+def test_bad_options_are_named(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        pooled(**options)  # type: ignore[arg-type]
