@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,13 +18,8 @@ from .support import DEADLINE, connect, recv_exactly
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start(script: str, address: str) -> subprocess.Popen[str]:
+def start(script: str, address: str) -> tuple[subprocess.Popen[str], object]:
+    """Start an example; return it and the address it reports on stderr."""
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "examples" / script), address],
         stdout=subprocess.PIPE,
@@ -36,24 +33,23 @@ def start(script: str, address: str) -> subprocess.Popen[str]:
         proc.kill()
         _, err = proc.communicate(timeout=DEADLINE)
         pytest.fail(f"{script} did not print READY: {line!r} {err}")
-    return proc
+    assert proc.stderr is not None
+    reported = proc.stderr.readline()  # printed before READY, so it is already there
+    match = re.match(r"listening on (.*?); ", reported)
+    assert match, reported
+    return proc, ast.literal_eval(match.group(1))
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=DEADLINE)
     assert proc.returncode == 0, err
-    assert "listening on" in err
 
 
 @pytest.mark.parametrize("script", ["echo_tcp.py", "echo_unix.py"])
 def test_stream_echo_example(script: str, unix_path: str) -> None:
-    if script == "echo_tcp.py":
-        address = f"127.0.0.1:{free_port(socket.SOCK_STREAM)}"
-        target: object = ("127.0.0.1", int(address.rsplit(":", 1)[1]))
-    else:
-        address, target = f"unix:{unix_path}", unix_path
-    proc = start(script, address)
+    address = "127.0.0.1:0" if script == "echo_tcp.py" else f"unix:{unix_path}"
+    proc, target = start(script, address)
     try:
         with connect(target) as client:
             client.sendall(b"hello\n")
@@ -63,12 +59,11 @@ def test_stream_echo_example(script: str, unix_path: str) -> None:
 
 
 def test_udp_echo_example() -> None:
-    port = free_port(socket.SOCK_DGRAM)
-    proc = start("echo_udp.py", f"127.0.0.1:{port}")
+    proc, target = start("echo_udp.py", "127.0.0.1:0")
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
             client.settimeout(DEADLINE)
-            client.sendto(b"hello", ("127.0.0.1", port))
+            client.sendto(b"hello", target)
             assert client.recv(16) == b"hello"
     finally:
         stop(proc)

@@ -40,18 +40,17 @@ def _resolve(address: InetAddress, socktype: int) -> tuple[socket.AddressFamily,
     return family, sockaddr  # type: ignore[return-value]  # inet families give inet tuples
 
 
-def _bind_inet(
-    sock: socket.socket,
-    address: InetAddress,
-    *,
-    reuse_address: bool,
-    reuse_port: bool,
-    dual_stack: bool,
-) -> Cleanup:
-    set_reuse_options(sock, reuse_address=reuse_address, reuse_port=reuse_port)
+def _inet_socket(transport: TCP | UDP, socktype: int) -> socket.socket:
+    family, _ = _resolve(transport.address, socktype)
+    return socket.socket(family, socktype)
+
+
+def _bind_inet(sock: socket.socket, transport: TCP | UDP) -> Cleanup:
+    set_reuse_options(sock, reuse_address=transport.reuse_address, reuse_port=transport.reuse_port)
     if sock.family == socket.AF_INET6:
+        dual_stack = transport.dual_stack
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dual_stack else 1)
-    _, sockaddr = _resolve(address, sock.type)
+    _, sockaddr = _resolve(transport.address, sock.type)
     sock.bind(sockaddr)
     return _nothing_to_clean
 
@@ -80,17 +79,10 @@ class TCP(StreamTransport):
     """Bind and listen in `serve()`; if False, call `Server.bind_and_activate()` later."""
 
     def create_socket(self) -> socket.socket:
-        family, _ = _resolve(self.address, socket.SOCK_STREAM)
-        return socket.socket(family, socket.SOCK_STREAM)
+        return _inet_socket(self, socket.SOCK_STREAM)
 
     def bind(self, sock: socket.socket) -> Cleanup:
-        return _bind_inet(
-            sock,
-            self.address,
-            reuse_address=self.reuse_address,
-            reuse_port=self.reuse_port,
-            dual_stack=self.dual_stack,
-        )
+        return _bind_inet(sock, self)
 
 
 @attrs.frozen
@@ -111,17 +103,10 @@ class UDP(DatagramTransport):
     """Bind in `serve()`; if False, call `Server.bind_and_activate()` later."""
 
     def create_socket(self) -> socket.socket:
-        family, _ = _resolve(self.address, socket.SOCK_DGRAM)
-        return socket.socket(family, socket.SOCK_DGRAM)
+        return _inet_socket(self, socket.SOCK_DGRAM)
 
     def bind(self, sock: socket.socket) -> Cleanup:
-        return _bind_inet(
-            sock,
-            self.address,
-            reuse_address=self.reuse_address,
-            reuse_port=self.reuse_port,
-            dual_stack=self.dual_stack,
-        )
+        return _bind_inet(sock, self)
 
 
 def tcp(
