@@ -21,6 +21,7 @@ from ._concurrency import (
     EventLoop,
     EventLoopConcurrency,
     Forking,
+    Loop,
     Pooled,
     PoolFullError,
     Scheduler,
@@ -58,6 +59,9 @@ from ._framing import (
 )
 from ._handlers import (
     AsyncStreamHandler,
+    ClassicDatagramHandler,
+    ClassicServer,
+    ClassicStreamHandler,
     DatagramHandler,
     DatagramMessageHandler,
     Handler,
@@ -68,16 +72,6 @@ from ._handlers import (
     async_stream_handler,
     datagram_handler,
     message_handler,
-    stream_handler,
-)
-from ._handlers import (
-    ClassicDatagramHandler,
-    ClassicServer,
-    ClassicStreamHandler,
-    DatagramHandler,
-    Handler,
-    StreamHandler,
-    datagram_handler,
     request_handler,
     stream_handler,
 )
@@ -105,7 +99,7 @@ from ._transports import (
 )
 from ._url import transport_from_url
 
-__all__ = [  # noqa: RUF022  # plain sorted order, as tests/test_exports.py checks
+__all__ = [
     "Address",
     "AsyncStreamHandler",
     "AsyncioLoop",
@@ -122,9 +116,9 @@ __all__ = [  # noqa: RUF022  # plain sorted order, as tests/test_exports.py chec
     "DatagramMessageHandler",
     "DatagramTooLargeError",
     "DatagramTransport",
-    "DrainReport",
     "Datagrams",
     "Decoder",
+    "DrainReport",
     "EventLoop",
     "EventLoopConcurrency",
     "Evented",
@@ -135,9 +129,10 @@ __all__ = [  # noqa: RUF022  # plain sorted order, as tests/test_exports.py chec
     "InetAddress",
     "InheritedDatagram",
     "InheritedStream",
-    "Limits",
     "LengthPrefixed",
+    "Limits",
     "Lines",
+    "Loop",
     "MessageFn",
     "MessageHandler",
     "MessageTooLargeError",
@@ -167,12 +162,12 @@ __all__ = [  # noqa: RUF022  # plain sorted order, as tests/test_exports.py chec
     "evented",
     "forking",
     "inherited",
-    "limits",
-    "request_handler",
     "length_prefixed",
+    "limits",
     "lines",
     "message_handler",
     "pooled",
+    "request_handler",
     "serve",
     "stream_handler",
     "sync",

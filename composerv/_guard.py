@@ -180,9 +180,7 @@ class RequestGuard:
         try:
             received = call(argument)
         except _TIMED_OUT:
-            raise TimeoutError(
-                f"connection idle for longer than idle_timeout={self.limits.idle_timeout}s"
-            ) from None
+            raise self.limits.idle_timed_out() from None
         finally:
             self._idle = False
         if received:
@@ -198,18 +196,12 @@ class RequestGuard:
             return call(argument)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise self._read_timed_out()
+            raise self.limits.read_timed_out()
         self._set_recv_timeout(sock, remaining)
         try:
             return call(argument)
         except _TIMED_OUT:
-            raise self._read_timed_out() from None
-
-    def _read_timed_out(self) -> TimeoutError:
-        return TimeoutError(
-            f"a read did not complete within read_timeout={self.limits.read_timeout}s "
-            "of its first byte"
-        )
+            raise self.limits.read_timed_out() from None
 
     def send_all(self, sock: socket.socket, data: bytes | bytearray | memoryview) -> None:
         """Send all of `data` within ``write_timeout``, a total for the whole call."""
@@ -234,9 +226,7 @@ class RequestGuard:
                     self._set_send_timeout(sock, remaining)
                     sent += sock.send(left[sent:])
         except _TIMED_OUT:
-            raise TimeoutError(
-                f"the peer did not take the reply within write_timeout={limit}s"
-            ) from None
+            raise self.limits.write_timed_out() from None
 
     def drain_on_signal(self, signum: int, frame: object) -> None:
         """`drain`, as a signal handler in a forked child (SIGTERM from a draining parent)."""

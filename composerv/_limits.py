@@ -72,6 +72,22 @@ class Limits:
     )
     """Seconds `Server.server_close` lets requests in flight finish before cutting them."""
 
+    def idle_timed_out(self) -> TimeoutError:
+        """The error that closes a connection idle for longer than `idle_timeout`."""
+        return TimeoutError(f"connection idle for longer than idle_timeout={self.idle_timeout}s")
+
+    def read_timed_out(self) -> TimeoutError:
+        """The error that closes a connection whose read outlasted `read_timeout`."""
+        return TimeoutError(
+            f"a read did not complete within read_timeout={self.read_timeout}s of its first byte"
+        )
+
+    def write_timed_out(self) -> TimeoutError:
+        """The error that closes a connection that did not take a reply within `write_timeout`."""
+        return TimeoutError(
+            f"the peer did not take the reply within write_timeout={self.write_timeout}s"
+        )
+
 
 def limits(
     *,

@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 
-from composerv import Connection, forking, sync, tcp, threaded, unix_stream
+from composerv import Connection, forking, pooled, sync, tcp, threaded, unix_stream
 
 from .support import DEADLINE
 
 CONCURRENCIES = [
     pytest.param(sync, id="sync"),
     pytest.param(threaded, id="threaded"),
+    pytest.param(pooled, id="pooled"),
     pytest.param(forking, id="forking"),
 ]
 """Every blocking concurrency, as factories taking no arguments."""

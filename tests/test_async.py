@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -127,7 +128,8 @@ def test_only_async_handlers_run_on_asyncio_loop() -> None:
         serve(tcp(("127.0.0.1", 0)), asyncio_loop(), message_handler(bytes.upper))  # type: ignore[call-overload]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("uvloop") is not None, reason="uvloop is installed")
-def test_uvloop_missing_is_a_clear_error() -> None:
+def test_uvloop_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # None in sys.modules makes the import system report the package as absent.
+    monkeypatch.setitem(sys.modules, "uvloop", None)
     with pytest.raises(ConfigurationError, match="needs the uvloop package"):
         asyncio_loop(uvloop=True)

@@ -1,15 +1,16 @@
-"""The API reference names every public name."""
+"""The API reference names every public name and matches the docstrings."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import composerv
-
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+from docs.generate_api import API_REFERENCE, reference
 
 
 def test_api_reference_covers_every_public_name() -> None:
-    reference = (DOCS / "api.md").read_text()
-    missing = [name for name in composerv.__all__ if f"## `{name}" not in reference]
+    text = API_REFERENCE.read_text()
+    missing = [name for name in composerv.__all__ if f"## `{name}" not in text]
     assert missing == []
+
+
+def test_api_reference_is_up_to_date() -> None:
+    assert API_REFERENCE.read_text() == reference(), "run: python docs/generate_api.py"

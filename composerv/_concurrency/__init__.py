@@ -6,6 +6,7 @@ from ._base import (
     Concurrency,
     EventLoop,
     EventLoopConcurrency,
+    Loop,
     Scheduler,
     Work,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "Evented",
     "ForkScheduler",
     "Forking",
+    "Loop",
     "PoolFullError",
     "PoolScheduler",
     "Pooled",

@@ -7,6 +7,7 @@ import contextlib
 import importlib
 import importlib.util
 import socket
+import time
 from typing import Any
 
 import attrs
@@ -15,6 +16,7 @@ from .._addresses import Address, peer_repr
 from .._errors import ConfigurationError, HandlerMismatchError
 from .._handlers._async import AsyncStreamHandler, serve_with_streams
 from .._handlers._base import Handler
+from .._limits import DrainReport, Limits
 from .._log import logger
 from .._server._lifecycle import RequestLifecycle, ServeLoop, drain
 from .._validate import flag
@@ -35,17 +37,27 @@ class AsyncioServeLoop(ServeLoop):
     """Accepts through the server's lifecycle and serves each connection as a task.
 
     The event loop lives as long as the server, so connections stay open between
-    calls to `serve_forever`; `close` cancels those still running.
+    calls to `serve_forever`; `close` cancels those still running. Of the limits,
+    it keeps ``max_connections`` and the drain; timeouts are the coroutine's own
+    business (``asyncio.timeout``), since only it knows where its requests begin.
     """
 
     def __init__(
-        self, lifecycle: RequestLifecycle[Any], handler: AsyncStreamHandler, *, use_uvloop: bool
+        self,
+        lifecycle: RequestLifecycle[Any],
+        handler: AsyncStreamHandler,
+        *,
+        use_uvloop: bool,
+        limits: Limits,
     ) -> None:
         super().__init__(lifecycle)
         self._handler = handler
+        self._max_connections = limits.max_connections
         self._loop = _new_event_loop(use_uvloop)
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepted: asyncio.Future[asyncio.Task[None]] | None = None
+        self._serving = False
+        self._listening = False
 
     def submit(self, work: Work, release_in_parent: Work) -> None:
         """Never called: the loop accepts by itself."""
@@ -67,6 +79,40 @@ class AsyncioServeLoop(ServeLoop):
     def __len__(self) -> int:
         return len(self._tasks)
 
+    def drain(self, deadline: float) -> DrainReport:
+        """Let the connections' coroutines return until `deadline`, then cancel the rest.
+
+        A coroutine waiting for a client's next request counts as in flight: only
+        it knows that it is idle.
+        """
+        if not self._tasks:
+            return DrainReport(finished=0, closed_idle=0, cut=0)
+        loop = self._loop
+        timeout = max(0.0, deadline - time.monotonic())
+        done, pending = loop.run_until_complete(asyncio.wait(set(self._tasks), timeout=timeout))
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.wait(pending))
+        return DrainReport(finished=len(done), closed_idle=0, cut=len(pending))
+
+    def _listen_while_there_is_room(self) -> None:
+        """Watch the server socket while serving below ``max_connections``; else let
+        new clients wait in the listen backlog."""
+        cap = self._max_connections
+        want = self._serving and (cap is None or len(self._tasks) < cap)
+        self.paused = self._serving and not want
+        if want != self._listening:
+            self._listening = want
+            if want:
+                self._loop.add_reader(self._lifecycle.fileno(), self._accept)
+            else:
+                self._loop.remove_reader(self._lifecycle.fileno())
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._listen_while_there_is_room()
+
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         with self.running_loop() as wake_reader:
             if self._stop_requested:
@@ -80,11 +126,13 @@ class AsyncioServeLoop(ServeLoop):
                     stopped.set_result(None)
 
             loop.add_reader(wake_reader, wake)
-            loop.add_reader(self._lifecycle.fileno(), self._accept)
+            self._serving = True
+            self._listen_while_there_is_room()
             try:
                 loop.run_until_complete(stopped)
             finally:
-                loop.remove_reader(self._lifecycle.fileno())
+                self._serving = False
+                self._listen_while_there_is_room()
                 loop.remove_reader(wake_reader)
 
     def handle_request(self, timeout: float | None) -> None:
@@ -113,7 +161,8 @@ class AsyncioServeLoop(ServeLoop):
             return
         task = self._loop.create_task(self._serve(sock, peer))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+        self._listen_while_there_is_room()
         if self._accepted is not None and not self._accepted.done():
             self._accepted.set_result(task)
 
@@ -152,10 +201,12 @@ class AsyncioLoop(EventLoopConcurrency):
                 f"{type(handler).__name__}: use evented() for a message handler"
             )
 
-    def event_loop(self, lifecycle: RequestLifecycle[Any], handler: Handler[Any]) -> EventLoop:
+    def event_loop(
+        self, lifecycle: RequestLifecycle[Any], handler: Handler[Any], limits: Limits
+    ) -> EventLoop:
         self.check_handler(handler)
         assert isinstance(handler, AsyncStreamHandler)
-        return AsyncioServeLoop(lifecycle, handler, use_uvloop=self.uvloop)
+        return AsyncioServeLoop(lifecycle, handler, use_uvloop=self.uvloop, limits=limits)
 
 
 def asyncio_loop(*, uvloop: bool = False) -> AsyncioLoop:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from .._handlers._base import Handler
+    from .._limits import DrainReport, Limits
     from .._server._lifecycle import RequestLifecycle
 
 __all__ = [
@@ -15,6 +17,7 @@ __all__ = [
     "Concurrency",
     "EventLoop",
     "EventLoopConcurrency",
+    "Loop",
     "Scheduler",
     "Work",
 ]
@@ -48,19 +51,20 @@ class Scheduler(Protocol):
         """How many requests are being served right now, outside the caller's thread."""
 
 
-class EventLoop(Scheduler, Protocol):
-    """The run-time side of an event-loop concurrency: it runs the whole server.
+class Loop(Protocol):
+    """What runs a server: waits for requests and serves them until stopped.
 
-    The server delegates `serve_forever`, `shutdown` and `handle_request` to it
-    (with the semantics of `ServeLoop`), and, as for any scheduler, calls `close`
-    from ``server_close`` (which closes every connection still open) and ``len()``
-    for the number of open connections. The loop accepts and reads by itself, so
-    `Scheduler.submit` is never called on it.
+    `ServeLoop` is the loop of every blocking concurrency; an `EventLoop` is its
+    own. Both follow `ServeLoop`'s semantics for each of these.
     """
 
     @property
     def running(self) -> bool:
         """Whether `serve_forever` is running in some thread."""
+
+    @property
+    def paused(self) -> bool:
+        """Whether the loop has stopped accepting because the server is at capacity."""
 
     def serve_forever(self, poll_interval: float) -> None:
         """Serve until `shutdown`."""
@@ -68,8 +72,31 @@ class EventLoop(Scheduler, Protocol):
     def shutdown(self) -> None:
         """Stop `serve_forever`; from another thread, return once it has stopped."""
 
+    def request_stop(self) -> threading.Thread | None:
+        """Make `serve_forever` stop soon without waiting; return the loop's thread, if any."""
+
+    def wait_stopped(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for `serve_forever` to return; whether it has."""
+
+    def wake(self) -> None:
+        """Make a waiting loop look at its state again; safe from any thread."""
+
     def handle_request(self, timeout: float | None) -> None:
-        """Run one turn of the loop, waiting up to `timeout` seconds for an event."""
+        """Wait up to `timeout` seconds for a request and serve it."""
+
+
+class EventLoop(Scheduler, Loop, Protocol):
+    """The run-time side of an event-loop concurrency: it runs the whole server.
+
+    The server delegates `serve_forever`, `shutdown` and `handle_request` to it, and,
+    as for any scheduler, calls `close` from ``server_close`` (which closes every
+    connection still open) and ``len()`` for the number of open connections. The
+    loop accepts and reads by itself, so `Scheduler.submit` is never called on it.
+    """
+
+    def drain(self, deadline: float) -> DrainReport:
+        """Once the loop has stopped: close idle connections, serve the others until
+        they are idle or until `deadline` (monotonic), then cut what is left."""
 
 
 class Concurrency(metaclass=abc.ABCMeta):
@@ -114,6 +141,9 @@ class EventLoopConcurrency(Concurrency):
         run `handler`."""
 
     @abc.abstractmethod
-    def event_loop(self, lifecycle: RequestLifecycle[Any], handler: Handler[Any]) -> EventLoop:
+    def event_loop(
+        self, lifecycle: RequestLifecycle[Any], handler: Handler[Any], limits: Limits
+    ) -> EventLoop:
         """A new loop for one server: it takes requests through `lifecycle` (accepting,
-        verifying, logging errors, closing) and serves them with `handler`."""
+        verifying, logging errors, closing), serves them with `handler`, and keeps
+        `limits`."""

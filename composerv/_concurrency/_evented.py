@@ -13,6 +13,8 @@ import abc
 import contextlib
 import selectors
 import socket
+import time
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -28,6 +30,7 @@ from .._handlers._message import (
     log_framing_error,
     replies,
 )
+from .._limits import DrainReport, Limits
 from .._log import logger
 from .._server._lifecycle import RequestLifecycle, ServeLoop, drain
 from .._validate import positive_int
@@ -47,18 +50,46 @@ DEFAULT_RECV_SIZE = 65536
 # that connections already open still get their turn.
 _BATCH = 64
 
+# Timeouts are checked by a sweep over all connections, at most this often, and
+# four times per shortest timeout so that a connection is cut at most 25% late.
+_MAX_SWEEP_INTERVAL = 1.0
+
+
+def _sweep_interval(limits: Limits) -> float | None:
+    timeouts = [t for t in (limits.idle_timeout, limits.read_timeout, limits.write_timeout) if t]
+    return min(_MAX_SWEEP_INTERVAL, min(timeouts) / 4) if timeouts else None
+
 
 class _Connection:
     """One open connection: what the loop keeps per client (small, for idle clients)."""
 
-    __slots__ = ("decoder", "out", "peer", "sock")
+    __slots__ = ("decoder", "out", "peer", "since", "sock")
 
-    def __init__(self, sock: socket.socket, peer: Address, decoder: Decoder) -> None:
+    def __init__(self, sock: socket.socket, peer: Address, decoder: Decoder, now: float) -> None:
         self.sock = sock
         self.peer = peer
         self.decoder = decoder
         self.out: memoryview | None = None
         """Reply bytes the socket did not take yet; reading pauses while there are any."""
+        self.since = now
+        """When the connection entered its state (idle, mid-read, mid-write), for timeouts."""
+
+    @property
+    def idle(self) -> bool:
+        """Whether the connection waits for a new message, with nothing half-read or unsent."""
+        return self.out is None and not self.decoder.pending
+
+    def timed_out(self, limits: Limits, now: float) -> TimeoutError | None:
+        """The error to close this connection with, if it outstayed the limit of its state."""
+        limit: float | None
+        error: Callable[[], TimeoutError]
+        if self.out is not None:
+            limit, error = limits.write_timeout, limits.write_timed_out
+        elif self.decoder.pending:
+            limit, error = limits.read_timeout, limits.read_timed_out
+        else:
+            limit, error = limits.idle_timeout, limits.idle_timed_out
+        return error() if limit is not None and now - self.since > limit else None
 
 
 class _Listener:
@@ -73,13 +104,22 @@ _LISTENER = _Listener()
 class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
     """Runs a server whose handler is a message handler on a selectors loop."""
 
-    def __init__(self, lifecycle: RequestLifecycle[Any], fn: MessageFn, *, recv_size: int) -> None:
+    def __init__(
+        self, lifecycle: RequestLifecycle[Any], fn: MessageFn, *, recv_size: int, limits: Limits
+    ) -> None:
         super().__init__(lifecycle)
         self._fn = fn
+        self._limits = limits
         self._selector = selectors.DefaultSelector()
         self._buffer = bytearray(recv_size)
         self._view = memoryview(self._buffer)
         self._connections: set[_Connection] = set()
+        self._draining = False
+        # The time at the start of the current turn: one clock read serves every
+        # connection the turn touches.
+        self._now = time.monotonic()
+        self._sweep_every = _sweep_interval(limits)
+        self._next_sweep = self._now
         self._selector.register(lifecycle, _READ, _LISTENER)
 
     @abc.abstractmethod
@@ -105,6 +145,7 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
 
     def close(self) -> None:
         """Close every open connection and the selector."""
+        self._draining = True  # the server socket is closed: do not listen on it again
         for connection in list(self._connections):
             self._drop(connection)
         self._selector.close()
@@ -116,11 +157,13 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
     # Loop side.
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
+        if self._sweep_every is not None:
+            poll_interval = min(poll_interval, self._sweep_every)
         with self.running_loop() as wake_reader:
             self._selector.register(wake_reader, _READ, None)
             try:
                 while not self._stop_requested:
-                    self._turn(self._selector.select(poll_interval), wake_reader)
+                    self._turn(self._selector.select(poll_interval))
                     self._lifecycle.service_actions()
             finally:
                 self._selector.unregister(wake_reader)
@@ -129,13 +172,32 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         """Run one turn of the loop; ``handle_timeout`` if nothing happened in `timeout` s."""
         ready = self._selector.select(timeout)
         if ready:
-            self._turn(ready, None)
+            self._turn(ready)
         else:
             self._lifecycle.handle_timeout()
 
-    def _turn(
-        self, ready: list[tuple[selectors.SelectorKey, int]], wake_reader: socket.socket | None
-    ) -> None:
+    def drain(self, deadline: float) -> DrainReport:
+        """Close idle connections, serve the rest until idle or `deadline`, cut the others."""
+        self._draining = True
+        self._stop_accepting()
+        in_flight = len(self._connections)
+        closed_idle = self._close_idle()
+        while self._connections and (remaining := deadline - time.monotonic()) > 0:
+            self._turn(self._selector.select(remaining))
+            self._close_idle()
+        cut = len(self._connections)
+        for connection in list(self._connections):
+            self._drop(connection)
+        return DrainReport(finished=in_flight - closed_idle - cut, closed_idle=closed_idle, cut=cut)
+
+    def _close_idle(self) -> int:
+        idle = [connection for connection in self._connections if connection.idle]
+        for connection in idle:
+            self._drop(connection)
+        return len(idle)
+
+    def _turn(self, ready: list[tuple[selectors.SelectorKey, int]]) -> None:
+        self._now = now = time.monotonic()
         for key, events in ready:
             connection = key.data
             if connection is _LISTENER:
@@ -146,6 +208,25 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
                 self._flush(connection)
             else:
                 self._read(connection)
+        if self._sweep_every is not None and now >= self._next_sweep:
+            self._next_sweep = now + self._sweep_every
+            self._close_timed_out(now)
+
+    def _close_timed_out(self, now: float) -> None:
+        limits = self._limits
+        for connection in list(self._connections):
+            if error := connection.timed_out(limits, now):
+                logger.info("closed %s: %s", peer_repr(connection.peer), error)
+                self._drop(connection)
+
+    def _stop_accepting(self) -> None:
+        if not self.paused:
+            self.paused = True
+            self._selector.unregister(self._lifecycle)
+
+    def _has_room(self) -> bool:
+        cap = self._limits.max_connections
+        return cap is None or len(self._connections) < cap
 
     def _failed(self, connection: _Connection, error: OSError) -> None:
         logger.debug("connection from %s failed: %s", peer_repr(connection.peer), error)
@@ -160,15 +241,23 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(sock)
         self._lifecycle.shutdown_request(sock)
+        if self.paused and not self._draining and self._has_room():
+            self.paused = False
+            self._selector.register(self._lifecycle, _READ, _LISTENER)
 
 
 class _StreamLoop(_EventedLoop):
     """Serves the connections of a stream transport."""
 
     def __init__(
-        self, lifecycle: RequestLifecycle[Any], handler: StreamMessageHandler, *, recv_size: int
+        self,
+        lifecycle: RequestLifecycle[Any],
+        handler: StreamMessageHandler,
+        *,
+        recv_size: int,
+        limits: Limits,
     ) -> None:
-        super().__init__(lifecycle, handler.fn, recv_size=recv_size)
+        super().__init__(lifecycle, handler.fn, recv_size=recv_size, limits=limits)
         self._framing = handler.framing
 
     def _on_listener(self) -> None:
@@ -182,9 +271,13 @@ class _StreamLoop(_EventedLoop):
                 lifecycle.shutdown_request(sock)
                 continue
             sock.setblocking(False)
-            connection = _Connection(sock, peer, self._framing.decoder())
+            connection = _Connection(sock, peer, self._framing.decoder(), self._now)
             self._connections.add(connection)
             self._selector.register(sock, _READ, connection)
+            if not self._has_room():
+                # At max_connections: new clients wait in the listen backlog.
+                self._stop_accepting()
+                return
 
     def _read(self, connection: _Connection) -> None:
         buffer = self._buffer
@@ -202,9 +295,10 @@ class _StreamLoop(_EventedLoop):
             message = connection.decoder.whole(buffer, size)
             if message is None:
                 out = self._decode(connection, size)
-            elif (reply := self._fn(message)) is None:
-                return
             else:
+                connection.since = self._now
+                if (reply := self._fn(message)) is None:
+                    return
                 out = self._framing.encode(reply)
         except Exception:
             logger.exception("error while serving %s", peer_repr(connection.peer))
@@ -215,13 +309,18 @@ class _StreamLoop(_EventedLoop):
 
     def _decode(self, connection: _Connection, size: int) -> bytes:
         """The slow path: replies to every message completed by what was just read."""
+        decoder = connection.decoder
+        if not decoder.pending:
+            connection.since = self._now  # a read begins (or ends, below)
         try:
-            messages = connection.decoder.feed(self._view[:size])
+            messages = decoder.feed(self._view[:size])
         except MessageTooLargeError as error:
             self._send(connection, replies(self._fn, self._framing, error.messages))
             log_framing_error(error, connection.peer)
             self._drop(connection)
             return b""
+        if not decoder.pending:
+            connection.since = self._now
         return replies(self._fn, self._framing, messages)
 
     def _send(self, connection: _Connection, out: bytes) -> None:
@@ -236,6 +335,7 @@ class _StreamLoop(_EventedLoop):
             # Backpressure: stop reading from a peer that does not read its replies,
             # so the loop never buffers more than one receive's worth of replies.
             connection.out = memoryview(out)[sent:]
+            connection.since = self._now
             self._selector.modify(connection.sock, _WRITE, connection)
 
     def _flush(self, connection: _Connection) -> None:
@@ -252,6 +352,7 @@ class _StreamLoop(_EventedLoop):
             connection.out = out[sent:]
         else:
             connection.out = None
+            connection.since = self._now
             self._selector.modify(connection.sock, _READ, connection)
 
     def _end_of_stream(self, connection: _Connection) -> None:
@@ -303,12 +404,14 @@ class Evented(EventLoopConcurrency):
                 "use message_handler(fn), or a blocking concurrency such as threaded() or pooled()"
             )
 
-    def event_loop(self, lifecycle: RequestLifecycle[Any], handler: Handler[Any]) -> EventLoop:
+    def event_loop(
+        self, lifecycle: RequestLifecycle[Any], handler: Handler[Any], limits: Limits
+    ) -> EventLoop:
         self.check_handler(handler)
         if isinstance(handler, StreamMessageHandler):
-            return _StreamLoop(lifecycle, handler, recv_size=self.recv_size)
+            return _StreamLoop(lifecycle, handler, recv_size=self.recv_size, limits=limits)
         assert isinstance(handler, DatagramMessageHandler)
-        return _DatagramLoop(lifecycle, handler.fn, recv_size=self.recv_size)
+        return _DatagramLoop(lifecycle, handler.fn, recv_size=self.recv_size, limits=limits)
 
 
 def evented(*, recv_size: int = DEFAULT_RECV_SIZE) -> Evented:

@@ -22,17 +22,14 @@ import socket
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import attrs
 
 from .._errors import ConfigurationError
 from .._log import logger
 from .._validate import positive_int
-from ._base import BlockingConcurrency, Concurrency, Scheduler, Work
-
-if TYPE_CHECKING:
-    from .._server._lifecycle import ServeLoop
+from ._base import BlockingConcurrency, Loop, Scheduler, Work
 
 __all__ = ["Supervisor", "WorkerPool", "Workers", "workers"]
 
@@ -57,7 +54,7 @@ class Supervisor(Protocol):
     and `Server.shutdown` calls `stop`.
     """
 
-    def supervise(self, loop: ServeLoop, poll_interval: float) -> None:
+    def supervise(self, loop: Loop, poll_interval: float) -> None:
         """Run `loop` in worker processes until `stop`; take them all down before returning."""
 
     def stop(self) -> None:
@@ -67,14 +64,16 @@ class Supervisor(Protocol):
 class WorkerPool:
     """The scheduler of `workers`: a supervisor in the parent, the inner scheduler in a worker."""
 
-    def __init__(self, *, count: int, concurrency: Concurrency, stop_timeout: float) -> None:
+    def __init__(
+        self, *, count: int, concurrency: BlockingConcurrency, stop_timeout: float
+    ) -> None:
         self.count = count
         self.concurrency = concurrency
         self.stop_timeout = stop_timeout
         self.pids: dict[int, float] = {}
         """Live workers: pid -> when it started (monotonic)."""
         self._inner: Scheduler | None = None
-        self._loop: ServeLoop | None = None
+        self._loop: Loop | None = None
         self._lock = threading.Lock()
         self._stop_requested = False
         self._waker: socket.socket | None = None
@@ -110,7 +109,7 @@ class WorkerPool:
 
     # The Supervisor protocol, in the parent.
 
-    def supervise(self, loop: ServeLoop, poll_interval: float) -> None:
+    def supervise(self, loop: Loop, poll_interval: float) -> None:
         wake_reader, wake_writer = socket.socketpair()
         wake_reader.setblocking(False)
         wake_writer.setblocking(False)
@@ -167,7 +166,7 @@ class WorkerPool:
         if supervising_thread not in (None, threading.current_thread()):
             self._done.wait()
 
-    def _start(self, loop: ServeLoop, poll_interval: float, watch: _ExitWatch) -> None:
+    def _start(self, loop: Loop, poll_interval: float, watch: _ExitWatch) -> None:
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:
@@ -176,9 +175,7 @@ class WorkerPool:
         watch.add(pid)
         logger.info("started worker %d", pid)
 
-    def _run_worker(
-        self, loop: ServeLoop, poll_interval: float, parent: int, watch: _ExitWatch
-    ) -> None:
+    def _run_worker(self, loop: Loop, poll_interval: float, parent: int, watch: _ExitWatch) -> None:
         """The body of a worker process; never returns."""
         status = 1
         try:
@@ -313,7 +310,7 @@ class _ExitWatch:
         self._wake_reader.close()
 
 
-def _become_worker(loop: ServeLoop, parent: int) -> None:
+def _become_worker(loop: Loop, parent: int) -> None:
     # A supervisor (the CLI) may block these signals to take them with sigwait; a
     # worker takes SIGTERM itself. Ctrl-C reaches the whole process group: the
     # parent decides, and stops the workers with SIGTERM.
@@ -340,7 +337,7 @@ def _describe_exit(status: int) -> str:
 
 
 def _blocking_concurrency(
-    _instance: object, attribute: attrs.Attribute[Concurrency], value: object
+    _instance: object, attribute: attrs.Attribute[BlockingConcurrency], value: object
 ) -> None:
     if isinstance(value, Workers):
         raise ConfigurationError(
@@ -366,7 +363,7 @@ class Workers(BlockingConcurrency):
 
     count: int = attrs.field(validator=positive_int)
     """How many worker processes serve at once."""
-    concurrency: Concurrency = attrs.field(validator=_blocking_concurrency)
+    concurrency: BlockingConcurrency = attrs.field(validator=_blocking_concurrency)
     """How each worker schedules its requests."""
     stop_timeout: float = attrs.field(default=DEFAULT_STOP_TIMEOUT, validator=_positive_seconds)
     """On shutdown, how long workers get to finish their requests before SIGKILL."""

@@ -19,15 +19,10 @@ from ._message import (
 from ._stream import StreamHandler, stream_handler
 
 __all__ = [
+    "AsyncStreamHandler",
     "ClassicDatagramHandler",
     "ClassicServer",
     "ClassicStreamHandler",
-    "DatagramHandler",
-    "Handler",
-    "StreamHandler",
-    "datagram_handler",
-    "request_handler",
-    "AsyncStreamHandler",
     "DatagramHandler",
     "DatagramMessageHandler",
     "Handler",
@@ -38,5 +33,6 @@ __all__ = [
     "async_stream_handler",
     "datagram_handler",
     "message_handler",
+    "request_handler",
     "stream_handler",
 ]

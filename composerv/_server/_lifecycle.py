@@ -139,7 +139,6 @@ class ServeLoop:
         try:
             yield wake_reader
         finally:
-            self.paused = False
             with self._lock:
                 self._stop_requested = False
                 self._loop_thread = None

@@ -16,6 +16,7 @@ from .._concurrency._base import (
     Concurrency,
     EventLoop,
     EventLoopConcurrency,
+    Loop,
     Scheduler,
 )
 from .._concurrency._forking import in_request_child
@@ -109,10 +110,13 @@ class Server(Generic[R]):
         self._draining = False
         self._late_guards: set[RequestGuard] = set()
         self._scheduler: Scheduler
-        self._loop: ServeLoop | EventLoop
+        self._loop: Loop
+        self._event_loop: EventLoop | None = None
         if isinstance(concurrency, EventLoopConcurrency):
             # An event loop replaces the request loop and schedules nothing else.
-            self._loop = self._scheduler = concurrency.event_loop(_CoreLifecycle(self), handler)
+            self._loop = self._scheduler = self._event_loop = concurrency.event_loop(
+                _CoreLifecycle(self), handler, self.limits
+            )
         else:
             assert isinstance(concurrency, BlockingConcurrency)
             self._scheduler = concurrency.scheduler()
@@ -279,6 +283,8 @@ class Server(Generic[R]):
 
     def _drain(self, deadline: float) -> DrainReport:
         """Close idle connections, wait for the rest until `deadline`, then cut them."""
+        if self._event_loop is not None:
+            return self._drain_event_loop(self._event_loop, deadline)
         with self._guards_changed:
             self._draining = True
             in_process = set(self._guards)
@@ -312,6 +318,15 @@ class Server(Generic[R]):
             closed_idle=closed_idle,
             cut=cut,
         )
+
+    def _drain_event_loop(self, loop: EventLoop, deadline: float) -> DrainReport:
+        # The loop owns its connections and is not thread-safe: it drains them
+        # itself, here, once its serve_forever has returned.
+        if not loop.wait_stopped(max(0.0, deadline - time.monotonic())):
+            logger.warning(
+                "the event loop of %r did not stop within the drain; closing under it", self
+            )
+        return loop.drain(deadline)
 
     def _wait_idle(self, deadline: float) -> bool:
         """Wait until the loop has stopped and no request runs, or `deadline`; whether so."""
@@ -472,6 +487,8 @@ def serve(
     transport: Transport[socket.socket],
     concurrency: Evented,
     handler: MessageHandler[socket.socket],
+    *,
+    limits: Limits | None = None,
 ) -> Server[socket.socket]: ...
 
 
@@ -480,6 +497,8 @@ def serve(
     transport: Transport[Datagram],
     concurrency: Evented,
     handler: MessageHandler[Datagram],
+    *,
+    limits: Limits | None = None,
 ) -> Server[Datagram]: ...
 
 
@@ -488,6 +507,8 @@ def serve(
     transport: Transport[socket.socket],
     concurrency: AsyncioLoop,
     handler: AsyncStreamHandler,
+    *,
+    limits: Limits | None = None,
 ) -> Server[socket.socket]: ...
 
 

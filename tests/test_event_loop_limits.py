@@ -1,0 +1,222 @@
+"""Limits and drain under the event loops: evented() and asyncio_loop() keep them too."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import threading
+import time
+
+import pytest
+
+from composerv import (
+    DrainReport,
+    async_stream_handler,
+    asyncio_loop,
+    evented,
+    length_prefixed,
+    limits,
+    message_handler,
+    serve,
+    tcp,
+)
+
+from .support import DEADLINE, connect, recv_exactly, serving, wait_until
+
+
+def echo(message: bytes) -> bytes:
+    return message
+
+
+def start(server: object) -> threading.Thread:
+    thread = threading.Thread(
+        target=server.serve_forever,  # type: ignore[attr-defined]
+        args=(0.05,),
+        name="test-serve",
+    )
+    thread.start()
+    wait_until(lambda: server._loop.running, "serve_forever to start")  # type: ignore[attr-defined]
+    return thread
+
+
+def test_idle_connection_is_closed_and_logged(
+    caplog: pytest.LogCaptureFixture, no_leaks: None
+) -> None:
+    server = serve(
+        tcp(("127.0.0.1", 0)), evented(), message_handler(echo), limits=limits(idle_timeout=0.3)
+    )
+    with caplog.at_level(logging.INFO, logger="composerv"), serving(server):
+        with connect(server.address) as client:
+            client.sendall(b"one\n")
+            assert recv_exactly(client, 4) == b"one\n"
+            started = time.monotonic()
+            assert client.recv(1) == b"", "the idle connection is closed"
+            assert 0.25 < time.monotonic() - started < 3.0
+            port = client.getsockname()[1]
+        with connect(server.address) as client:
+            client.sendall(b"still serving\n")
+            assert recv_exactly(client, 14) == b"still serving\n"
+    [record] = [r for r in caplog.records if "idle_timeout=0.3" in r.getMessage()]
+    assert f"127.0.0.1:{port}" in record.getMessage()
+    assert record.levelno == logging.INFO
+
+
+def test_slowloris_is_cut_by_read_timeout(no_leaks: None) -> None:
+    """A byte every 50 ms keeps the connection busy but never finishes a line."""
+    server = serve(
+        tcp(("127.0.0.1", 0)),
+        evented(),
+        message_handler(echo),
+        limits=limits(idle_timeout=5.0, read_timeout=0.4),
+    )
+    with serving(server), connect(server.address) as client:
+        started = time.monotonic()
+        with pytest.raises((BrokenPipeError, ConnectionResetError)):
+            while time.monotonic() - started < DEADLINE:
+                client.sendall(b"x")
+                time.sleep(0.05)  # the slowloris's pace, not a readiness wait
+        assert 0.35 < time.monotonic() - started < 3.0
+
+
+def test_a_peer_that_never_reads_is_cut_by_write_timeout(no_leaks: None) -> None:
+    server = serve(
+        tcp(("127.0.0.1", 0)),
+        evented(),
+        message_handler(echo, framing=length_prefixed(max_size=1 << 24)),
+        limits=limits(write_timeout=0.3),
+    )
+    with serving(server), connect(server.address) as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        frame = (8 << 20).to_bytes(4, "big") + b"z" * (8 << 20)
+        # The 8 MiB reply cannot fit in the socket buffers of a peer that does not read.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            client.sendall(frame)
+        wait_until(lambda: server.active_requests == 0, "the stuck connection to be cut")
+
+
+def test_max_connections_parks_clients_in_the_backlog(no_leaks: None) -> None:
+    server = serve(
+        tcp(("127.0.0.1", 0)), evented(), message_handler(echo), limits=limits(max_connections=2)
+    )
+    with serving(server):
+        first, second = connect(server.address), connect(server.address)
+        try:
+            for client in (first, second):
+                client.sendall(b"in\n")
+                assert recv_exactly(client, 3) == b"in\n"
+            with connect(server.address) as third:
+                third.sendall(b"waits\n")
+                third.settimeout(0.3)
+                with pytest.raises(TimeoutError):
+                    third.recv(1)  # connected by the kernel, not served
+                assert server.active_requests == 2
+                first.close()
+                third.settimeout(DEADLINE)
+                assert recv_exactly(third, 6) == b"waits\n"
+        finally:
+            first.close()
+            second.close()
+
+
+def test_drain_closes_idle_finishes_partial_and_cuts_stuck(no_leaks: None) -> None:
+    server = serve(
+        tcp(("127.0.0.1", 0)),
+        evented(),
+        message_handler(echo),
+        limits=limits(idle_timeout=None, read_timeout=None),
+    )
+    thread = start(server)
+    idle, partial, stuck = (connect(server.address) for _ in range(3))
+    try:
+        idle.sendall(b"hi\n")
+        assert recv_exactly(idle, 3) == b"hi\n"
+        partial.sendall(b"half a li")
+        stuck.sendall(b"never ends")
+        wait_until(lambda: server.active_requests == 3, "three connections")
+
+        def finish_the_line() -> None:
+            time.sleep(0.2)  # after the drain has begun
+            partial.sendall(b"ne\n")
+
+        finisher = threading.Thread(target=finish_the_line)
+        finisher.start()
+        started = time.monotonic()
+        report = server.shutdown(drain=1.0)
+        finisher.join(DEADLINE)
+        assert 0.9 < time.monotonic() - started < 3.0
+        assert report == DrainReport(finished=1, closed_idle=1, cut=1)
+        assert recv_exactly(partial, 12) == b"half a line\n", "the message read in full is served"
+        for client in (idle, partial, stuck):
+            assert client.recv(1) == b""
+    finally:
+        for client in (idle, partial, stuck):
+            client.close()
+    thread.join(DEADLINE)
+    assert not thread.is_alive()
+
+
+def test_server_close_without_clients_is_immediate(no_leaks: None) -> None:
+    server = serve(tcp(("127.0.0.1", 0)), evented(), message_handler(echo))
+    thread = start(server)
+    started = time.monotonic()
+    server.shutdown()
+    server.server_close()
+    thread.join(DEADLINE)
+    assert time.monotonic() - started < 1.0
+    assert server.drain_report == DrainReport(finished=0, closed_idle=0, cut=0)
+
+
+async def echo_lines(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while line := await reader.readline():
+        writer.write(line)
+        await writer.drain()
+
+
+def test_asyncio_loop_parks_clients_beyond_max_connections(no_leaks: None) -> None:
+    server = serve(
+        tcp(("127.0.0.1", 0)),
+        asyncio_loop(),
+        async_stream_handler(echo_lines),
+        limits=limits(max_connections=1, drain_timeout=0.5),
+    )
+    with serving(server), connect(server.address) as first:
+        first.sendall(b"in\n")
+        assert recv_exactly(first, 3) == b"in\n"
+        with connect(server.address) as second:
+            second.sendall(b"waits\n")
+            second.settimeout(0.3)
+            with pytest.raises(TimeoutError):
+                second.recv(1)
+            first.close()
+            second.settimeout(DEADLINE)
+            assert recv_exactly(second, 6) == b"waits\n"
+
+
+def test_asyncio_loop_drain_finishes_then_cancels() -> None:
+    finished = threading.Event()
+
+    async def slow_then_done(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        line = await reader.readline()
+        if line == b"slow\n":
+            await asyncio.sleep(0.3)
+            writer.write(b"done\n")
+            await writer.drain()
+            finished.set()
+        else:
+            await reader.read()  # until EOF, which never comes before the cut
+
+    server = serve(tcp(("127.0.0.1", 0)), asyncio_loop(), async_stream_handler(slow_then_done))
+    thread = start(server)
+    with connect(server.address) as slow, connect(server.address) as stuck:
+        slow.sendall(b"slow\n")
+        stuck.sendall(b"stuck\n")
+        wait_until(lambda: server.active_requests == 2, "two connections")
+        report = server.shutdown(drain=1.0)
+        assert finished.is_set()
+        assert recv_exactly(slow, 5) == b"done\n"
+        assert report == DrainReport(finished=1, closed_idle=0, cut=1)
+        assert stuck.recv(1) == b""
+    thread.join(DEADLINE)
+    assert not thread.is_alive()
