@@ -123,6 +123,21 @@ class BlockingConcurrency(Concurrency):
     def scheduler(self) -> Scheduler:
         """A new scheduler for one server."""
 
+    def serve_loop(
+        self,
+        lifecycle: RequestLifecycle[Any],
+        scheduler: Scheduler,
+        has_capacity: Callable[[], bool] | None,
+    ) -> Loop:
+        """The loop that takes requests through `lifecycle` and gives them to `scheduler`
+        (the one `scheduler()` made); `has_capacity` says whether to take more now.
+
+        A `ServeLoop` in one thread, unless the strategy receives requests its own way.
+        """
+        from .._server._lifecycle import ServeLoop
+
+        return ServeLoop(lifecycle, has_capacity)
+
 
 class EventLoopConcurrency(Concurrency):
     """A strategy that serves every connection from one thread's event loop.

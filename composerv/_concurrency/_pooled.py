@@ -5,17 +5,24 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
-from typing import Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
 from .._errors import ComposervError, ConfigurationError
 from .._validate import positive_int
-from ._base import BlockingConcurrency, Scheduler, Work
+from ._base import BlockingConcurrency, Loop, Scheduler, Work
+
+if TYPE_CHECKING:
+    from .._server._lifecycle import RequestLifecycle
 
 __all__ = ["PoolFullError", "PoolScheduler", "Pooled", "pooled"]
 
 _pool_numbers = itertools.count(1)
+
+# Which pool, if any, the current thread belongs to as a receiving worker.
+_receiving = threading.local()
 
 
 class PoolFullError(ComposervError, RuntimeError):
@@ -23,11 +30,13 @@ class PoolFullError(ComposervError, RuntimeError):
 
 
 class PoolScheduler:
-    """Hands requests to at most `workers` threads through a queue of at most `queue_size`.
+    """Runs requests on at most `workers` threads, which start on demand and are reused.
 
-    Threads start on demand, up to `workers`, and then live as long as the server,
-    so no request pays for a thread start. A `threading.SimpleQueue` (a C queue
-    with no Python-level locking) carries the work, and a semaphore bounds it.
+    Under the pool's own loop (`PoolLoop`) the worker that receives a request
+    serves it itself, so `submit` runs it inline. Called from any other thread
+    (`handle_request`, a ``workers()`` process), `submit` hands it over through a
+    `threading.SimpleQueue` (a C queue with no Python-level locking) bounded by a
+    semaphore to `queue_size` waiting requests.
     """
 
     def __init__(self, *, workers: int, queue_size: int, when_full: str) -> None:
@@ -38,9 +47,30 @@ class PoolScheduler:
         self._lock = threading.Lock()
         self._active = 0
         self._threads: list[threading.Thread] = []
+        self._receivers: list[threading.Thread] = []
         self._name = f"composerv-pool-{next(_pool_numbers)}"
 
+    def start_receiver(self, target: Callable[[], None]) -> None:
+        """Start a worker that receives requests itself (for `PoolLoop`); `close` joins it."""
+        with self._lock:
+            self._receivers = [t for t in self._receivers if t.is_alive()]
+            thread = threading.Thread(
+                target=self._receive,
+                args=(target,),
+                name=f"{self._name}-worker-{len(self._receivers) + 1}",
+                daemon=True,
+            )
+            self._receivers.append(thread)
+        thread.start()
+
+    def _receive(self, target: Callable[[], None]) -> None:
+        _receiving.pool = self
+        target()
+
     def submit(self, work: Work, release_in_parent: Work) -> None:
+        if getattr(_receiving, "pool", None) is self:
+            self._run_inline(work)
+            return
         if not self._slots.acquire(blocking=self.when_full == "wait"):
             raise PoolFullError(
                 f"refused a request: all {self.workers} workers are busy and the queue is "
@@ -62,6 +92,15 @@ class PoolScheduler:
             thread.start()
         self._work.put(work)
 
+    def _run_inline(self, work: Work) -> None:
+        with self._lock:
+            self._active += 1
+        try:
+            work()
+        finally:
+            with self._lock:
+                self._active -= 1
+
     def _worker(self) -> None:
         while (work := self._work.get()) is not None:
             try:
@@ -79,9 +118,12 @@ class PoolScheduler:
         with self._lock:
             threads = list(self._threads)
             self._threads.clear()
+            receivers = list(self._receivers)
+            self._receivers.clear()
         for _ in threads:
             self._work.put(None)
-        for thread in threads:
+        # Receivers leave once their loop has stopped, after the request in hand.
+        for thread in threads + receivers:
             if thread is not threading.current_thread():
                 thread.join()
 
@@ -102,13 +144,27 @@ class Pooled(BlockingConcurrency):
     workers: int = attrs.field(default=64, validator=positive_int)
     """At most this many requests are served at once, each in its own worker thread."""
     queue: int = attrs.field(default=64, validator=positive_int)
-    """At most this many accepted requests wait for a worker."""
+    """At most this many requests handed over by another thread wait for a worker
+    (with ``when_full="reject"``, `Server.handle_request`, or inside `workers`)."""
     when_full: Literal["wait", "reject"] = attrs.field(default="wait", validator=_when_full)
-    """With every worker busy and the queue full: ``"wait"`` stops taking requests
-    until a worker is free, ``"reject"`` closes (or drops) each new request and logs it."""
+    """With every worker busy: ``"wait"`` takes no new request until a worker is
+    free, ``"reject"`` closes (or drops) each new request over `queue` and logs it."""
 
     def scheduler(self) -> Scheduler:
         return PoolScheduler(workers=self.workers, queue_size=self.queue, when_full=self.when_full)
+
+    def serve_loop(
+        self,
+        lifecycle: RequestLifecycle[Any],
+        scheduler: Scheduler,
+        has_capacity: Callable[[], bool] | None,
+    ) -> Loop:
+        if self.when_full == "reject" or not isinstance(scheduler, PoolScheduler):
+            # Only a loop that receives on behalf of the workers can refuse requests.
+            return super().serve_loop(lifecycle, scheduler, has_capacity)
+        from ._pool_loop import PoolLoop
+
+        return PoolLoop(lifecycle, scheduler, has_capacity)
 
 
 def pooled(
@@ -116,15 +172,18 @@ def pooled(
 ) -> Pooled:
     """Serve requests on a pool of at most `workers` threads, reused from request to request.
 
-    Backpressure: up to `queue` accepted requests wait for a free worker. Beyond
-    that, by default (``when_full="wait"``) the server stops accepting until a
-    worker is free, so new connections wait in the kernel's listen backlog and
-    datagrams in the socket's receive buffer (the kernel drops them when it is
-    full). With ``when_full="reject"`` each request over the limit is closed or
-    dropped at once and logged. A stream handler holds its worker for the whole
-    connection: size `workers` for the connections you expect at once.
+    The workers receive requests themselves: one at a time waits on the socket and
+    serves what it gets, so a quick request costs no hand-off between threads.
+    When a request keeps its worker longer than a few milliseconds (the handler
+    blocks), another worker takes over receiving; up to `workers` requests run at
+    once. A stream handler holds its worker for the whole connection: size
+    `workers` for the connections you expect at once.
 
-    While the loop waits for a free worker, `Server.shutdown` waits with it: with
-    handlers that call ``shutdown()`` themselves, use ``when_full="reject"``.
+    Backpressure, by default (``when_full="wait"``): with every worker busy
+    nobody receives, so new connections wait in the kernel's listen backlog and
+    datagrams in the socket's receive buffer (the kernel drops them when it is
+    full). With ``when_full="reject"`` the server's thread receives instead and
+    hands requests over; up to `queue` wait for a worker, and each one beyond is
+    closed or dropped at once and logged (`PoolFullError`).
     """
     return Pooled(workers=workers, queue=queue, when_full=when_full)

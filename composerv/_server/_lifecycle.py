@@ -17,14 +17,14 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["RequestLifecycle", "ServeLoop", "drain"]
+__all__ = ["RequestLifecycle", "ServeLoop", "drain", "new_selector"]
 
 R = TypeVar("R")
 R_contra = TypeVar("R_contra", contravariant=True)
 
 # poll() has no limit on descriptor numbers and needs no descriptor of its own,
 # which matters for a loop that is set up once per serve_forever call.
-_Selector: type[selectors.BaseSelector] = getattr(
+new_selector: type[selectors.BaseSelector] = getattr(
     selectors, "PollSelector", selectors.SelectSelector
 )
 
@@ -80,6 +80,7 @@ class ServeLoop:
         self._has_capacity = has_capacity
         self.paused = False
         """Whether the loop has stopped watching the listening socket (at capacity)."""
+        self._listening = False
         self._lock = threading.Lock()
         self._stop_requested = False
         self._loop_thread: threading.Thread | None = None
@@ -94,29 +95,39 @@ class ServeLoop:
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         """Serve until `shutdown`; ``service_actions`` runs at least every `poll_interval` s."""
-        with self.running_loop() as wake_reader, _Selector() as selector:
+        with self.running_loop() as wake_reader, new_selector() as selector:
             selector.register(wake_reader, selectors.EVENT_READ)
-            accepting = False
+            self._listening = False
             while not self._stop_requested:
-                # Paused first, capacity second: a request that ends in between
-                # sees `paused` and wakes the loop (see `wake`).
-                self.paused = True
-                if accepting != self._accepting():
-                    accepting = not accepting
-                    if accepting:
-                        selector.register(self._lifecycle, selectors.EVENT_READ)
-                    else:
-                        selector.unregister(self._lifecycle)
-                self.paused = not accepting
-                ready = selector.select(poll_interval)
+                request_ready = self.wait_for_request(selector, wake_reader, poll_interval)
                 if self._stop_requested:
                     break
-                for key, _ in ready:
-                    if key.fileobj is wake_reader:
-                        drain(wake_reader)
-                    else:
-                        self.handle_ready()
+                if request_ready:
+                    self.handle_ready()
                 self._lifecycle.service_actions()
+
+    def wait_for_request(
+        self, selector: selectors.BaseSelector, wake_reader: socket.socket, timeout: float
+    ) -> bool:
+        """Wait up to `timeout` s on `selector` (which watches `wake_reader`); whether a
+        request is ready. Watches the listening socket only while there is capacity."""
+        # Paused first, capacity second: a request that ends in between sees
+        # `paused` and wakes the loop (see `wake`).
+        self.paused = True
+        if self._listening != self._accepting():
+            self._listening = not self._listening
+            if self._listening:
+                selector.register(self._lifecycle, selectors.EVENT_READ)
+            else:
+                selector.unregister(self._lifecycle)
+        self.paused = not self._listening
+        request_ready = False
+        for key, _ in selector.select(timeout):
+            if key.fileobj is wake_reader:
+                drain(wake_reader)
+            else:
+                request_ready = True
+        return request_ready
 
     @contextlib.contextmanager
     def running_loop(self) -> Iterator[socket.socket]:
@@ -185,7 +196,7 @@ class ServeLoop:
         Calls ``handle_timeout`` if none came in time.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        with _Selector() as selector:
+        with new_selector() as selector:
             selector.register(self._lifecycle, selectors.EVENT_READ)
             while True:
                 if selector.select(timeout):

@@ -28,7 +28,6 @@ from .._handlers._base import Handler
 from .._limits import DrainReport, Limits
 from .._log import logger
 from .._transports._base import Cleanup, DatagramTooLargeError, R, Transport
-from ._lifecycle import ServeLoop
 
 if TYPE_CHECKING:
     # Only the overloads of serve() name these; the modules import the server loop.
@@ -58,7 +57,7 @@ _DRAIN_POLL = 0.02
 
 
 @runtime_checkable
-class Terminable(Protocol):
+class Terminable(Scheduler, Protocol):
     """A scheduler whose work runs in other processes, signalled from outside."""
 
     def ask_to_finish(self) -> None:
@@ -111,6 +110,8 @@ class Server(Generic[R]):
         self._late_guards: set[RequestGuard] = set()
         self._scheduler: Scheduler
         self._loop: Loop
+        self._children: Terminable | None = None
+        """The scheduler, when requests run in child processes that it can signal."""
         self._event_loop: EventLoop | None = None
         if isinstance(concurrency, EventLoopConcurrency):
             # An event loop replaces the request loop and schedules nothing else.
@@ -120,7 +121,13 @@ class Server(Generic[R]):
         else:
             assert isinstance(concurrency, BlockingConcurrency)
             self._scheduler = concurrency.scheduler()
-            self._loop = ServeLoop(_CoreLifecycle(self), has_capacity=self._has_capacity)
+            # Checked once: an isinstance against a Protocol costs tens of
+            # microseconds, and the capacity check runs on every request.
+            if isinstance(self._scheduler, Terminable):
+                self._children = self._scheduler
+            self._loop = concurrency.serve_loop(
+                _CoreLifecycle(self), self._scheduler, self._has_capacity
+            )
         if transport.bind_and_activate:
             try:
                 self.bind_and_activate()
@@ -170,8 +177,8 @@ class Server(Generic[R]):
     def _in_flight(self) -> int:
         # Requests in this process are tracked from accept to release; children,
         # from fork until reaped (the parent releases its copy right after the fork).
-        if isinstance(self._scheduler, Terminable):
-            return len(self._scheduler)
+        if self._children is not None:
+            return len(self._children)
         with self._guards_changed:
             return len(self._guards)
 
@@ -291,12 +298,12 @@ class Server(Generic[R]):
         for guard in in_process:
             guard.drain()
         children = 0
-        if isinstance(self._scheduler, Terminable):
+        if self._children is not None:
             # Once the loop has stopped no child can be forked after the signal.
             self._loop.wait_stopped(max(0.0, deadline - time.monotonic()))
-            self._scheduler.service_actions()
-            children = len(self._scheduler)
-            self._scheduler.ask_to_finish()
+            self._children.service_actions()
+            children = len(self._children)
+            self._children.ask_to_finish()
         self._wait_idle(deadline)
         with self._guards_changed:
             left = set(self._guards)
@@ -304,8 +311,8 @@ class Server(Generic[R]):
         for guard in left:
             guard.cut()
         cut = len(left & in_process)
-        if isinstance(self._scheduler, Terminable):
-            cut += self._scheduler.terminate()
+        if self._children is not None:
+            cut += self._children.terminate()
         if not self._wait_idle(time.monotonic() + CUT_GRACE):
             logger.warning(
                 "%d request(s) still running %.1fs after being cut; not waiting for them",
