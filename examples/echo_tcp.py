@@ -18,7 +18,7 @@ def echo(conn: Connection) -> None:
 def main() -> None:
     address = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:8000"
     transport = transport_from_url(url_for(address, "tcp", "unix"))
-    server = serve(transport, threaded(), stream_handler(echo))  # type: ignore[call-overload]
+    server = serve(transport, threaded(), stream_handler(echo))
     run(server, f"try: printf 'hello\\n' | nc -q1 {address.replace(':', ' ')}")
 
 

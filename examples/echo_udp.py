@@ -17,7 +17,7 @@ def echo(datagram: Datagram) -> None:
 def main() -> None:
     address = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:8001"
     transport = transport_from_url(url_for(address, "udp", "unix-dgram"))
-    server = serve(transport, sync(), datagram_handler(echo))  # type: ignore[call-overload]
+    server = serve(transport, sync(), datagram_handler(echo))
     run(server, f"try: printf 'hello' | nc -u -q1 {address.replace(':', ' ')}")
 
 

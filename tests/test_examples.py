@@ -67,3 +67,20 @@ def test_udp_echo_example() -> None:
             assert client.recv(16) == b"hello"
     finally:
         stop(proc)
+
+
+def test_key_value_example_on_evented() -> None:
+    proc, target = start("kv_evented.py", "127.0.0.1:0")
+    try:
+        with connect(target) as first, connect(target) as second:
+            first.sendall(b"SET colour blue\nGET colour\n")
+            assert recv_exactly(first, 8) == b"OK\nblue\n"
+            second.sendall(b"GET colour\nDEL colour\nGET colour\nPUT x\n")
+            reply = b"blue\nOK\nNIL\nERR use SET key value, GET key or DEL key\n"
+            assert recv_exactly(second, len(reply)) == reply
+            first.sendall(b"x" * 5000 + b"\n")  # over the 4096-byte line limit
+            assert first.recv(1) == b""
+            second.sendall(b"GET colour\n")
+            assert recv_exactly(second, 4) == b"NIL\n"
+    finally:
+        stop(proc)

@@ -73,6 +73,13 @@ def test_the_package_is_mypy_strict_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_examples_are_mypy_strict_clean() -> None:
+    """Users copy the examples: they must type-check without ignores."""
+    examples = sorted(str(path) for path in (ROOT / "examples").glob("*.py"))
+    result = run_mypy(*examples)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_py_typed_is_shipped() -> None:
     assert (ROOT / "composerv" / "py.typed").is_file()
 
