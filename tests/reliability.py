@@ -7,6 +7,7 @@ line here.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 
 from composerv import Connection, forking, pooled, sync, tcp, threaded, unix_stream
 
-from .support import DEADLINE
+from .support import DEADLINE, connect, recv_exactly
 
 CONCURRENCIES = [
     pytest.param(sync, id="sync"),
@@ -64,3 +65,31 @@ def run_clients(count: int, client: Callable[[int], Any]) -> list[Any]:
     if errors:
         raise errors[0]
     return results
+
+
+def idle_client_is_closed(address: Any, idle_timeout: float) -> int:
+    """One echoed line, then silence: check the server closes the connection after
+    `idle_timeout` and still serves a new client; return the idle client's port."""
+    with connect(address) as client:
+        client.sendall(b"one\n")
+        assert recv_exactly(client, 4) == b"one\n"
+        started = time.monotonic()
+        assert client.recv(1) == b"", "the idle connection is closed"
+        assert idle_timeout * 0.8 < time.monotonic() - started < idle_timeout + 2.7
+        port: int = client.getsockname()[1]
+    with connect(address) as client:
+        client.sendall(b"still serving\n")
+        assert recv_exactly(client, 14) == b"still serving\n"
+    return port
+
+
+def slowloris_is_cut(address: Any, read_timeout: float) -> None:
+    """Send a byte every 50 ms, never a whole line: check the server cuts the client
+    about `read_timeout` after its first byte."""
+    with connect(address) as client:
+        started = time.monotonic()
+        with pytest.raises((BrokenPipeError, ConnectionResetError)):
+            while time.monotonic() - started < DEADLINE:
+                client.sendall(b"x")
+                time.sleep(0.05)  # the slowloris's pace, not a readiness wait
+        assert read_timeout * 0.85 < time.monotonic() - started < read_timeout + 2.6

@@ -18,7 +18,7 @@ from .._handlers._async import AsyncStreamHandler, serve_with_streams
 from .._handlers._base import Handler
 from .._limits import DrainReport, Limits
 from .._log import logger
-from .._server._lifecycle import RequestLifecycle, ServeLoop, drain
+from .._server._lifecycle import RequestLifecycle, ServeLoop, drain, take_request
 from .._validate import flag
 from ._base import EventLoop, EventLoopConcurrency, Work
 
@@ -151,14 +151,10 @@ class AsyncioServeLoop(ServeLoop):
         loop.run_until_complete(asyncio.wait([task]))
 
     def _accept(self) -> None:
-        lifecycle = self._lifecycle
-        try:
-            sock, peer = lifecycle.get_request()
-        except OSError:
+        taken = take_request(self._lifecycle)
+        if taken is None:
             return
-        if not lifecycle.verify_request(sock, peer):
-            lifecycle.shutdown_request(sock)
-            return
+        sock, peer = taken
         task = self._loop.create_task(self._serve(sock, peer))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)

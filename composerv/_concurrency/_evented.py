@@ -32,7 +32,7 @@ from .._handlers._message import (
 )
 from .._limits import DrainReport, Limits
 from .._log import logger
-from .._server._lifecycle import RequestLifecycle, ServeLoop, drain
+from .._server._lifecycle import RequestLifecycle, ServeLoop, drain, take_request
 from .._validate import positive_int
 from ._base import EventLoop, EventLoopConcurrency, Work
 
@@ -261,15 +261,11 @@ class _StreamLoop(_EventedLoop):
         self._framing = handler.framing
 
     def _on_listener(self) -> None:
-        lifecycle = self._lifecycle
         for _ in range(_BATCH):
-            try:
-                sock, peer = lifecycle.get_request()
-            except OSError:
-                return
-            if not lifecycle.verify_request(sock, peer):
-                lifecycle.shutdown_request(sock)
-                continue
+            taken = take_request(self._lifecycle)
+            if taken is None:
+                return  # nothing left to accept (or one refused: the next event goes on)
+            sock, peer = taken
             sock.setblocking(False)
             connection = _Connection(sock, peer, self._framing.decoder(), self._now)
             self._connections.add(connection)
@@ -370,12 +366,10 @@ class _DatagramLoop(_EventedLoop):
         lifecycle = self._lifecycle
         fn = self._fn
         for _ in range(_BATCH):
-            try:
-                datagram, peer = lifecycle.get_request()
-            except OSError:
-                return
-            if not lifecycle.verify_request(datagram, peer):
-                continue
+            taken = take_request(lifecycle)
+            if taken is None:
+                return  # nothing left to read (or one refused: the next event goes on)
+            datagram, peer = taken
             try:
                 reply = fn(datagram.data)
                 if reply is not None:

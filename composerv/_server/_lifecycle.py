@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["RequestLifecycle", "ServeLoop", "drain", "new_selector"]
+__all__ = ["RequestLifecycle", "ServeLoop", "drain", "new_selector", "take_request"]
 
 R = TypeVar("R")
 R_contra = TypeVar("R_contra", contravariant=True)
@@ -211,21 +211,34 @@ class ServeLoop:
     def handle_ready(self) -> None:
         """Serve one request from a readable socket (the stdlib's ``_handle_request_noblock``)."""
         lifecycle = self._lifecycle
-        try:
-            request, client_address = lifecycle.get_request()
-        except OSError:
+        taken = take_request(lifecycle)
+        if taken is None:
             return
-        if lifecycle.verify_request(request, client_address):
-            try:
-                lifecycle.process_request(request, client_address)
-            except Exception:
-                lifecycle.handle_error(request, client_address)
-                lifecycle.shutdown_request(request)
-            except BaseException:
-                lifecycle.shutdown_request(request)
-                raise
-        else:
+        request, client_address = taken
+        try:
+            lifecycle.process_request(request, client_address)
+        except Exception:
+            lifecycle.handle_error(request, client_address)
             lifecycle.shutdown_request(request)
+        except BaseException:
+            lifecycle.shutdown_request(request)
+            raise
+
+
+def take_request(lifecycle: RequestLifecycle[R]) -> tuple[R, Any] | None:
+    """Get a request and verify it, as ``_handle_request_noblock`` begins.
+
+    None when there was nothing to get (``get_request`` raised OSError) or when
+    ``verify_request`` refused the request, which is then shut down.
+    """
+    try:
+        request, client_address = lifecycle.get_request()
+    except OSError:
+        return None
+    if lifecycle.verify_request(request, client_address):
+        return request, client_address
+    lifecycle.shutdown_request(request)
+    return None
 
 
 def drain(sock: socket.socket) -> None:
