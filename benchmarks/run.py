@@ -26,6 +26,8 @@ ECHO = os.path.join(HERE, "servers", "composerv_echo.py")
 # name -> (concurrency, handler) for composerv_echo.py
 TCP_SERVERS = {
     "cv_threaded": ("threaded", "stream"),
+    # The same work as the stdlib peer, which echoes line by line.
+    "cv_threaded_lines": ("threaded", "readline"),
     # pp128 holds 128 connections open: a pool serves one connection per worker.
     "cv_pooled": ("pooled:128", "stream"),
     "cv_pooled_msg": ("pooled:128", "lines"),
@@ -40,7 +42,7 @@ UDP_SERVERS = {
     "cv_udp_pooled2": ("pooled:2", "stream"),
     "cv_udp_evented": ("evented", "lines"),
 }
-ECHO_KIND = {"stream": "bytes", "lines": "lines", "async": "bytes"}
+ECHO_KIND = {"stream": "bytes", "lines": "lines", "readline": "lines", "async": "bytes"}
 REFERENCE_TCP = [
     "stdlib_sync",
     "stdlib_threading",

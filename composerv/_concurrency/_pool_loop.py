@@ -7,11 +7,13 @@ doing both). So the worker that receives a request serves it itself
 (leader/follower): one worker at a time, the leader, waits for a request; while
 it keeps serving quickly it stays the leader and no thread ever switches.
 
-Only when the leader spends longer than `TAKEOVER_AFTER` on one request (its
-handler blocks: a database, a disk, a slow client) does another worker take over
-receiving, so blocking handlers still overlap up to `workers` at a time, as in
-Go's scheduler, which hands a thread's work to another once it blocks in a
-system call. The thread that called `serve_forever` watches for that.
+Only when the leader spends longer than `TAKEOVER_AFTER` on one datagram (its
+handler blocks: a database, a disk) does another worker take over receiving, so
+blocking handlers still overlap up to `workers` at a time, as in Go's scheduler,
+which hands a thread's work to another once it blocks in a system call. The
+thread that called `serve_forever` watches for that. A connection holds its
+worker until it closes, so after accepting one the leader hands receiving on at
+once.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._server._lifecycle import RequestLifecycle, ServeLoop, new_selector
+from .._server._lifecycle import RequestLifecycle, ServeLoop, new_selector, take_request
 
 if TYPE_CHECKING:
     from ._pooled import PoolScheduler
@@ -125,16 +127,21 @@ class PoolLoop(ServeLoop):
         while not self._stopping.wait(TAKEOVER_AFTER):
             with run.turns:
                 if run.handling and run.served == last_served:
-                    run.leader = None
-                    run.handling = False
-                    if run.idle:
-                        run.turns.notify()
-                    elif run.workers < self._pool.workers:
-                        self._start_worker(run)
+                    self._hand_on(run)
                 last_served = run.served
             if time.monotonic() >= next_housekeeping:
                 next_housekeeping = time.monotonic() + run.poll_interval
                 self._lifecycle.service_actions()
+
+    def _hand_on(self, run: _Run) -> None:
+        """Free the leadership for a waiting worker, or a new one while there is room;
+        the caller holds ``run.turns``."""
+        run.leader = None
+        run.handling = False
+        if run.idle:
+            run.turns.notify()
+        elif run.workers < self._pool.workers:
+            self._start_worker(run)
 
     def _start_worker(self, run: _Run) -> None:
         """Start one more worker for `run`; the caller holds ``run.turns``."""
@@ -144,40 +151,55 @@ class PoolLoop(ServeLoop):
     def _work(self, run: _Run) -> None:
         """A worker: wait to lead, then receive and serve until another takes over."""
         me = threading.current_thread()
-        turns = run.turns
-        with turns:
+        with run.turns:
             try:
-                while True:
-                    while run.leader not in (None, me) and not run.over:
-                        run.idle += 1
-                        turns.wait()
-                        run.idle -= 1
-                    if run.over or self._stop_requested:
-                        return
-                    run.leader = me
-                    run.selecting = True
-                    turns.release()
-                    try:
-                        ready = self.wait_for_request(
-                            run.selector, run.wake_reader, run.poll_interval
-                        )
-                    finally:
-                        turns.acquire()
-                        run.selecting = False
-                        if run.over:
-                            turns.notify_all()  # serve_forever waits for this
-                    if not ready or run.over:
-                        continue
-                    run.handling = True
-                    run.served += 1
-                    turns.release()
-                    try:
-                        self.handle_ready()
-                    finally:
-                        turns.acquire()
-                        if run.leader is me:
-                            run.handling = False
+                while self._lead(run, me):
+                    taken = self._receive(run)
+                    if taken is not None:
+                        self._serve(run, me, taken)
             finally:
                 if run.leader is me:
                     run.leader = None
                 run.workers -= 1
+
+    def _lead(self, run: _Run, me: threading.Thread) -> bool:
+        """Wait until `me` may lead; False once the run is over. Holds ``run.turns``."""
+        while run.leader not in (None, me) and not run.over:
+            run.idle += 1
+            run.turns.wait()
+            run.idle -= 1
+        if run.over or self._stop_requested:
+            return False
+        run.leader = me
+        return True
+
+    def _receive(self, run: _Run) -> tuple[Any, Any] | None:
+        """As the leader, wait for a request and take it; entered and left holding
+        ``run.turns``, released while waiting."""
+        run.selecting = True
+        run.turns.release()
+        try:
+            ready = self.wait_for_request(run.selector, run.wake_reader, run.poll_interval)
+            return take_request(self._lifecycle) if ready and not run.over else None
+        finally:
+            run.turns.acquire()
+            run.selecting = False
+            if run.over:
+                run.turns.notify_all()  # serve_forever waits for this
+
+    def _serve(self, run: _Run, me: threading.Thread, taken: tuple[Any, Any]) -> None:
+        """Serve a request `me` took; entered and left holding ``run.turns``."""
+        run.served += 1
+        if isinstance(taken[0], socket.socket):
+            # A connection holds its worker until it closes: waiting for the
+            # watcher would delay each new connection by milliseconds.
+            self._hand_on(run)
+        else:
+            run.handling = True
+        run.turns.release()
+        try:
+            self.process_taken(*taken)
+        finally:
+            run.turns.acquire()
+            if run.leader is me:
+                run.handling = False

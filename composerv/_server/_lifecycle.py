@@ -210,11 +210,13 @@ class ServeLoop:
 
     def handle_ready(self) -> None:
         """Serve one request from a readable socket (the stdlib's ``_handle_request_noblock``)."""
+        taken = take_request(self._lifecycle)
+        if taken is not None:
+            self.process_taken(*taken)
+
+    def process_taken(self, request: Any, client_address: Any) -> None:
+        """Process a request `take_request` returned, as ``_handle_request_noblock`` ends."""
         lifecycle = self._lifecycle
-        taken = take_request(lifecycle)
-        if taken is None:
-            return
-        request, client_address = taken
         try:
             lifecycle.process_request(request, client_address)
         except Exception:
