@@ -181,6 +181,9 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         self._draining = True
         self._stop_accepting()
         in_flight = len(self._connections)
+        # Read what has already arrived first, so that a connection whose request
+        # is in its socket buffer is not taken for idle.
+        self._turn(self._selector.select(0))
         closed_idle = self._close_idle()
         while self._connections and (remaining := deadline - time.monotonic()) > 0:
             self._turn(self._selector.select(remaining))
