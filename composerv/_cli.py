@@ -21,8 +21,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from ._concurrency import BlockingConcurrency, Workers, forking, sync, threaded, workers
-from ._errors import ComposervError
+from ._concurrency import Concurrency, Workers, evented, forking, pooled, sync, threaded, workers
+from ._errors import ComposervError, HandlerMismatchError
 from ._handlers import Handler
 from ._log import logger
 from ._server import Server, serve
@@ -31,8 +31,10 @@ from ._url import transport_from_url, url_of
 
 __all__ = ["main"]
 
-CONCURRENCY: dict[str, Callable[[], BlockingConcurrency]] = {
+CONCURRENCY: dict[str, Callable[[], Concurrency]] = {
+    "evented": evented,
     "forking": forking,
+    "pooled": pooled,
     "sync": sync,
     "threaded": threaded,
 }
@@ -197,7 +199,9 @@ def _serve_handler(handler: Handler[Any], args: argparse.Namespace) -> list[Serv
         transports = [_with_tls(t, args.ssl_certfile, args.ssl_keyfile) for t in transports]
     elif args.ssl_keyfile:
         raise UsageError("--ssl-keyfile needs --ssl-certfile")
-    concurrency: BlockingConcurrency = CONCURRENCY[args.concurrency or "threaded"]()
+    # Chosen at run time, so no overload of serve() can be picked statically;
+    # serve() checks the pairing with the app's handler and says what to change.
+    concurrency: Any = CONCURRENCY[args.concurrency or "threaded"]()
     if args.workers:
         concurrency = workers(args.workers, concurrency, stop_timeout=args.drain)
     servers: list[Server[Any]] = []
@@ -207,6 +211,8 @@ def _serve_handler(handler: Handler[Any], args: argparse.Namespace) -> list[Serv
                 servers.append(serve(transport, concurrency, handler))
             except OSError as exc:
                 raise UsageError(f"cannot listen on {transport!r}: {exc}") from None
+            except HandlerMismatchError as exc:
+                raise UsageError(str(exc)) from None
     except BaseException:
         for server in servers:
             server.server_close()

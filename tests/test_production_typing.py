@@ -13,7 +13,8 @@ EXPECTED = {
     ),
     "datagram-on-tls": 'Argument 3 to "serve" has incompatible type "DatagramHandler"',
     "tls-over-udp": 'Argument 1 to "tls" has incompatible type "UDP"; expected "StreamTransport"',
-    "workers-of-str": 'Argument 2 to "workers" has incompatible type "str"',
+    "workers-of-str": 'No overload variant of "workers" matches argument types "int", "str"',
+    "stream-on-evented-workers": 'Argument 2 to "workers" has incompatible type "Evented"',
 }
 
 

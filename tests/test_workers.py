@@ -6,13 +6,19 @@ import contextlib
 import os
 import signal
 import threading
+import time
+from typing import Any
 
 import pytest
 
 from composerv import (
     ConfigurationError,
     Connection,
+    HandlerMismatchError,
     Workers,
+    evented,
+    message_handler,
+    pooled,
     serve,
     stream_handler,
     sync,
@@ -138,9 +144,11 @@ def _pid_handler(conn: Connection) -> None:
         conn.send_all(b"%d\n" % os.getpid())
 
 
-@pytest.mark.parametrize("inner", [sync(), threaded()], ids=["sync", "threaded"])
-def test_in_process_serve_forever_and_shutdown(inner: object, no_leaks: None) -> None:
-    server = serve(tcp(("127.0.0.1", 0)), workers(2, inner), stream_handler(_pid_handler))  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    "inner", [sync(), threaded(), pooled()], ids=["sync", "threaded", "pooled"]
+)
+def test_in_process_serve_forever_and_shutdown(inner: Any, no_leaks: None) -> None:
+    server = serve(tcp(("127.0.0.1", 0)), workers(2, inner), stream_handler(_pid_handler))
     with serving(server):
         wait_until(lambda: server.active_requests == 2, "two workers")
         pids = {_served_by(server.address) for _ in range(10)}
@@ -149,11 +157,47 @@ def test_in_process_serve_forever_and_shutdown(inner: object, no_leaks: None) ->
     assert all(_gone(pid) for pid in pids)
 
 
+def _pid_message(message: bytes) -> bytes:
+    return b"%d" % os.getpid()
+
+
+def test_each_worker_runs_its_own_event_loop_and_drains_it(no_leaks: None) -> None:
+    server = serve(tcp(("127.0.0.1", 0)), workers(2, evented()), message_handler(_pid_message))
+    with connect(server.address) as idle:
+        with serving(server):
+            wait_until(lambda: server.active_requests == 2, "two workers")
+            clients = [connect(server.address) for _ in range(8)]
+            try:
+                for client in clients:
+                    client.sendall(b"who\n")
+                pids = {int(client.makefile("rb").readline()) for client in clients}
+            finally:
+                for client in clients:
+                    client.close()
+            assert os.getpid() not in pids
+            assert pids <= _children(os.getpid())
+            idle.sendall(b"who\n")
+            assert int(idle.makefile("rb").readline()) in pids
+            stopping = time.monotonic()
+        # The worker closed the idle connection at once instead of waiting for the
+        # stop_timeout's SIGKILL.
+        assert time.monotonic() - stopping < 5.0
+        assert idle.recv(1) == b""
+    assert all(_gone(pid) for pid in pids)
+
+
+def test_a_blocking_handler_on_event_loop_workers_is_refused() -> None:
+    with pytest.raises(HandlerMismatchError, match=r"use message_handler\(fn\)"):
+        serve(tcp(("127.0.0.1", 0)), workers(2, evented()), stream_handler(_pid_handler))  # type: ignore[arg-type]
+
+
 def test_validation() -> None:
     with pytest.raises(ConfigurationError, match="count must be a positive int, not 0"):
         workers(0, threaded())
     with pytest.raises(ConfigurationError, match="cannot run inside workers"):
         workers(2, workers(2, threaded()))
+    with pytest.raises(ConfigurationError, match="must be a concurrency value such as"):
+        workers(2, "threaded")  # type: ignore[call-overload]
     with pytest.raises(ConfigurationError, match="stop_timeout must be a positive number"):
         workers(2, threaded(), stop_timeout=-1)
     assert workers().count == (os.cpu_count() or 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .._handlers._base import Handler
@@ -102,14 +102,28 @@ class EventLoop(Scheduler, Loop, Protocol):
 class Concurrency(metaclass=abc.ABCMeta):
     """How a server schedules requests: an immutable value.
 
-    A `BlockingConcurrency` makes a `Scheduler` for the server's request loop; an
-    `EventLoopConcurrency` makes an `EventLoop` that replaces that loop.
+    A `BlockingConcurrency` makes a `Scheduler` fed by the server's request loop;
+    an `EventLoopConcurrency` makes an `EventLoop` that is both.
     """
 
     __slots__ = ()
 
-    blocking: ClassVar[bool]
-    """Whether handlers may block (False for event loops)."""
+    @abc.abstractmethod
+    def check_handler(self, handler: Handler[Any]) -> None:
+        """Raise `HandlerMismatchError`, saying what to use instead, if this concurrency
+        cannot run `handler`."""
+
+    @abc.abstractmethod
+    def build(
+        self,
+        lifecycle: RequestLifecycle[Any],
+        handler: Handler[Any],
+        limits: Limits,
+        has_capacity: Callable[[], bool] | None,
+    ) -> tuple[Loop, Scheduler]:
+        """The loop and the scheduler of one server: the loop takes requests through
+        `lifecycle` (asking `has_capacity` whether to take more now) and serves them
+        with `handler` on the scheduler, keeping `limits`."""
 
 
 class BlockingConcurrency(Concurrency):
@@ -117,11 +131,12 @@ class BlockingConcurrency(Concurrency):
 
     __slots__ = ()
 
-    blocking: ClassVar[bool] = True
-
     @abc.abstractmethod
     def scheduler(self) -> Scheduler:
         """A new scheduler for one server."""
+
+    def check_handler(self, handler: Handler[Any]) -> None:
+        """A blocking concurrency runs any handler."""
 
     def serve_loop(
         self,
@@ -138,6 +153,16 @@ class BlockingConcurrency(Concurrency):
 
         return ServeLoop(lifecycle, has_capacity)
 
+    def build(
+        self,
+        lifecycle: RequestLifecycle[Any],
+        handler: Handler[Any],
+        limits: Limits,
+        has_capacity: Callable[[], bool] | None,
+    ) -> tuple[Loop, Scheduler]:
+        scheduler = self.scheduler()
+        return self.serve_loop(lifecycle, scheduler, has_capacity), scheduler
+
 
 class EventLoopConcurrency(Concurrency):
     """A strategy that serves every connection from one thread's event loop.
@@ -148,13 +173,6 @@ class EventLoopConcurrency(Concurrency):
 
     __slots__ = ()
 
-    blocking: ClassVar[bool] = False
-
-    @abc.abstractmethod
-    def check_handler(self, handler: Handler[Any]) -> None:
-        """Raise `HandlerMismatchError`, saying what to use instead, if this loop cannot
-        run `handler`."""
-
     @abc.abstractmethod
     def event_loop(
         self, lifecycle: RequestLifecycle[Any], handler: Handler[Any], limits: Limits
@@ -162,3 +180,13 @@ class EventLoopConcurrency(Concurrency):
         """A new loop for one server: it takes requests through `lifecycle` (accepting,
         verifying, logging errors, closing), serves them with `handler`, and keeps
         `limits`."""
+
+    def build(
+        self,
+        lifecycle: RequestLifecycle[Any],
+        handler: Handler[Any],
+        limits: Limits,
+        has_capacity: Callable[[], bool] | None,
+    ) -> tuple[Loop, Scheduler]:
+        loop = self.event_loop(lifecycle, handler, limits)
+        return loop, loop

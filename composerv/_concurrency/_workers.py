@@ -22,14 +22,30 @@ import socket
 import sys
 import threading
 import time
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    NamedTuple,
+    Protocol,
+    TypeVar,
+    overload,
+    runtime_checkable,
+)
 
 import attrs
 
 from .._errors import ConfigurationError
 from .._log import logger
 from .._validate import positive_int
-from ._base import BlockingConcurrency, Loop, Scheduler, Work
+from ._base import Concurrency, EventLoopConcurrency, Loop, Scheduler, Work
+
+if TYPE_CHECKING:
+    from .._handlers._base import Handler
+    from .._limits import Limits
+    from .._server._lifecycle import RequestLifecycle
+    from ._threaded import Threaded
 
 __all__ = ["Supervisor", "WorkerPool", "Workers", "workers"]
 
@@ -54,22 +70,32 @@ class Supervisor(Protocol):
     and `Server.shutdown` calls `stop`.
     """
 
-    def supervise(self, loop: Loop, poll_interval: float) -> None:
-        """Run `loop` in worker processes until `stop`; take them all down before returning."""
+    def supervise(self, poll_interval: float) -> None:
+        """Serve in worker processes until `stop`; take them all down before returning."""
 
     def stop(self) -> None:
         """End `supervise`; from another thread, return once it has ended."""
+
+
+class WorkerLoop(NamedTuple):
+    """What one worker process serves with, made in that process (an event loop's
+    selector must not be shared with the other workers)."""
+
+    loop: Loop
+    scheduler: Scheduler
+    finish: Callable[[], object]
+    """Runs once the loop has stopped, before the scheduler closes (an event loop's drain)."""
 
 
 class WorkerPool:
     """The scheduler of `workers`: a supervisor in the parent, the inner scheduler in a worker."""
 
     def __init__(
-        self, *, count: int, concurrency: BlockingConcurrency, stop_timeout: float
+        self, *, count: int, worker_loop: Callable[[], WorkerLoop], stop_timeout: float
     ) -> None:
         self.count = count
-        self.concurrency = concurrency
         self.stop_timeout = stop_timeout
+        self._worker_loop = worker_loop
         self.pids: dict[int, float] = {}
         """Live workers: pid -> when it started (monotonic)."""
         self._inner: Scheduler | None = None
@@ -109,7 +135,7 @@ class WorkerPool:
 
     # The Supervisor protocol, in the parent.
 
-    def supervise(self, loop: Loop, poll_interval: float) -> None:
+    def supervise(self, poll_interval: float) -> None:
         wake_reader, wake_writer = socket.socketpair()
         wake_reader.setblocking(False)
         wake_writer.setblocking(False)
@@ -121,12 +147,11 @@ class WorkerPool:
             self._done.clear()
             self._waker = wake_writer
             self._supervising_thread = threading.current_thread()
-        self._loop = loop
         watch = _ExitWatch(wake_reader, poll_interval)
         try:
             restart_at: list[float] = []
             for _ in range(self.count):
-                self._start(loop, poll_interval, watch)
+                self._start(poll_interval, watch)
             while not self._stop_requested:
                 watch.wait(min(restart_at, default=None))
                 if self._stop_requested:
@@ -135,7 +160,7 @@ class WorkerPool:
                 now = time.monotonic()
                 for when in [t for t in restart_at if t <= now]:
                     restart_at.remove(when)
-                    self._start(loop, poll_interval, watch)
+                    self._start(poll_interval, watch)
         finally:
             try:
                 self._take_down(watch)
@@ -166,16 +191,16 @@ class WorkerPool:
         if supervising_thread not in (None, threading.current_thread()):
             self._done.wait()
 
-    def _start(self, loop: Loop, poll_interval: float, watch: _ExitWatch) -> None:
+    def _start(self, poll_interval: float, watch: _ExitWatch) -> None:
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:
-            self._run_worker(loop, poll_interval, parent, watch)
+            self._run_worker(poll_interval, parent, watch)
         self.pids[pid] = time.monotonic()
         watch.add(pid)
         logger.info("started worker %d", pid)
 
-    def _run_worker(self, loop: Loop, poll_interval: float, parent: int, watch: _ExitWatch) -> None:
+    def _run_worker(self, poll_interval: float, parent: int, watch: _ExitWatch) -> None:
         """The body of a worker process; never returns."""
         status = 1
         try:
@@ -183,9 +208,11 @@ class WorkerPool:
             if self._waker is not None:
                 self._waker.close()
             self.pids.clear()
+            loop, self._inner, finish = self._worker_loop()
+            self._loop = loop
             _become_worker(loop, parent)
-            self._inner = self.concurrency.scheduler()
             loop.serve_forever(poll_interval)
+            finish()
             self._inner.close()
             status = 0
         except BaseException:
@@ -336,17 +363,15 @@ def _describe_exit(status: int) -> str:
     return f"exited with status {os.waitstatus_to_exitcode(status)}"
 
 
-def _blocking_concurrency(
-    _instance: object, attribute: attrs.Attribute[BlockingConcurrency], value: object
-) -> None:
+def _worker_concurrency(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if isinstance(value, Workers):
         raise ConfigurationError(
-            "workers() cannot run inside workers(): give it threaded() or sync()"
+            "workers() cannot run inside workers(): give it threaded(), pooled() or evented()"
         )
-    if not isinstance(value, BlockingConcurrency):
+    if not isinstance(value, Concurrency):
         raise ConfigurationError(
-            f"{attribute.name} must be a concurrency value such as threaded(), sync() or "
-            f"forking(), not {value!r}"
+            f"{attribute.name} must be a concurrency value such as threaded(), pooled() or "
+            f"evented(), not {value!r}"
         )
 
 
@@ -357,14 +382,18 @@ def _positive_seconds(_instance: object, attribute: attrs.Attribute[float], valu
         )
 
 
+C_co = TypeVar("C_co", bound=Concurrency, covariant=True)
+
+
 @attrs.frozen
-class Workers(BlockingConcurrency):
-    """`count` worker processes sharing the server's socket; build it with `workers`."""
+class Workers(Concurrency, Generic[C_co]):
+    """`count` worker processes sharing the server's socket, each serving with
+    `concurrency`; build it with `workers`."""
 
     count: int = attrs.field(validator=positive_int)
     """How many worker processes serve at once."""
-    concurrency: BlockingConcurrency = attrs.field(validator=_blocking_concurrency)
-    """How each worker schedules its requests."""
+    concurrency: C_co = attrs.field(validator=_worker_concurrency)
+    """How each worker serves its requests."""
     stop_timeout: float = attrs.field(default=DEFAULT_STOP_TIMEOUT, validator=_positive_seconds)
     """On shutdown, how long workers get to finish their requests before SIGKILL."""
 
@@ -372,27 +401,70 @@ class Workers(BlockingConcurrency):
         if not hasattr(os, "fork"):
             raise ConfigurationError("workers() needs os.fork, which this platform lacks")
 
-    def scheduler(self) -> Scheduler:
-        return WorkerPool(
-            count=self.count, concurrency=self.concurrency, stop_timeout=self.stop_timeout
-        )
+    def check_handler(self, handler: Handler[Any]) -> None:
+        self.concurrency.check_handler(handler)
+
+    def build(
+        self,
+        lifecycle: RequestLifecycle[Any],
+        handler: Handler[Any],
+        limits: Limits,
+        has_capacity: Callable[[], bool] | None,
+    ) -> tuple[Loop, Scheduler]:
+        inner = self.concurrency
+
+        def worker_loop() -> WorkerLoop:
+            if isinstance(inner, EventLoopConcurrency):
+                # The event loop owns its connections: it drains them itself.
+                event_loop = inner.event_loop(lifecycle, handler, limits)
+                return WorkerLoop(
+                    event_loop,
+                    event_loop,
+                    lambda: event_loop.drain(time.monotonic() + limits.drain_timeout),
+                )
+            loop, scheduler = inner.build(lifecycle, handler, limits, has_capacity)
+            return WorkerLoop(loop, scheduler, lambda: None)
+
+        from .._server._lifecycle import ServeLoop
+
+        # The parent serves nothing; its loop only stands for the server's state.
+        pool = WorkerPool(count=self.count, worker_loop=worker_loop, stop_timeout=self.stop_timeout)
+        return ServeLoop(lifecycle, has_capacity), pool
+
+
+C = TypeVar("C", bound=Concurrency)
+
+
+@overload
+def workers(
+    count: int | None = None, *, stop_timeout: float = DEFAULT_STOP_TIMEOUT
+) -> Workers[Threaded]: ...
+
+
+@overload
+def workers(
+    count: int | None, concurrency: C, *, stop_timeout: float = DEFAULT_STOP_TIMEOUT
+) -> Workers[C]: ...
 
 
 def workers(
     count: int | None = None,
-    concurrency: BlockingConcurrency | None = None,
+    concurrency: Concurrency | None = None,
     *,
     stop_timeout: float = DEFAULT_STOP_TIMEOUT,
-) -> Workers:
+) -> Workers[Any]:
     """Serve with `count` processes (default: one per core), each using `concurrency`.
 
     Example::
 
-        server = serve(tcp(("0.0.0.0", 8000)), workers(4, threaded()), stream_handler(echo))
+        server = serve(tcp(("0.0.0.0", 8000)), workers(4, evented()), message_handler(fn))
         server.serve_forever()  # supervises; server.shutdown() stops every worker
 
-    `concurrency` defaults to `threaded()`. A worker that dies is replaced; on
-    shutdown the workers get `stop_timeout` seconds to finish their requests.
+    `concurrency` defaults to `threaded()`; any concurrency but `workers` itself
+    works, an event loop included (each worker runs its own). A worker that dies
+    is replaced; on shutdown the workers get `stop_timeout` seconds to finish
+    their requests (an event loop drains its connections for the limits'
+    ``drain_timeout``).
     """
     from ._threaded import threaded
 

@@ -40,7 +40,6 @@ class AsyncStreamHandler(Handler[socket.socket]):
     """Calls ``await fn(reader, writer)`` per connection; build it with `async_stream_handler`."""
 
     kind: ClassVar[str] = "stream"
-    blocking: ClassVar[bool] = False
 
     fn: AsyncStreamFn = attrs.field(validator=callable_value)
     """The coroutine function serving one connection; the streams close when it returns."""

@@ -24,9 +24,6 @@ class Handler(Generic[R], metaclass=abc.ABCMeta):
     kind: ClassVar[str]
     """``"stream"`` or ``"datagram"``: the transports this handler can serve."""
 
-    blocking: ClassVar[bool] = True
-    """Whether `handle` may block, which rules out an event-loop concurrency."""
-
     @abc.abstractmethod
     def handle(self, request: R, peer: Address) -> None:
         """Serve one request; an exception is logged with `peer` and ends only this request."""

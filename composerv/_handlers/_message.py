@@ -45,8 +45,6 @@ class MessageHandler(Handler[R]):
 
     __slots__ = ()
 
-    blocking: ClassVar[bool] = False
-
     @property
     @abc.abstractmethod
     def fn(self) -> MessageFn:

@@ -20,7 +20,7 @@ from .._concurrency._base import (
     Scheduler,
 )
 from .._concurrency._forking import in_request_child
-from .._concurrency._workers import Supervisor
+from .._concurrency._workers import Supervisor, Workers
 from .._datagram import Datagram
 from .._errors import HandlerMismatchError
 from .._guard import RequestGuard, current_guard
@@ -119,15 +119,13 @@ class Server(Generic[R]):
                 _CoreLifecycle(self), handler, self.limits
             )
         else:
-            assert isinstance(concurrency, BlockingConcurrency)
-            self._scheduler = concurrency.scheduler()
+            self._loop, self._scheduler = concurrency.build(
+                _CoreLifecycle(self), handler, self.limits, self._has_capacity
+            )
             # Checked once: an isinstance against a Protocol costs tens of
             # microseconds, and the capacity check runs on every request.
             if isinstance(self._scheduler, Terminable):
                 self._children = self._scheduler
-            self._loop = concurrency.serve_loop(
-                _CoreLifecycle(self), self._scheduler, self._has_capacity
-            )
         if transport.bind_and_activate:
             try:
                 self.bind_and_activate()
@@ -166,7 +164,7 @@ class Server(Generic[R]):
             raise RuntimeError("cannot serve: this server is closed")
         if isinstance(self._scheduler, Supervisor):
             # workers(): the loop runs in worker processes; this one watches them.
-            self._scheduler.supervise(self._loop, poll_interval)
+            self._scheduler.supervise(poll_interval)
         else:
             self._loop.serve_forever(poll_interval)
 
@@ -472,7 +470,7 @@ class _CoreLifecycle(Generic[R]):
 @overload
 def serve(
     transport: Transport[socket.socket],
-    concurrency: BlockingConcurrency,
+    concurrency: BlockingConcurrency | Workers[BlockingConcurrency],
     handler: Handler[socket.socket],
     *,
     limits: Limits | None = None,
@@ -482,7 +480,7 @@ def serve(
 @overload
 def serve(
     transport: Transport[Datagram],
-    concurrency: BlockingConcurrency,
+    concurrency: BlockingConcurrency | Workers[BlockingConcurrency],
     handler: Handler[Datagram],
     *,
     limits: Limits | None = None,
@@ -492,7 +490,7 @@ def serve(
 @overload
 def serve(
     transport: Transport[socket.socket],
-    concurrency: Evented,
+    concurrency: Evented | Workers[Evented],
     handler: MessageHandler[socket.socket],
     *,
     limits: Limits | None = None,
@@ -502,7 +500,7 @@ def serve(
 @overload
 def serve(
     transport: Transport[Datagram],
-    concurrency: Evented,
+    concurrency: Evented | Workers[Evented],
     handler: MessageHandler[Datagram],
     *,
     limits: Limits | None = None,
@@ -512,7 +510,7 @@ def serve(
 @overload
 def serve(
     transport: Transport[socket.socket],
-    concurrency: AsyncioLoop,
+    concurrency: AsyncioLoop | Workers[AsyncioLoop],
     handler: AsyncStreamHandler,
     *,
     limits: Limits | None = None,
@@ -547,19 +545,12 @@ def serve(
             f"{transport!r}: use {wanted} with this transport, or a {handler.kind} "
             f"transport such as {other}"
         )
-    if handler.blocking and not concurrency.blocking:
-        raise HandlerMismatchError(
-            f"{concurrency!r} runs handlers on an event loop, which a blocking "
-            f"{type(handler).__name__} would stall: use message_handler(fn), or a "
-            "blocking concurrency such as threaded() or pooled()"
-        )
     if limits is not None and not isinstance(limits, Limits):
         raise TypeError(
             f"limits must be a Limits value such as limits(idle_timeout=5.0), "
             f"not {type(limits).__name__} {limits!r}"
         )
-    if isinstance(concurrency, EventLoopConcurrency):
-        concurrency.check_handler(handler)
+    concurrency.check_handler(handler)
     return Server(transport, concurrency, handler, limits)
 
 

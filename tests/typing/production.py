@@ -8,7 +8,10 @@ from composerv import (
     Datagram,
     Server,
     datagram_handler,
+    datagrams,
+    evented,
     inherited,
+    message_handler,
     serve,
     stream_handler,
     tcp,
@@ -30,6 +33,9 @@ def answer(datagram: Datagram) -> None:
 
 context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
 many: Server[socket.socket] = serve(tcp(("127.0.0.1", 0)), workers(2, threaded()), stream_handler(echo))
+default_workers: Server[socket.socket] = serve(tcp(("127.0.0.1", 0)), workers(), stream_handler(echo))
+many_loops: Server[socket.socket] = serve(tcp(("127.0.0.1", 0)), workers(2, evented()), message_handler(bytes.upper))
+many_dgram_loops: Server[Datagram] = serve(udp(("127.0.0.1", 0)), workers(2, evented()), message_handler(bytes.upper, datagrams()))
 secure: Server[socket.socket] = serve(tls(unix_stream("/tmp/x.sock"), context), threaded(), stream_handler(echo))
 passed: Server[socket.socket] = serve(inherited(3, "stream"), threaded(), stream_handler(echo))
 passed_dgram: Server[Datagram] = serve(inherited(4, "datagram"), threaded(), datagram_handler(answer))
@@ -38,3 +44,4 @@ serve(inherited(4, "datagram"), threaded(), stream_handler(echo))  # E: stream-o
 serve(tls(tcp(("127.0.0.1", 0)), context), threaded(), datagram_handler(answer))  # E: datagram-on-tls
 tls(udp(("127.0.0.1", 0)), context)  # E: tls-over-udp
 workers(2, "threaded")  # E: workers-of-str
+serve(tcp(("127.0.0.1", 0)), workers(2, evented()), stream_handler(echo))  # E: stream-on-evented-workers
