@@ -32,6 +32,8 @@ TCP_SERVERS = {
     "cv_pooled": ("pooled:128", "stream"),
     "cv_pooled_msg": ("pooled:128", "lines"),
     "cv_evented": ("evented", "lines"),
+    # One event loop per core: what a 2-core machine can do with composerv.
+    "cv_evented_w2": ("w2+evented", "lines"),
     "cv_asyncio": ("asyncio", "async"),
     "cv_uvloop": ("uvloop", "async"),
 }

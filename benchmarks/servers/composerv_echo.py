@@ -2,7 +2,8 @@
 
     python benchmarks/servers/composerv_echo.py CONCURRENCY HANDLER ADDR
 
-CONCURRENCY: sync, threaded, pooled, pooled:N (N workers), evented, asyncio, uvloop.
+CONCURRENCY: sync, threaded, pooled, pooled:N (N threads), evented, asyncio, uvloop;
+prefixed with wN+ (e.g. w2+evented) to run it in N worker processes.
 HANDLER: lines (message_handler with lines(); datagrams() on UDP), stream (a
 stream_handler echoing bytes), readline (a stream_handler echoing line by line, as
 the stdlib peers do), async (an async_stream_handler echoing bytes).
@@ -90,9 +91,12 @@ def handler(name: str, kind: str) -> composerv.Handler:  # type: ignore[type-arg
 def main() -> None:
     concurrency, handler_name, addr = sys.argv[1:4]
     chosen = transport(addr)
+    processes, _, concurrency = concurrency.rpartition("+")
     name, _, workers = concurrency.partition(":")
     # Any: the pairing is chosen on the command line, so serve() checks it at run time.
     made: Any = composerv.pooled(workers=int(workers)) if workers else CONCURRENCY[name]()
+    if processes:
+        made = composerv.workers(int(processes.removeprefix("w")), made)
     server = composerv.serve(chosen, made, handler(handler_name, chosen.kind))
     # SIGTERM ends the process at once, as the harness expects of every peer.
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
