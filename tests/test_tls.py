@@ -9,6 +9,7 @@ import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,8 @@ from composerv import (
     TLS,
     ConfigurationError,
     Connection,
+    evented,
+    message_handler,
     serve,
     stream_handler,
     tcp,
@@ -23,6 +26,7 @@ from composerv import (
     tls,
     udp,
     unix_stream,
+    workers,
 )
 
 from .cli import inet, running
@@ -164,3 +168,14 @@ def test_the_server_ends_the_stream_with_close_notify(
         assert recv_exactly(client, 4) == b"bye\n"
         # Without close_notify this raises SSLEOFError (a ragged EOF).
         assert client.recv(16) == b""
+
+
+@pytest.mark.parametrize(
+    "concurrency", [evented(), workers(2, evented())], ids=["evented", "evented-workers"]
+)
+def test_event_loops_refuse_tls_instead_of_serving_ciphertext(
+    server_context: ssl.SSLContext, concurrency: Any
+) -> None:
+    """A loop on one thread cannot run blocking handshakes: a clear error, not garbage."""
+    with pytest.raises(ConfigurationError, match=r"cannot run the blocking per-connection setup"):
+        serve(tls(tcp(("127.0.0.1", 0)), server_context), concurrency, message_handler(bytes.upper))

@@ -7,10 +7,13 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .._errors import ConfigurationError
+
 if TYPE_CHECKING:
     from .._handlers._base import Handler
     from .._limits import DrainReport, Limits
     from .._server._lifecycle import RequestLifecycle
+    from .._transports._base import Transport
 
 __all__ = [
     "BlockingConcurrency",
@@ -114,6 +117,11 @@ class Concurrency(metaclass=abc.ABCMeta):
         cannot run `handler`."""
 
     @abc.abstractmethod
+    def check_transport(self, transport: Transport[Any]) -> None:
+        """Raise `ConfigurationError`, saying what to use instead, if this concurrency
+        cannot serve `transport`."""
+
+    @abc.abstractmethod
     def build(
         self,
         lifecycle: RequestLifecycle[Any],
@@ -137,6 +145,9 @@ class BlockingConcurrency(Concurrency):
 
     def check_handler(self, handler: Handler[Any]) -> None:
         """A blocking concurrency runs any handler."""
+
+    def check_transport(self, transport: Transport[Any]) -> None:
+        """A blocking concurrency serves any transport."""
 
     def serve_loop(
         self,
@@ -172,6 +183,14 @@ class EventLoopConcurrency(Concurrency):
     """
 
     __slots__ = ()
+
+    def check_transport(self, transport: Transport[Any]) -> None:
+        if transport.prepares_requests:
+            raise ConfigurationError(
+                f"{self!r} serves every client from one thread and cannot run the "
+                f"blocking per-connection setup of {transport!r} (a TLS handshake): "
+                "use threaded() or pooled() (in workers() for many cores)"
+            )
 
     @abc.abstractmethod
     def event_loop(

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from .._handlers._base import Handler
     from .._limits import Limits
     from .._server._lifecycle import RequestLifecycle
+    from .._transports._base import Transport
     from ._threaded import Threaded
 
 __all__ = ["Supervisor", "WorkerPool", "Workers", "workers"]
@@ -403,6 +404,9 @@ class Workers(Concurrency, Generic[C_co]):
 
     def check_handler(self, handler: Handler[Any]) -> None:
         self.concurrency.check_handler(handler)
+
+    def check_transport(self, transport: Transport[Any]) -> None:
+        self.concurrency.check_transport(transport)
 
     def build(
         self,

@@ -551,6 +551,7 @@ def serve(
             f"not {type(limits).__name__} {limits!r}"
         )
     concurrency.check_handler(handler)
+    concurrency.check_transport(transport)
     return Server(transport, concurrency, handler, limits)
 
 

@@ -65,6 +65,10 @@ class Transport(Generic[R], metaclass=abc.ABCMeta):
     def get_request(self, sock: socket.socket) -> tuple[R, Address]:
         """Take one request off a readable socket; raises `OSError` if there is none."""
 
+    prepares_requests: ClassVar[bool] = False
+    """Whether `prepare_request` does blocking work per request (a TLS handshake),
+    which an event loop, serving every client from one thread, cannot run."""
+
     def prepare_request(self, request: R, peer: Address) -> R | None:
         """Make a request ready for the handler, where it is served (thread or child).
 

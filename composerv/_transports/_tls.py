@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
@@ -50,6 +50,8 @@ def _server_context(_instance: object, attribute: attrs.Attribute[Any], value: o
 @attrs.frozen
 class TLS(StreamTransport):
     """TLS over a stream transport; build it with `tls`."""
+
+    prepares_requests: ClassVar[bool] = True
 
     transport: StreamTransport = attrs.field(validator=_stream_transport)
     """The stream transport underneath (`tcp`, `unix_stream`, `inherited`)."""
