@@ -262,6 +262,7 @@ class _StreamLoop(_EventedLoop):
     ) -> None:
         super().__init__(lifecycle, handler.fn, recv_size=recv_size, limits=limits)
         self._framing = handler.framing
+        self._encode = handler.framing.encode
 
     def _on_listener(self) -> None:
         for _ in range(_BATCH):
@@ -298,7 +299,7 @@ class _StreamLoop(_EventedLoop):
                 connection.since = self._now
                 if (reply := self._fn(message)) is None:
                     return
-                out = self._framing.encode(reply)
+                out = self._encode(reply)
         except Exception:
             logger.exception("error while serving %s", peer_repr(connection.peer))
             self._drop(connection)
