@@ -67,10 +67,10 @@ class SocketReader(io.BufferedReader):
         raw = self._raw
         if raw.received > self._consumed:
             return self.read1(max_bytes)
-        self._guard.begin_read()
         data = self._guard.recv(self._sock, max_bytes)
-        raw.received += len(data)
-        self._consumed += len(data)
+        count = len(data)
+        raw.received += count
+        self._consumed += count
         return data
 
     def read(self, size: int | None = -1) -> bytes:
