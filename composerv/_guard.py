@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import socket
 import struct
 import sys
@@ -45,6 +46,8 @@ T = TypeVar("T")
 _MAX_KERNEL_TIMEOUT = 2**31 - 1
 
 
+# Cached: every connection sets the same idle and write timeouts when it starts.
+@functools.lru_cache(maxsize=32)
 def _timeval(seconds: float | None) -> bytes:
     if seconds is None or seconds >= _MAX_KERNEL_TIMEOUT:
         return struct.pack("@ll", 0, 0)  # zero means no timeout
@@ -151,7 +154,7 @@ class RequestGuard:
         """Undo `activate`."""
         _current.reset(token)
 
-    def begin_read(self, *, mid_request: bool = False) -> None:
+    def begin_read(self, mid_request: bool) -> None:
         """A new read starts: its first byte starts the read clock, unless bytes of
         the request it reads were already received (`mid_request`): then, now."""
         self._reading = mid_request
