@@ -23,7 +23,7 @@ class _GuardedSocketIO(io.RawIOBase):
         self._sock = sock
         self._guard = guard
         self.received = 0
-        """Bytes received so far."""
+        """Bytes received through this object (`SocketReader.recv` bypasses it)."""
 
     def readable(self) -> bool:
         return True
@@ -54,24 +54,20 @@ class SocketReader(io.BufferedReader):
         super().__init__(self._raw)
         self._guard = guard
         # Counted here rather than asked of tell(), which costs two calls per read:
-        # received - consumed is what the buffer holds.
+        # received - consumed is what the buffer holds. Only the difference matters.
         self._consumed = 0
 
     def _begin_read(self) -> None:
         # Bytes already buffered are part of a request that has begun: the read
         # clock runs from now, and a drain does not take this read for idle.
-        self._guard.begin_read(mid_request=self._raw.received > self._consumed)
+        self._guard.begin_read(self._raw.received > self._consumed)
 
     def recv(self, max_bytes: int) -> bytes:
         """`read1`, straight from the socket when nothing is buffered (the common case)."""
-        raw = self._raw
-        if raw.received > self._consumed:
+        if self._raw.received > self._consumed:
             return self.read1(max_bytes)
-        self._guard.begin_read()
-        data = self._guard.recv(self._sock, max_bytes)
-        raw.received += len(data)
-        self._consumed += len(data)
-        return data
+        # Past the buffer, which stays empty: received - consumed stays 0 uncounted.
+        return self._guard.recv(self._sock, max_bytes)
 
     def read(self, size: int | None = -1) -> bytes:
         self._begin_read()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import socket
 import struct
 import sys
@@ -35,6 +36,9 @@ _KERNEL_TIMEOUTS = sys.platform.startswith("linux")
 _TIMED_OUT = (TimeoutError, BlockingIOError)
 
 _NEVER_SET = -1.0
+# A read deadline not computed yet (see `RequestGuard._receive`); real ones are
+# monotonic times plus a positive limit.
+_CLOCK_NOT_STARTED = -1.0
 
 T = TypeVar("T")
 
@@ -42,6 +46,8 @@ T = TypeVar("T")
 _MAX_KERNEL_TIMEOUT = 2**31 - 1
 
 
+# Cached: every connection sets the same idle and write timeouts when it starts.
+@functools.lru_cache(maxsize=32)
 def _timeval(seconds: float | None) -> bytes:
     if seconds is None or seconds >= _MAX_KERNEL_TIMEOUT:
         return struct.pack("@ll", 0, 0)  # zero means no timeout
@@ -74,11 +80,13 @@ class RequestGuard:
     __slots__ = (
         "_draining",
         "_idle",
+        "_idle_timeout",
         "_read_deadline",
         "_reading",
         "_recv_timeout",
         "_send_timeout",
         "_timed",
+        "_write_timeout",
         "closed_idle",
         "limits",
         "socket",
@@ -92,6 +100,9 @@ class RequestGuard:
         """Whether a drain ended this connection while it waited for a request."""
         self._draining = False
         self._idle = False
+        # Copied from `limits` because every read and write looks them up.
+        self._idle_timeout = limits.idle_timeout
+        self._write_timeout = limits.write_timeout
         self._read_deadline: float | None = None
         self._reading = False
         # The timeouts the socket has now, so that unchanged ones are not set again.
@@ -112,11 +123,12 @@ class RequestGuard:
         reads the raw socket rather than a `Connection` cannot block forever either.
         """
         if self.socket is not None and self._timed:
-            self._set_recv_timeout(self.socket, self.limits.idle_timeout)
-            self._set_send_timeout(self.socket, self.limits.write_timeout)
+            self._set_recv_timeout(self.socket, self._idle_timeout)
+            self._set_send_timeout(self.socket, self._write_timeout)
         return _current.set(self)
 
     def _set_recv_timeout(self, sock: socket.socket, timeout: float | None) -> None:
+        # Callers on the per-read path compare with _recv_timeout first, to save this call.
         if timeout == self._recv_timeout:
             return
         self._recv_timeout = timeout
@@ -127,6 +139,7 @@ class RequestGuard:
             self._send_timeout = timeout
 
     def _set_send_timeout(self, sock: socket.socket, timeout: float | None) -> None:
+        # Callers on the per-write path compare with _send_timeout first, to save this call.
         if timeout == self._send_timeout:
             return
         self._send_timeout = timeout
@@ -141,20 +154,21 @@ class RequestGuard:
         """Undo `activate`."""
         _current.reset(token)
 
-    def begin_read(self, *, mid_request: bool = False) -> None:
+    def begin_read(self, mid_request: bool) -> None:
         """A new read starts: its first byte starts the read clock, unless bytes of
         the request it reads were already received (`mid_request`): then, now."""
-        self._reading = False
+        self._reading = mid_request
         if mid_request:
-            self._first_byte_came()
+            self._read_deadline = self._start_read_clock()
 
-    def _first_byte_came(self) -> None:
-        self._reading = True
+    def _start_read_clock(self) -> float | None:
         limit = self.limits.read_timeout
-        self._read_deadline = None if limit is None else time.monotonic() + limit
+        return None if limit is None else time.monotonic() + limit
 
     def recv(self, sock: socket.socket, max_bytes: int) -> bytes:
-        """Receive up to `max_bytes` within this read's deadline; b"" at EOF or when drained."""
+        """One whole read of up to `max_bytes`, within ``idle_timeout``; b"" at EOF or when
+        drained. Also begins the read (see `begin_read`): a single recv completes it."""
+        self._reading = False
         return self._receive(sock.recv, max_bytes, b"")
 
     def recv_into(self, sock: socket.socket, buffer: memoryview) -> int:
@@ -175,8 +189,8 @@ class RequestGuard:
             self.closed_idle = True
             return eof
         sock = self.socket
-        if self._timed and sock is not None:
-            self._set_recv_timeout(sock, self.limits.idle_timeout)
+        if self._timed and sock is not None and self._recv_timeout != self._idle_timeout:
+            self._set_recv_timeout(sock, self._idle_timeout)
         try:
             received = call(argument)
         except _TIMED_OUT:
@@ -184,11 +198,17 @@ class RequestGuard:
         finally:
             self._idle = False
         if received:
-            self._first_byte_came()
+            # The read clock starts at this first byte, but is read only if the read
+            # needs another recv (`_receive_rest`): most reads end with this one. The
+            # time in between is this read's own processing, microseconds.
+            self._reading = True
+            self._read_deadline = _CLOCK_NOT_STARTED
         return received
 
     def _receive_rest(self, call: Callable[[Any], T], argument: Any) -> T:
         deadline = self._read_deadline
+        if deadline == _CLOCK_NOT_STARTED:
+            deadline = self._read_deadline = self._start_read_clock()
         sock = self.socket
         if deadline is None or sock is None:
             if self._timed and sock is not None:
@@ -205,13 +225,14 @@ class RequestGuard:
 
     def send_all(self, sock: socket.socket, data: bytes | bytearray | memoryview) -> None:
         """Send all of `data` within ``write_timeout``, a total for the whole call."""
-        limit = self.limits.write_timeout
+        limit = self._write_timeout
         if limit is None:
             if self._timed:
                 self._set_send_timeout(sock, None)
             sock.sendall(data)
             return
-        self._set_send_timeout(sock, limit)
+        if self._send_timeout != limit:
+            self._set_send_timeout(sock, limit)
         try:
             sent = sock.send(data)
             total = data.nbytes if isinstance(data, memoryview) else len(data)
