@@ -103,7 +103,11 @@ class Server(Generic[R]):
         # The requests this process serves right now (in threads or inline), so a
         # drain can close the idle ones and cut the rest; notified as each ends.
         self._guards: set[RequestGuard] = set()
-        self._guards_changed = threading.Condition()
+        # A plain lock on the per-request path (entered in C); the condition on it
+        # is notified only while a drain waits, which is rare.
+        self._guards_lock = threading.Lock()
+        self._guards_changed = threading.Condition(self._guards_lock)
+        self._idle_waiters = 0
         # Set when a drain begins: a request accepted after that (the loop may be
         # mid-accept as shutdown starts) is drained as soon as it is tracked.
         self._draining = False
@@ -175,13 +179,11 @@ class Server(Generic[R]):
     def _in_flight(self) -> int:
         # Requests in this process are tracked from accept to release; children,
         # from fork until reaped (the parent releases its copy right after the fork).
-        if self._children is not None:
-            return len(self._children)
-        with self._guards_changed:
-            return len(self._guards)
+        # No lock: len() is atomic, and a request that ends just after wakes the loop.
+        return len(self._children) if self._children is not None else len(self._guards)
 
     def _track(self, guard: RequestGuard) -> None:
-        with self._guards_changed:
+        with self._guards_lock:
             self._guards.add(guard)
             if self._draining:
                 self._late_guards.add(guard)
@@ -194,9 +196,10 @@ class Server(Generic[R]):
         if in_request_child():
             self._loop.wake()
             return
-        with self._guards_changed:
+        with self._guards_lock:
             self._guards.discard(guard)
-            self._guards_changed.notify_all()
+            if self._idle_waiters:
+                self._guards_changed.notify_all()
         # A loop that stopped accepting at max_connections may accept again.
         if self._loop.paused:
             self._loop.wake()
@@ -344,7 +347,11 @@ class Server(Generic[R]):
                 if remaining <= 0:
                     return False
                 # Children cannot notify this condition: poll for them.
-                self._guards_changed.wait(min(remaining, _DRAIN_POLL))
+                self._idle_waiters += 1
+                try:
+                    self._guards_changed.wait(min(remaining, _DRAIN_POLL))
+                finally:
+                    self._idle_waiters -= 1
 
     def __enter__(self) -> Server[R]:
         return self
