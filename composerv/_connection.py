@@ -55,12 +55,10 @@ class SocketReader(io.BufferedReader):
         self._guard = guard
         # Counted here rather than asked of tell(), which costs two calls per read:
         # received - consumed is what the buffer holds. Only the difference matters.
+        # Each read passes `received > consumed` to the guard's begin_read: bytes
+        # already buffered are part of a request that has begun, so the read clock
+        # runs, and a drain does not take this read for idle.
         self._consumed = 0
-
-    def _begin_read(self) -> None:
-        # Bytes already buffered are part of a request that has begun: the read
-        # clock runs from now, and a drain does not take this read for idle.
-        self._guard.begin_read(self._raw.received > self._consumed)
 
     def recv(self, max_bytes: int) -> bytes:
         """`read1`, straight from the socket when nothing is buffered (the common case)."""
@@ -70,31 +68,31 @@ class SocketReader(io.BufferedReader):
         return self._guard.recv(self._sock, max_bytes)
 
     def read(self, size: int | None = -1) -> bytes:
-        self._begin_read()
+        self._guard.begin_read(self._raw.received > self._consumed)
         data = _BufferedReader.read(self, size)
         self._consumed += len(data)
         return data
 
     def read1(self, size: int = -1) -> bytes:
-        self._begin_read()
+        self._guard.begin_read(self._raw.received > self._consumed)
         data = _BufferedReader.read1(self, size)
         self._consumed += len(data)
         return data
 
     def readline(self, size: int | None = -1) -> bytes:
-        self._begin_read()
+        self._guard.begin_read(self._raw.received > self._consumed)
         data = _BufferedReader.readline(self, size)
         self._consumed += len(data)
         return data
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]  # io's buffer type is wider
-        self._begin_read()
+        self._guard.begin_read(self._raw.received > self._consumed)
         count = _BufferedReader.readinto(self, buffer)
         self._consumed += count
         return count
 
     def readinto1(self, buffer: memoryview) -> int:  # type: ignore[override]  # io's buffer type is wider
-        self._begin_read()
+        self._guard.begin_read(self._raw.received > self._consumed)
         count = _BufferedReader.readinto1(self, buffer)
         self._consumed += count
         return count

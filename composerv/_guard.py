@@ -156,10 +156,11 @@ class RequestGuard:
 
     def begin_read(self, mid_request: bool) -> None:
         """A new read starts: its first byte starts the read clock, unless bytes of
-        the request it reads were already received (`mid_request`): then, now."""
+        the request it reads were already received (`mid_request`): then, as soon
+        as it needs a recv (most such reads are served from the buffer alone)."""
         self._reading = mid_request
         if mid_request:
-            self._read_deadline = self._start_read_clock()
+            self._read_deadline = _CLOCK_NOT_STARTED
 
     def _start_read_clock(self) -> float | None:
         limit = self.limits.read_timeout
@@ -217,7 +218,13 @@ class RequestGuard:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise self.limits.read_timed_out()
-        self._set_recv_timeout(sock, remaining)
+        # A setsockopt per recv would cost more than the recv of a streaming read:
+        # a kernel timeout between what remains and twice that is kept, so a read
+        # overruns its deadline by at most as much again (and usually not at all,
+        # as most recvs return at once). None: no timeout; negative: never set.
+        current = self._recv_timeout
+        if current is None or current < remaining or current > 2 * remaining:
+            self._set_recv_timeout(sock, remaining)
         try:
             return call(argument)
         except _TIMED_OUT:

@@ -233,3 +233,21 @@ def test_a_connection_on_another_socket_inside_a_handler_has_no_limits(no_leaks:
     with serving(server), connect(server.address) as client:
         assert recv_exactly(client, 3) == b"ok\n"
     assert seen == [7.0, None]
+
+
+def test_a_pause_mid_read_longer_than_idle_timeout_is_the_read_timeouts_business(
+    no_leaks: None,
+) -> None:
+    """Once a request has begun, only read_timeout bounds it, however short idle_timeout is."""
+    server = serve(
+        tcp(("127.0.0.1", 0)),
+        threaded(),
+        stream_handler(echo_lines),
+        limits=limits(idle_timeout=0.2, read_timeout=3.0),
+    )
+    with serving(server), connect(server.address) as client:
+        client.sendall(b"first line\nsecond ")
+        assert recv_exactly(client, 11) == b"first line\n"
+        time.sleep(0.6)  # the pause under test: three idle timeouts, mid-line
+        client.sendall(b"half\n")
+        assert recv_exactly(client, 12) == b"second half\n"
