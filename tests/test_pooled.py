@@ -78,19 +78,15 @@ def test_every_request_gets_a_worker_while_workers_remain(no_leaks: None) -> Non
                 client.close()
 
 
-def test_when_full_wait_leaves_new_clients_in_the_backlog_until_a_worker_is_free(
-    no_leaks: None,
-) -> None:
+def test_when_full_wait_stops_accepting_until_a_worker_is_free(no_leaks: None) -> None:
     gate = Gate()
-    server = serve(tcp(("127.0.0.1", 0)), pooled(workers=2), stream_handler(gate))
+    server = serve(tcp(("127.0.0.1", 0)), pooled(workers=1, queue=1), stream_handler(gate))
     with serving(server):
         clients = [connect(server.address) for _ in range(4)]
         try:
-            wait_until(lambda: gate.entered == 2, "both workers busy")
-            # Both workers are in a handler, so nobody accepts: the other two
-            # clients stay in the listen backlog (checked for a bounded moment).
-            with pytest.raises(AssertionError):
-                wait_until(lambda: gate.entered > 2, "a third request", timeout=0.3)
+            # One is served, one waits in the queue; the loop waits for a slot while
+            # the others stay in the listen backlog.
+            wait_until(lambda: gate.entered == 1 and server.active_requests == 2, "a full pool")
             assert server.active_requests == 2
             gate.release.set()
             for client in clients:
@@ -99,6 +95,28 @@ def test_when_full_wait_leaves_new_clients_in_the_backlog_until_a_worker_is_free
             for client in clients:
                 client.close()
     assert gate.entered == 4
+
+
+def test_busy_workers_leave_datagrams_in_the_socket_buffer(no_leaks: None) -> None:
+    """With every worker in a handler nobody receives: the third datagram waits, unread."""
+    release = threading.Event()
+    entered: list[bytes] = []
+
+    def held(datagram: Datagram) -> None:
+        entered.append(datagram.data)
+        assert release.wait(DEADLINE)
+        datagram.reply(datagram.data)
+
+    server = serve(udp(("127.0.0.1", 0)), pooled(workers=2), datagram_handler(held))
+    with serving(server), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(DEADLINE)
+        for data in (b"1", b"2", b"3"):
+            client.sendto(data, server.address)
+        wait_until(lambda: len(entered) == 2, "both workers busy")
+        with pytest.raises(AssertionError):
+            wait_until(lambda: len(entered) > 2, "a third datagram", timeout=0.3)
+        release.set()
+        assert sorted(client.recv(16) for _ in range(3)) == [b"1", b"2", b"3"]
 
 
 def test_fast_datagrams_are_served_by_the_worker_that_receives_them(no_leaks: None) -> None:

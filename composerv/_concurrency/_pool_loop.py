@@ -1,4 +1,4 @@
-"""The loop of `pooled()`: the workers take turns receiving, and serve what they receive.
+"""The datagram loop of `pooled()`: the workers take turns receiving, and serve what they get.
 
 Handing each request from a receiving thread to a worker costs a GIL hand-off,
 which for small requests costs more than serving them (a pool of 64 threads
@@ -11,9 +11,10 @@ Only when the leader spends longer than `TAKEOVER_AFTER` on one datagram (its
 handler blocks: a database, a disk) does another worker take over receiving, so
 blocking handlers still overlap up to `workers` at a time, as in Go's scheduler,
 which hands a thread's work to another once it blocks in a system call. The
-thread that called `serve_forever` watches for that. A connection holds its
-worker until it closes, so after accepting one the leader hands receiving on at
-once.
+thread that called `serve_forever` watches for that.
+
+Stream transports do not use this loop: a connection holds its worker until it
+closes, so `pooled()` hands each one over (see `Pooled.build`).
 """
 
 from __future__ import annotations
@@ -190,12 +191,7 @@ class PoolLoop(ServeLoop):
     def _serve(self, run: _Run, me: threading.Thread, taken: tuple[Any, Any]) -> None:
         """Serve a request `me` took; entered and left holding ``run.turns``."""
         run.served += 1
-        if isinstance(taken[0], socket.socket):
-            # A connection holds its worker until it closes: waiting for the
-            # watcher would delay each new connection by milliseconds.
-            self._hand_on(run)
-        else:
-            run.handling = True
+        run.handling = True
         run.turns.release()
         try:
             self.process_taken(*taken)

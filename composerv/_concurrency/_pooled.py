@@ -15,6 +15,8 @@ from .._validate import positive_int
 from ._base import BlockingConcurrency, Loop, Scheduler, Work
 
 if TYPE_CHECKING:
+    from .._handlers._base import Handler
+    from .._limits import Limits
     from .._server._lifecycle import RequestLifecycle
 
 __all__ = ["PoolFullError", "PoolScheduler", "Pooled", "pooled"]
@@ -144,27 +146,35 @@ class Pooled(BlockingConcurrency):
     workers: int = attrs.field(default=64, validator=positive_int)
     """At most this many requests are served at once, each in its own worker thread."""
     queue: int = attrs.field(default=64, validator=positive_int)
-    """At most this many requests handed over by another thread wait for a worker
-    (with ``when_full="reject"``, `Server.handle_request`, or inside `workers`)."""
+    """At most this many requests handed over to the workers wait for one (connections;
+    datagrams too with ``when_full="reject"``)."""
     when_full: Literal["wait", "reject"] = attrs.field(default="wait", validator=_when_full)
     """With every worker busy: ``"wait"`` takes no new request until a worker is
     free, ``"reject"`` closes (or drops) each new request over `queue` and logs it."""
 
     def scheduler(self) -> Scheduler:
+        return self._pool()
+
+    def _pool(self) -> PoolScheduler:
         return PoolScheduler(workers=self.workers, queue_size=self.queue, when_full=self.when_full)
 
-    def serve_loop(
+    def build(
         self,
         lifecycle: RequestLifecycle[Any],
-        scheduler: Scheduler,
+        handler: Handler[Any],
+        limits: Limits,
         has_capacity: Callable[[], bool] | None,
-    ) -> Loop:
-        if self.when_full == "reject" or not isinstance(scheduler, PoolScheduler):
-            # Only a loop that receives on behalf of the workers can refuse requests.
-            return super().serve_loop(lifecycle, scheduler, has_capacity)
+    ) -> tuple[Loop, Scheduler]:
+        pool = self._pool()
+        if handler.kind != "datagram" or self.when_full == "reject":
+            # A connection holds its worker until it closes, so a hand-off per
+            # connection is cheap next to it (and measured 10% faster than passing
+            # the receiving role on); only a loop that receives on behalf of the
+            # workers can refuse requests.
+            return super().serve_loop(lifecycle, pool, has_capacity), pool
         from ._pool_loop import PoolLoop
 
-        return PoolLoop(lifecycle, scheduler, has_capacity)
+        return PoolLoop(lifecycle, pool, has_capacity), pool
 
 
 def pooled(
@@ -172,18 +182,22 @@ def pooled(
 ) -> Pooled:
     """Serve requests on a pool of at most `workers` threads, reused from request to request.
 
-    The workers receive requests themselves: one at a time waits on the socket and
-    serves what it gets, so a quick request costs no hand-off between threads.
-    When a request keeps its worker longer than a few milliseconds (the handler
-    blocks), another worker takes over receiving; up to `workers` requests run at
-    once. A stream handler holds its worker for the whole connection: size
-    `workers` for the connections you expect at once.
+    Connections: the server's thread accepts and hands each connection to a
+    worker, which holds it until it closes (size `workers` for the connections
+    you expect at once); up to `queue` accepted connections wait for a worker.
+    Datagrams: the workers receive them themselves, one at a time waiting on
+    the socket and serving what it gets, so a quick datagram costs no hand-off
+    between threads; when a handler takes longer than a few milliseconds,
+    another worker takes over receiving, so up to `workers` run at once.
 
-    Backpressure, by default (``when_full="wait"``): with every worker busy
-    nobody receives, so new connections wait in the kernel's listen backlog and
-    datagrams in the socket's receive buffer (the kernel drops them when it is
-    full). With ``when_full="reject"`` the server's thread receives instead and
-    hands requests over; up to `queue` wait for a worker, and each one beyond is
-    closed or dropped at once and logged (`PoolFullError`).
+    Backpressure, by default (``when_full="wait"``): with every worker busy (and,
+    for connections, the queue full) no new request is taken, so connections
+    wait in the kernel's listen backlog and datagrams in the socket's receive
+    buffer (the kernel drops them when it is full). With ``when_full="reject"``
+    the server's thread takes every request and hands it over; each one beyond
+    `queue` waiting is closed or dropped at once and logged (`PoolFullError`).
+
+    While the loop waits for a free worker, `Server.shutdown` waits with it: with
+    handlers that call ``shutdown()`` themselves, use ``when_full="reject"``.
     """
     return Pooled(workers=workers, queue=queue, when_full=when_full)
