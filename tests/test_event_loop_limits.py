@@ -31,6 +31,12 @@ def echo(message: bytes) -> bytes:
     return message
 
 
+async def echo_lines(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while line := await reader.readline():
+        writer.write(line)
+        await writer.drain()
+
+
 def start(server: object) -> threading.Thread:
     thread = threading.Thread(
         target=server.serve_forever,  # type: ignore[attr-defined]
@@ -83,9 +89,15 @@ def test_a_peer_that_never_reads_is_cut_by_write_timeout(no_leaks: None) -> None
         wait_until(lambda: server.active_requests == 0, "the stuck connection to be cut")
 
 
-def test_max_connections_parks_clients_in_the_backlog(no_leaks: None) -> None:
-    server = serve(
-        tcp(("127.0.0.1", 0)), evented(), message_handler(echo), limits=limits(max_connections=2)
+@pytest.mark.parametrize("loop", ["evented", "asyncio"])
+def test_max_connections_parks_clients_in_the_backlog(loop: str, no_leaks: None) -> None:
+    limited = limits(max_connections=2, drain_timeout=0.5)
+    server = (
+        serve(tcp(("127.0.0.1", 0)), evented(), message_handler(echo), limits=limited)
+        if loop == "evented"
+        else serve(
+            tcp(("127.0.0.1", 0)), asyncio_loop(), async_stream_handler(echo_lines), limits=limited
+        )
     )
     with serving(server):
         first, second = connect(server.address), connect(server.address)
@@ -153,32 +165,6 @@ def test_server_close_without_clients_is_immediate(no_leaks: None) -> None:
     thread.join(DEADLINE)
     assert time.monotonic() - started < 1.0
     assert server.drain_report == DrainReport(finished=0, closed_idle=0, cut=0)
-
-
-async def echo_lines(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    while line := await reader.readline():
-        writer.write(line)
-        await writer.drain()
-
-
-def test_asyncio_loop_parks_clients_beyond_max_connections(no_leaks: None) -> None:
-    server = serve(
-        tcp(("127.0.0.1", 0)),
-        asyncio_loop(),
-        async_stream_handler(echo_lines),
-        limits=limits(max_connections=1, drain_timeout=0.5),
-    )
-    with serving(server), connect(server.address) as first:
-        first.sendall(b"in\n")
-        assert recv_exactly(first, 3) == b"in\n"
-        with connect(server.address) as second:
-            second.sendall(b"waits\n")
-            second.settimeout(0.3)
-            with pytest.raises(TimeoutError):
-                second.recv(1)
-            first.close()
-            second.settimeout(DEADLINE)
-            assert recv_exactly(second, 6) == b"waits\n"
 
 
 def test_asyncio_loop_drain_finishes_then_cancels() -> None:
