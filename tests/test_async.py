@@ -133,3 +133,9 @@ def test_uvloop_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setitem(sys.modules, "uvloop", None)
     with pytest.raises(ConfigurationError, match="needs the uvloop package"):
         asyncio_loop(uvloop=True)
+
+
+def test_the_reader_limit_is_validated_and_bounds_readline() -> None:
+    with pytest.raises(ConfigurationError, match="limit must be a positive int, not 0"):
+        async_stream_handler(echo_lines, limit=0)
+    assert async_stream_handler(echo_lines).limit == 1 << 16

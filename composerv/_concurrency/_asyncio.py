@@ -164,7 +164,7 @@ class AsyncioServeLoop(ServeLoop):
 
     async def _serve(self, sock: socket.socket, peer: Address) -> None:
         try:
-            await serve_with_streams(self._handler.fn, sock)
+            await serve_with_streams(self._handler, sock)
         except ConnectionError as error:
             # A peer that resets or goes away is routine for a server, not a bug.
             logger.debug("connection from %s failed: %s", peer_repr(peer), error)

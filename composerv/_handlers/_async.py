@@ -11,21 +11,26 @@ from typing import ClassVar
 import attrs
 
 from .._addresses import Address
-from .._validate import callable_value
+from .._validate import callable_value, positive_int
 from ._base import Handler
 
 __all__ = ["AsyncStreamFn", "AsyncStreamHandler", "async_stream_handler", "serve_with_streams"]
+
+DEFAULT_LIMIT = 1 << 16
+"""asyncio's own default for a stream reader's buffer."""
 
 AsyncStreamFn = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[object]]
 """``async def fn(reader, writer)``, as for `asyncio.start_server`."""
 
 
-async def serve_with_streams(fn: AsyncStreamFn, sock: socket.socket) -> None:
-    """Run `fn` on asyncio streams over the connected `sock`, then close the streams.
+async def serve_with_streams(handler: AsyncStreamHandler, sock: socket.socket) -> None:
+    """Run the handler's function on asyncio streams over the connected `sock`, then
+    close the streams.
 
     Must run on the event loop that is to own `sock`.
     """
-    reader, writer = await asyncio.open_connection(sock=sock)
+    fn = handler.fn
+    reader, writer = await asyncio.open_connection(sock=sock, limit=handler.limit)
     try:
         await fn(reader, writer)
     finally:
@@ -43,13 +48,16 @@ class AsyncStreamHandler(Handler[socket.socket]):
 
     fn: AsyncStreamFn = attrs.field(validator=callable_value)
     """The coroutine function serving one connection; the streams close when it returns."""
+    limit: int = attrs.field(default=DEFAULT_LIMIT, validator=positive_int)
+    """The reader's buffer limit: the longest line ``readline`` returns (asyncio's own
+    default is 64 KiB); a longer one raises ``ValueError`` in the coroutine."""
 
     def handle(self, request: socket.socket, peer: Address) -> None:
         """Under a blocking concurrency, serve the connection on an event loop of its own."""
-        asyncio.run(serve_with_streams(self.fn, request))
+        asyncio.run(serve_with_streams(self, request))
 
 
-def async_stream_handler(fn: AsyncStreamFn) -> AsyncStreamHandler:
+def async_stream_handler(fn: AsyncStreamFn, *, limit: int = DEFAULT_LIMIT) -> AsyncStreamHandler:
     """A handler for stream transports written with asyncio: ``async def fn(reader, writer)``.
 
     Under `asyncio_loop()` every connection runs on one shared event loop (uvloop
@@ -63,4 +71,4 @@ def async_stream_handler(fn: AsyncStreamFn) -> AsyncStreamHandler:
 
         serve(tcp(("127.0.0.1", 8000)), asyncio_loop(), async_stream_handler(echo))
     """
-    return AsyncStreamHandler(fn)
+    return AsyncStreamHandler(fn, limit)
