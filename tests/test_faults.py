@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from composerv import Connection, limits, serve, stream_handler, tcp
+from composerv import Connection, evented, limits, message_handler, serve, stream_handler, tcp
 
 from .reliability import CONCURRENCIES, IN_PROCESS, run_clients
 from .support import DEADLINE, connect, recv_exactly, recv_until_eof, serving, wait_until
@@ -35,6 +35,37 @@ def sum_lines(conn: Connection) -> None:
             continue
         a, b = line.split()
         conn.send_all(b"%d\n" % (int(a) + int(b)))
+
+
+def sum_message(message: bytes) -> bytes:
+    """`sum_lines` as a message function, for evented(): one line in, one line out."""
+    if message in (b"bye", b"big"):
+        return message if message == b"bye" else b"x" * (8 << 20)
+    a, b = message.split()
+    return b"%d" % (int(a) + int(b))
+
+
+SERVERS = [
+    *(
+        pytest.param(
+            lambda concurrency=param.values[0]: serve(
+                tcp(("127.0.0.1", 0)),
+                concurrency(),
+                stream_handler(sum_lines),
+                limits=FAULT_LIMITS,
+            ),
+            id=param.id,
+        )
+        for param in CONCURRENCIES
+    ),
+    pytest.param(
+        lambda: serve(
+            tcp(("127.0.0.1", 0)), evented(), message_handler(sum_message), limits=FAULT_LIMITS
+        ),
+        id="evented",
+    ),
+]
+"""The same protocol under every blocking concurrency and under evented()."""
 
 
 def reset(sock: socket.socket) -> None:
@@ -73,11 +104,9 @@ FAULTS = ["reset-mid-reply", "reset-mid-request", "half-close", "garbage", "conn
 
 
 @pytest.mark.parametrize("fault", FAULTS)
-@pytest.mark.parametrize("concurrency", CONCURRENCIES)
-def test_server_survives_a_misbehaving_client(concurrency: Any, fault: str, no_leaks: None) -> None:
-    server = serve(
-        tcp(("127.0.0.1", 0)), concurrency(), stream_handler(sum_lines), limits=FAULT_LIMITS
-    )
+@pytest.mark.parametrize("make_server", SERVERS)
+def test_server_survives_a_misbehaving_client(make_server: Any, fault: str, no_leaks: None) -> None:
+    server = make_server()
     with serving(server):
         misbehave(server.address, fault)
         good_client(server.address)
@@ -86,11 +115,9 @@ def test_server_survives_a_misbehaving_client(concurrency: Any, fault: str, no_l
         good_client(server.address)
 
 
-@pytest.mark.parametrize("concurrency", CONCURRENCIES)
-def test_faults_mixed_with_good_clients_under_load(concurrency: Any, no_leaks: None) -> None:
-    server = serve(
-        tcp(("127.0.0.1", 0)), concurrency(), stream_handler(sum_lines), limits=FAULT_LIMITS
-    )
+@pytest.mark.parametrize("make_server", SERVERS)
+def test_faults_mixed_with_good_clients_under_load(make_server: Any, no_leaks: None) -> None:
+    server = make_server()
 
     def client(i: int) -> None:
         if i % 2:
