@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
 import time
+from typing import Any
 
 import pytest
 
-from composerv import Connection, serve, stream_handler, sync, tcp, threaded, unix_stream
+from composerv import (
+    Connection,
+    Datagram,
+    async_stream_handler,
+    asyncio_loop,
+    datagram_handler,
+    evented,
+    message_handler,
+    pooled,
+    serve,
+    stream_handler,
+    sync,
+    tcp,
+    threaded,
+    udp,
+    unix_stream,
+)
 
 from .support import DEADLINE, connect, recv_exactly, serving, wait_until
 
@@ -73,12 +91,35 @@ def test_shutdown_from_a_request_thread_waits_for_the_loop(no_leaks: None) -> No
         assert not server._loop.running
 
 
-def test_shutdown_without_serve_forever_returns_at_once() -> None:
-    with serve(tcp(("127.0.0.1", 0)), sync(), stream_handler(echo_until_eof)) as server:
+def _echo_datagram(datagram: Datagram) -> None:
+    datagram.reply(datagram.data)
+
+
+SERVERS = {
+    "sync": lambda: serve(tcp(("127.0.0.1", 0)), sync(), stream_handler(echo_until_eof)),
+    "pooled-udp": lambda: serve(udp(("127.0.0.1", 0)), pooled(), datagram_handler(_echo_datagram)),
+    "evented": lambda: serve(tcp(("127.0.0.1", 0)), evented(), message_handler(bytes.upper)),
+    "asyncio": lambda: serve(
+        tcp(("127.0.0.1", 0)), asyncio_loop(), async_stream_handler(_echo_async)
+    ),
+}
+"""One server per kind of loop: ServeLoop, the pool's receiving workers, two event loops."""
+
+
+async def _echo_async(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(await reader.read(100))
+
+
+@pytest.mark.parametrize("make_server", SERVERS.values(), ids=list(SERVERS))
+def test_shutdown_without_serve_forever_returns_at_once(make_server: Any, no_leaks: None) -> None:
+    with make_server() as server:
         server.shutdown()
         server.shutdown()
         # a shutdown that came first makes the next serve_forever return at once
-        server.serve_forever()
+        loop = threading.Thread(target=server.serve_forever)
+        loop.start()
+        loop.join(DEADLINE)
+        assert not loop.is_alive(), "serve_forever ignored the shutdown that came first"
 
 
 def test_server_close_is_idempotent_and_closes_the_socket(no_leaks: None) -> None:

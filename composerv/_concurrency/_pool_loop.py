@@ -125,7 +125,8 @@ class PoolLoop(ServeLoop):
         """Hand the leadership on when the leader is stuck in a request; run housekeeping."""
         last_served = -1
         next_housekeeping = time.monotonic() + run.poll_interval
-        while not self._stopping.wait(TAKEOVER_AFTER):
+        while not self._stop_requested:
+            self._stopping.wait(TAKEOVER_AFTER)
             with run.turns:
                 if run.handling and run.served == last_served:
                     self._hand_on(run)
