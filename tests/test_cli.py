@@ -30,6 +30,26 @@ def test_serves_a_handler_and_stops_on_sigterm(app: str) -> None:
         cli.wait_for("received SIGTERM")
 
 
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one-process", "two-workers"])
+def test_serves_a_message_handler_on_evented(workers: list[str]) -> None:
+    with running(
+        "run",
+        "tests.apps.echo:shout",
+        "--bind",
+        "tcp://127.0.0.1:0",
+        "--concurrency",
+        "evented",
+        *workers,
+    ) as cli:
+        address = inet(cli.wait_for(r"listening on (\S+)").group(1))
+        for _ in range(5):
+            with connect(address) as client:
+                client.sendall(b"ping\n")
+                assert recv_exactly(client, 5) == b"PING\n"
+        cli.proc.send_signal(signal.SIGTERM)
+        assert cli.finish() == 0
+
+
 def test_serves_a_server_from_a_factory() -> None:
     with running("run", "tests.apps.echo:make_server") as cli:
         _echo_once(inet(cli.listening()))
@@ -101,6 +121,7 @@ def _one_line_error(args: list[str], *expected: str) -> None:
         (["--bind", "udp://127.0.0.1:0"], ["stream handler cannot serve the datagram"]),
         (["--workers", "0"], ["--workers", "'0'"]),
         (["--concurrency", "fibers"], ["--concurrency", "'fibers'"]),
+        (["--concurrency", "evented"], ["evented() serves only message handlers"]),
         (["--drain", "soon"], ["--drain", "'soon'"]),
         (["--ssl-keyfile", "k.pem"], ["--ssl-keyfile needs --ssl-certfile"]),
         (["--ssl-certfile", "/nonexistent.pem"], ["cannot load the TLS certificate"]),

@@ -4,7 +4,7 @@
 SLOW_REQUEST_SECONDS, then answers ``done``: a request in flight that is not idle.
 `pid` answers with the serving process's pid, to tell workers apart; `crash`
 echoes, but ends its process with status 3 on ``crash``. `datagram` answers
-each datagram in upper case.
+each datagram in upper case; `shout`, a message handler, each line.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from composerv import (
     Datagram,
     Server,
     datagram_handler,
+    message_handler,
     serve,
     stream_handler,
     tcp,
@@ -61,6 +62,7 @@ datagram = datagram_handler(_upper)
 crash = stream_handler(_crash)
 slow = stream_handler(_slow)
 pid = stream_handler(_pid)
+shout = message_handler(bytes.upper)
 not_a_handler = 42
 
 
