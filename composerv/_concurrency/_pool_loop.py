@@ -90,15 +90,6 @@ class PoolLoop(ServeLoop):
     ) -> None:
         super().__init__(lifecycle, has_capacity)
         self._pool = pool
-        # Wakes the watching thread for a stop; apart from the workers' condition,
-        # so that a notify meant for a waiting worker always reaches one.
-        self._stopping = threading.Event()
-
-    def request_stop(self) -> threading.Thread | None:
-        """Make `serve_forever` stop soon without waiting; return its thread, if any."""
-        loop_thread = super().request_stop()
-        self._stopping.set()
-        return loop_thread
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         """Serve on the pool's workers until `shutdown`; this thread watches them."""
@@ -106,7 +97,6 @@ class PoolLoop(ServeLoop):
             selector.register(wake_reader, selectors.EVENT_READ)
             self._listening = False
             run = _Run(selector, wake_reader, poll_interval)
-            self._stopping.clear()
             with run.turns:
                 self._start_worker(run)
             try:
@@ -126,7 +116,10 @@ class PoolLoop(ServeLoop):
         last_served = -1
         next_housekeeping = time.monotonic() + run.poll_interval
         while not self._stop_requested:
-            self._stopping.wait(TAKEOVER_AFTER)
+            # A plain sleep: waking from an Event's timed wait cost the serving
+            # worker a quarter of its datagrams/s (more GIL hand-offs per wake-up).
+            # A stop is seen within TAKEOVER_AFTER.
+            time.sleep(TAKEOVER_AFTER)
             with run.turns:
                 if run.handling and run.served == last_served:
                     self._hand_on(run)
