@@ -16,6 +16,7 @@ from ._addresses import Address, InetAddress
 from ._concurrency import (
     AsyncioLoop,
     BlockingConcurrency,
+    Built,
     Concurrency,
     Evented,
     EventLoop,
@@ -104,6 +105,7 @@ __all__ = [
     "AsyncStreamHandler",
     "AsyncioLoop",
     "BlockingConcurrency",
+    "Built",
     "ClassicDatagramHandler",
     "ClassicServer",
     "ClassicStreamHandler",

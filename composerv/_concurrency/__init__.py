@@ -3,6 +3,7 @@
 from ._asyncio import AsyncioLoop, asyncio_loop
 from ._base import (
     BlockingConcurrency,
+    Built,
     Concurrency,
     EventLoop,
     EventLoopConcurrency,
@@ -20,6 +21,7 @@ from ._workers import Supervisor, WorkerPool, Workers, workers
 __all__ = [
     "AsyncioLoop",
     "BlockingConcurrency",
+    "Built",
     "Concurrency",
     "EventLoop",
     "EventLoopConcurrency",

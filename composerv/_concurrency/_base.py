@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .._errors import ConfigurationError
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BlockingConcurrency",
+    "Built",
     "Concurrency",
     "EventLoop",
     "EventLoopConcurrency",
@@ -102,6 +103,17 @@ class EventLoop(Scheduler, Loop, Protocol):
         they are idle or until `deadline` (monotonic), then cut what is left."""
 
 
+class Built(NamedTuple):
+    """What a concurrency makes for one server."""
+
+    loop: Loop
+    """What waits for requests and serves them."""
+    scheduler: Scheduler
+    """Where the requests run."""
+    event_loop: EventLoop | None
+    """The loop again, when it owns its connections and drains them itself."""
+
+
 class Concurrency(metaclass=abc.ABCMeta):
     """How a server schedules requests: an immutable value.
 
@@ -128,10 +140,11 @@ class Concurrency(metaclass=abc.ABCMeta):
         handler: Handler[Any],
         limits: Limits,
         has_capacity: Callable[[], bool] | None,
-    ) -> tuple[Loop, Scheduler]:
+    ) -> Built:
         """The loop and the scheduler of one server: the loop takes requests through
         `lifecycle` (asking `has_capacity` whether to take more now) and serves them
-        with `handler` on the scheduler, keeping `limits`."""
+        with `handler` on the scheduler, keeping `limits`. Made in the process that
+        serves (after the fork, under `workers`)."""
 
 
 class BlockingConcurrency(Concurrency):
@@ -149,30 +162,17 @@ class BlockingConcurrency(Concurrency):
     def check_transport(self, transport: Transport[Any]) -> None:
         """A blocking concurrency serves any transport."""
 
-    def serve_loop(
-        self,
-        lifecycle: RequestLifecycle[Any],
-        scheduler: Scheduler,
-        has_capacity: Callable[[], bool] | None,
-    ) -> Loop:
-        """The loop that takes requests through `lifecycle` and gives them to `scheduler`
-        (the one `scheduler()` made); `has_capacity` says whether to take more now.
-
-        A `ServeLoop` in one thread, unless the strategy receives requests its own way.
-        """
-        from .._server._lifecycle import ServeLoop
-
-        return ServeLoop(lifecycle, has_capacity)
-
     def build(
         self,
         lifecycle: RequestLifecycle[Any],
         handler: Handler[Any],
         limits: Limits,
         has_capacity: Callable[[], bool] | None,
-    ) -> tuple[Loop, Scheduler]:
-        scheduler = self.scheduler()
-        return self.serve_loop(lifecycle, scheduler, has_capacity), scheduler
+    ) -> Built:
+        """A `ServeLoop` in one thread feeding `scheduler()`."""
+        from .._server._lifecycle import ServeLoop
+
+        return Built(ServeLoop(lifecycle, has_capacity), self.scheduler(), None)
 
 
 class EventLoopConcurrency(Concurrency):
@@ -206,6 +206,6 @@ class EventLoopConcurrency(Concurrency):
         handler: Handler[Any],
         limits: Limits,
         has_capacity: Callable[[], bool] | None,
-    ) -> tuple[Loop, Scheduler]:
+    ) -> Built:
         loop = self.event_loop(lifecycle, handler, limits)
-        return loop, loop
+        return Built(loop, loop, loop)

@@ -12,7 +12,7 @@ import attrs
 
 from .._errors import ComposervError, ConfigurationError
 from .._validate import positive_int
-from ._base import BlockingConcurrency, Loop, Scheduler, Work
+from ._base import BlockingConcurrency, Built, Work
 
 if TYPE_CHECKING:
     from .._handlers._base import Handler
@@ -152,10 +152,7 @@ class Pooled(BlockingConcurrency):
     """With every worker busy: ``"wait"`` takes no new request until a worker is
     free, ``"reject"`` closes (or drops) each new request over `queue` and logs it."""
 
-    def scheduler(self) -> Scheduler:
-        return self._pool()
-
-    def _pool(self) -> PoolScheduler:
+    def scheduler(self) -> PoolScheduler:
         return PoolScheduler(workers=self.workers, queue_size=self.queue, when_full=self.when_full)
 
     def build(
@@ -164,17 +161,17 @@ class Pooled(BlockingConcurrency):
         handler: Handler[Any],
         limits: Limits,
         has_capacity: Callable[[], bool] | None,
-    ) -> tuple[Loop, Scheduler]:
-        pool = self._pool()
+    ) -> Built:
         if handler.kind != "datagram" or self.when_full == "reject":
             # A connection holds its worker until it closes, so a hand-off per
             # connection is cheap next to it (and measured 10% faster than passing
             # the receiving role on); only a loop that receives on behalf of the
             # workers can refuse requests.
-            return super().serve_loop(lifecycle, pool, has_capacity), pool
+            return super().build(lifecycle, handler, limits, has_capacity)
         from ._pool_loop import PoolLoop
 
-        return PoolLoop(lifecycle, pool, has_capacity), pool
+        pool = self.scheduler()
+        return Built(PoolLoop(lifecycle, pool, has_capacity), pool, None)
 
 
 def pooled(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import selectors
 import signal
@@ -27,7 +28,6 @@ from typing import (
     TYPE_CHECKING,
     Any,
     Generic,
-    NamedTuple,
     Protocol,
     TypeVar,
     overload,
@@ -39,7 +39,7 @@ import attrs
 from .._errors import ConfigurationError
 from .._log import logger
 from .._validate import positive_int
-from ._base import Concurrency, EventLoopConcurrency, Loop, Scheduler, Work
+from ._base import Built, Concurrency, Loop, Scheduler, Work
 
 if TYPE_CHECKING:
     from .._handlers._base import Handler
@@ -78,25 +78,23 @@ class Supervisor(Protocol):
         """End `supervise`; from another thread, return once it has ended."""
 
 
-class WorkerLoop(NamedTuple):
-    """What one worker process serves with, made in that process (an event loop's
-    selector must not be shared with the other workers)."""
-
-    loop: Loop
-    scheduler: Scheduler
-    finish: Callable[[], object]
-    """Runs once the loop has stopped, before the scheduler closes (an event loop's drain)."""
-
-
 class WorkerPool:
     """The scheduler of `workers`: a supervisor in the parent, the inner scheduler in a worker."""
 
     def __init__(
-        self, *, count: int, worker_loop: Callable[[], WorkerLoop], stop_timeout: float
+        self,
+        *,
+        count: int,
+        build: Callable[[], Built],
+        drain_timeout: float,
+        stop_timeout: float,
     ) -> None:
         self.count = count
+        self.drain_timeout = drain_timeout
         self.stop_timeout = stop_timeout
-        self._worker_loop = worker_loop
+        # Called in each worker after the fork: an event loop's selector must not
+        # be shared with the other workers.
+        self._build = build
         self.pids: dict[int, float] = {}
         """Live workers: pid -> when it started (monotonic)."""
         self._inner: Scheduler | None = None
@@ -209,11 +207,13 @@ class WorkerPool:
             if self._waker is not None:
                 self._waker.close()
             self.pids.clear()
-            loop, self._inner, finish = self._worker_loop()
+            loop, self._inner, event_loop = self._build()
             self._loop = loop
             _become_worker(loop, parent)
             loop.serve_forever(poll_interval)
-            finish()
+            if event_loop is not None:
+                # The event loop owns its connections: it drains them itself.
+                event_loop.drain(time.monotonic() + self.drain_timeout)
             self._inner.close()
             status = 0
         except BaseException:
@@ -414,26 +414,19 @@ class Workers(Concurrency, Generic[C_co]):
         handler: Handler[Any],
         limits: Limits,
         has_capacity: Callable[[], bool] | None,
-    ) -> tuple[Loop, Scheduler]:
-        inner = self.concurrency
-
-        def worker_loop() -> WorkerLoop:
-            if isinstance(inner, EventLoopConcurrency):
-                # The event loop owns its connections: it drains them itself.
-                event_loop = inner.event_loop(lifecycle, handler, limits)
-                return WorkerLoop(
-                    event_loop,
-                    event_loop,
-                    lambda: event_loop.drain(time.monotonic() + limits.drain_timeout),
-                )
-            loop, scheduler = inner.build(lifecycle, handler, limits, has_capacity)
-            return WorkerLoop(loop, scheduler, lambda: None)
-
+    ) -> Built:
         from .._server._lifecycle import ServeLoop
 
+        pool = WorkerPool(
+            count=self.count,
+            build=functools.partial(
+                self.concurrency.build, lifecycle, handler, limits, has_capacity
+            ),
+            drain_timeout=limits.drain_timeout,
+            stop_timeout=self.stop_timeout,
+        )
         # The parent serves nothing; its loop only stands for the server's state.
-        pool = WorkerPool(count=self.count, worker_loop=worker_loop, stop_timeout=self.stop_timeout)
-        return ServeLoop(lifecycle, has_capacity), pool
+        return Built(ServeLoop(lifecycle, has_capacity), pool, None)
 
 
 C = TypeVar("C", bound=Concurrency)

@@ -16,7 +16,6 @@ from .._concurrency._base import (
     BlockingConcurrency,
     Concurrency,
     EventLoop,
-    EventLoopConcurrency,
     Loop,
     Scheduler,
 )
@@ -117,20 +116,14 @@ class Server(Generic[R]):
         self._loop: Loop
         self._children: Terminable | None = None
         """The scheduler, when requests run in child processes that it can signal."""
-        self._event_loop: EventLoop | None = None
-        if isinstance(concurrency, EventLoopConcurrency):
-            # An event loop replaces the request loop and schedules nothing else.
-            self._loop = self._scheduler = self._event_loop = concurrency.event_loop(
-                _CoreLifecycle(self), handler, self.limits
-            )
-        else:
-            self._loop, self._scheduler = concurrency.build(
-                _CoreLifecycle(self), handler, self.limits, self._has_capacity
-            )
-            # Checked once: an isinstance against a Protocol costs tens of
-            # microseconds, and the capacity check runs on every request.
-            if isinstance(self._scheduler, Terminable):
-                self._children = self._scheduler
+        self._event_loop: EventLoop | None
+        self._loop, self._scheduler, self._event_loop = concurrency.build(
+            _CoreLifecycle(self), handler, self.limits, self._has_capacity
+        )
+        # Checked once: an isinstance against a Protocol costs tens of
+        # microseconds, and the capacity check runs on every request.
+        if isinstance(self._scheduler, Terminable):
+            self._children = self._scheduler
         if transport.bind_and_activate:
             try:
                 self.bind_and_activate()
