@@ -34,11 +34,11 @@ class PoolFullError(ComposervError, RuntimeError):
 class PoolScheduler:
     """Runs requests on at most `workers` threads, which start on demand and are reused.
 
-    Under the pool's own loop (`PoolLoop`) the worker that receives a request
-    serves it itself, so `submit` runs it inline. Called from any other thread
-    (`handle_request`, a ``workers()`` process), `submit` hands it over through a
-    `threading.SimpleQueue` (a C queue with no Python-level locking) bounded by a
-    semaphore to `queue_size` waiting requests.
+    Under the pool's own datagram loop (`PoolLoop`) the worker that receives a
+    request serves it itself, so `submit` runs it inline. Called from any other
+    thread (the server's loop for connections, `handle_request`), `submit` hands
+    it over through a `threading.SimpleQueue` (a C queue with no Python-level
+    locking) bounded by a semaphore to `queue_size` waiting requests.
     """
 
     def __init__(self, *, workers: int, queue_size: int, when_full: str) -> None:
