@@ -13,7 +13,11 @@ from composerv import (
     Datagram,
     Server,
     datagram_handler,
+    datagrams,
+    evented,
     forking,
+    message_handler,
+    pooled,
     serve,
     stream_handler,
     sync,
@@ -25,6 +29,10 @@ from composerv import (
 )
 
 from .support import DEADLINE, connect, recv_exactly, serving
+
+# Loops take up to 64 ready requests per wake-up; a burst of several batches checks
+# that none is taken and then forgotten at a batch's edge.
+BURST = 3 * 64 + 5
 
 CONCURRENCIES = {
     "sync": sync,
@@ -95,6 +103,57 @@ def test_datagram_echo(
             payload = f"datagram {number}".encode() * (number + 1)
             client.send(payload)
             assert client.recv(65536) == payload
+
+
+BURST_CONCURRENCIES = {**CONCURRENCIES, "pooled": pooled}
+BURST_DATAGRAM_SERVERS: dict[str, Callable[[], tuple[Any, Any]]] = {
+    **{
+        name: lambda make=make: (make(), datagram_handler(echo_datagram))
+        for name, make in BURST_CONCURRENCIES.items()
+    },
+    "evented": lambda: (evented(), message_handler(bytes, datagrams())),
+}
+
+
+@pytest.mark.parametrize(
+    "make_server", BURST_DATAGRAM_SERVERS.values(), ids=BURST_DATAGRAM_SERVERS.keys()
+)
+def test_every_datagram_of_a_burst_is_served(
+    make_server: Callable[[], tuple[Any, Any]], no_leaks: None
+) -> None:
+    server: Server[Datagram] = serve(udp(("127.0.0.1", 0)), *make_server())
+    sent = {b"datagram %d" % number for number in range(BURST)}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(DEADLINE)
+        client.connect(server.address)
+        # All queued before the loop starts, so it finds them ready at once.
+        for payload in sent:
+            client.send(payload)
+        with serving(server):
+            assert {client.recv(64) for _ in range(BURST)} == sent
+
+
+@pytest.mark.parametrize(
+    "concurrency", BURST_CONCURRENCIES.values(), ids=BURST_CONCURRENCIES.keys()
+)
+def test_every_connection_of_a_burst_is_served(
+    concurrency: Callable[[], Any], no_leaks: None
+) -> None:
+    server: Server[socket.socket] = serve(
+        tcp(("127.0.0.1", 0), backlog=BURST), concurrency(), stream_handler(echo_lines)
+    )
+    clients = []
+    try:
+        for _ in range(BURST):
+            client = connect(server.address)
+            clients.append(client)
+            client.sendall(b"bye\n")
+        with serving(server):
+            for client in clients:
+                assert recv_exactly(client, 4) == b"bye\n"
+    finally:
+        for client in clients:
+            client.close()
 
 
 def _datagram_client(address: Any, unix_path: str) -> socket.socket:

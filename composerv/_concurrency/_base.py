@@ -144,7 +144,10 @@ class Concurrency(metaclass=abc.ABCMeta):
         """The loop and the scheduler of one server: the loop takes requests through
         `lifecycle` (asking `has_capacity` whether to take more now) and serves them
         with `handler` on the scheduler, keeping `limits`. Made in the process that
-        serves (after the fork, under `workers`)."""
+        serves (after the fork, under `workers`).
+
+        ``lifecycle.get_request`` never waits: with no request ready it raises
+        `BlockingIOError`, so a loop may take several per wake-up."""
 
 
 class BlockingConcurrency(Concurrency):
@@ -172,7 +175,7 @@ class BlockingConcurrency(Concurrency):
         """A `ServeLoop` in one thread feeding `scheduler()`."""
         from .._server._lifecycle import ServeLoop
 
-        return Built(ServeLoop(lifecycle, has_capacity), self.scheduler(), None)
+        return Built(ServeLoop(lifecycle, has_capacity, nonblocking=True), self.scheduler(), None)
 
 
 class EventLoopConcurrency(Concurrency):

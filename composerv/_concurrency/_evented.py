@@ -32,7 +32,7 @@ from .._handlers._message import (
 )
 from .._limits import DrainReport, Limits
 from .._log import logger
-from .._server._lifecycle import RequestLifecycle, ServeLoop, drain, take_request
+from .._server._lifecycle import BATCH, RequestLifecycle, ServeLoop, drain, take_request
 from .._validate import positive_int
 from ._base import EventLoop, EventLoopConcurrency, Work
 
@@ -46,9 +46,6 @@ _WRITE = selectors.EVENT_WRITE
 # 256 KiB buffers cost an mmap/munmap pair per recv with glibc).
 DEFAULT_RECV_SIZE = 65536
 
-# Accepts or datagrams taken per readiness event: enough to drain a burst, few enough
-# that connections already open still get their turn.
-_BATCH = 64
 
 # Timeouts are checked by a sweep over all connections, at most this often, and
 # four times per shortest timeout so that a connection is cut at most 25% late.
@@ -265,7 +262,7 @@ class _StreamLoop(_EventedLoop):
         self._encode = handler.framing.encode
 
     def _on_listener(self) -> None:
-        for _ in range(_BATCH):
+        for _ in range(BATCH):
             taken = take_request(self._lifecycle)
             if taken is None:
                 return  # nothing left to accept (or one refused: the next event goes on)
@@ -369,7 +366,7 @@ class _DatagramLoop(_EventedLoop):
     def _on_listener(self) -> None:
         lifecycle = self._lifecycle
         fn = self._fn
-        for _ in range(_BATCH):
+        for _ in range(BATCH):
             taken = take_request(lifecycle)
             if taken is None:
                 return  # nothing left to read (or one refused: the next event goes on)

@@ -26,7 +26,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._server._lifecycle import RequestLifecycle, ServeLoop, new_selector, take_request
+from .._server._lifecycle import (
+    BATCH,
+    RequestLifecycle,
+    ServeLoop,
+    new_selector,
+    take_request,
+)
 
 if TYPE_CHECKING:
     from ._pooled import PoolScheduler
@@ -44,14 +50,13 @@ class _Run:
     """The shared state of one `serve_forever` call; workers of a finished run leave."""
 
     __slots__ = (
-        "handling",
         "idle",
         "leader",
+        "leader_progress",
         "over",
         "poll_interval",
         "selecting",
         "selector",
-        "served",
         "turns",
         "wake_reader",
         "workers",
@@ -66,17 +71,26 @@ class _Run:
         self.turns = threading.Condition(threading.Lock())
         """Guards every field below; notified when the leadership is free or the run ends."""
         self.leader: threading.Thread | None = None
+        self.leader_progress: _Progress | None = None
+        """The leader's counts, so the watcher can tell a request that takes too long."""
         self.selecting = False
         """Whether the leader is waiting on the selector (which closes with the run)."""
-        self.handling = False
-        """Whether the leader is serving a request rather than waiting for one."""
-        self.served = 0
-        """Requests the leaders began, so the watcher can tell one that takes too long."""
         self.idle = 0
         """Workers waiting to become the leader."""
         self.workers = 0
         """Workers started for this run and not yet gone."""
         self.over = False
+
+
+class _Progress:
+    """How many requests one worker began and finished: written by that worker alone,
+    without a lock, and read by the watcher."""
+
+    __slots__ = ("finished", "started")
+
+    def __init__(self) -> None:
+        self.started = 0
+        self.finished = 0
 
 
 class PoolLoop(ServeLoop):
@@ -113,7 +127,7 @@ class PoolLoop(ServeLoop):
 
     def _watch(self, run: _Run) -> None:
         """Hand the leadership on when the leader is stuck in a request; run housekeeping."""
-        last_served = -1
+        last_seen: tuple[_Progress | None, int] = (None, 0)
         next_housekeeping = time.monotonic() + run.poll_interval
         while not self._stop_requested:
             # A plain sleep: waking from an Event's timed wait cost the serving
@@ -121,9 +135,12 @@ class PoolLoop(ServeLoop):
             # A stop is seen within TAKEOVER_AFTER.
             time.sleep(TAKEOVER_AFTER)
             with run.turns:
-                if run.handling and run.served == last_served:
-                    self._hand_on(run)
-                last_served = run.served
+                progress = run.leader_progress
+                if progress is not None:
+                    seen = (progress, progress.started)
+                    if progress.finished != progress.started and seen == last_seen:
+                        self._hand_on(run)
+                    last_seen = seen
             if time.monotonic() >= next_housekeeping:
                 next_housekeeping = time.monotonic() + run.poll_interval
                 self._lifecycle.service_actions()
@@ -132,7 +149,7 @@ class PoolLoop(ServeLoop):
         """Free the leadership for a waiting worker, or a new one while there is room;
         the caller holds ``run.turns``."""
         run.leader = None
-        run.handling = False
+        run.leader_progress = None
         if run.idle:
             run.turns.notify()
         elif run.workers < self._pool.workers:
@@ -146,18 +163,24 @@ class PoolLoop(ServeLoop):
     def _work(self, run: _Run) -> None:
         """A worker: wait to lead, then receive and serve until another takes over."""
         me = threading.current_thread()
+        progress = _Progress()
         with run.turns:
             try:
-                while self._lead(run, me):
+                while self._lead(run, me, progress):
                     taken = self._receive(run)
                     if taken is not None:
-                        self._serve(run, me, taken)
+                        run.turns.release()
+                        try:
+                            self._serve(run, me, progress, taken)
+                        finally:
+                            run.turns.acquire()
             finally:
                 if run.leader is me:
                     run.leader = None
+                    run.leader_progress = None
                 run.workers -= 1
 
-    def _lead(self, run: _Run, me: threading.Thread) -> bool:
+    def _lead(self, run: _Run, me: threading.Thread, progress: _Progress) -> bool:
         """Wait until `me` may lead; False once the run is over. Holds ``run.turns``."""
         while run.leader not in (None, me) and not run.over:
             run.idle += 1
@@ -166,6 +189,7 @@ class PoolLoop(ServeLoop):
         if run.over or self._stop_requested:
             return False
         run.leader = me
+        run.leader_progress = progress
         return True
 
     def _receive(self, run: _Run) -> tuple[Any, Any] | None:
@@ -182,14 +206,32 @@ class PoolLoop(ServeLoop):
             if run.over:
                 run.turns.notify_all()  # serve_forever waits for this
 
-    def _serve(self, run: _Run, me: threading.Thread, taken: tuple[Any, Any]) -> None:
-        """Serve a request `me` took; entered and left holding ``run.turns``."""
-        run.served += 1
-        run.handling = True
-        run.turns.release()
-        try:
-            self.process_taken(*taken)
-        finally:
-            run.turns.acquire()
-            if run.leader is me:
-                run.handling = False
+    def _serve(
+        self, run: _Run, me: threading.Thread, progress: _Progress, taken: tuple[Any, Any]
+    ) -> None:
+        """Serve a request `me` took, then those ready after it (up to `BATCH`, taken
+        without waiting) while `me` is still the leader. Runs without ``run.turns``:
+        the counts in `progress` tell the watcher what it needs, and a leader that
+        notices late that it was replaced only receives alongside the new one."""
+        lifecycle = self._lifecycle
+        has_capacity = self._has_capacity
+        served = 0
+        while True:
+            progress.started += 1
+            try:
+                self.process_taken(*taken)
+            finally:
+                progress.finished += 1
+            served += 1
+            if (
+                served == BATCH
+                or run.leader is not me
+                or run.over
+                or self._stop_requested
+                or (has_capacity is not None and not has_capacity())
+            ):
+                return
+            next_taken = take_request(lifecycle)
+            if next_taken is None:
+                return
+            taken = next_taken

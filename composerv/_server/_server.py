@@ -118,7 +118,10 @@ class Server(Generic[R]):
         """The scheduler, when requests run in child processes that it can signal."""
         self._event_loop: EventLoop | None
         self._loop, self._scheduler, self._event_loop = concurrency.build(
-            _CoreLifecycle(self), handler, self.limits, self._has_capacity
+            _CoreLifecycle(self),
+            handler,
+            self.limits,
+            None if self.limits.max_connections is None else self._has_capacity,
         )
         # Checked once: an isinstance against a Protocol costs tens of
         # microseconds, and the capacity check runs on every request.
