@@ -7,7 +7,7 @@ from typing import Any
 import attrs
 
 from ._errors import ConfigurationError
-from ._validate import optional_positive_number
+from ._validate import non_negative_number, optional_positive_number
 
 __all__ = ["DrainReport", "Limits", "limits"]
 
@@ -36,13 +36,6 @@ def _optional_positive_int(_instance: Any, attribute: attrs.Attribute[Any], valu
         raise ConfigurationError(f"{attribute.name} must be a positive int or None, not {value!r}")
 
 
-def _non_negative_number(_instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ConfigurationError(
-            f"{attribute.name} must be a number of seconds >= 0, not {value!r}"
-        )
-
-
 @attrs.frozen
 class Limits:
     """What one server lets its clients take; build it with `limits`.
@@ -67,9 +60,7 @@ class Limits:
         default=DEFAULT_WRITE_TIMEOUT, validator=optional_positive_number
     )
     """Seconds one ``send_all`` (or ``wfile.write``) may take in total."""
-    drain_timeout: float = attrs.field(
-        default=DEFAULT_DRAIN_TIMEOUT, validator=_non_negative_number
-    )
+    drain_timeout: float = attrs.field(default=DEFAULT_DRAIN_TIMEOUT, validator=non_negative_number)
     """Seconds `Server.server_close` lets requests in flight finish before cutting them."""
 
     def idle_timed_out(self) -> TimeoutError:

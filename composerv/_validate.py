@@ -34,6 +34,14 @@ def optional_positive_number(
         )
 
 
+def non_negative_number(_instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Accept an int/float of seconds, zero included."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ConfigurationError(
+            f"{attribute.name} must be a number of seconds >= 0, not {value!r}"
+        )
+
+
 def callable_value(_instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     """Accept anything callable; say what was passed otherwise."""
     if not callable(value):
