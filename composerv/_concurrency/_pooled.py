@@ -45,8 +45,12 @@ class PoolScheduler:
         self.workers = workers
         self.when_full = when_full
         self._work: queue.SimpleQueue[Work | None] = queue.SimpleQueue()
-        self._slots = threading.Semaphore(workers + queue_size)
+        self._capacity = workers + queue_size
         self._lock = threading.Lock()
+        # Waited on only while the pool is full: a threading.Semaphore would run
+        # its Python-level condition on every request.
+        self._room = threading.Condition(self._lock)
+        self._waiting_for_room = 0
         self._active = 0
         self._threads: list[threading.Thread] = []
         self._receivers: list[threading.Thread] = []
@@ -73,12 +77,18 @@ class PoolScheduler:
         if getattr(_receiving, "pool", None) is self:
             self._run_inline(work)
             return
-        if not self._slots.acquire(blocking=self.when_full == "wait"):
-            raise PoolFullError(
-                f"refused a request: all {self.workers} workers are busy and the queue is "
-                "full; raise workers or queue, or use when_full='wait'"
-            )
         with self._lock:
+            while self._active >= self._capacity:
+                if self.when_full != "wait":
+                    raise PoolFullError(
+                        f"refused a request: all {self.workers} workers are busy and the "
+                        "queue is full; raise workers or queue, or use when_full='wait'"
+                    )
+                self._waiting_for_room += 1
+                try:
+                    self._room.wait()
+                finally:
+                    self._waiting_for_room -= 1
             self._active += 1
             # Each thread serves one request at a time: a new one is needed only when
             # there is more work than threads.
@@ -100,17 +110,20 @@ class PoolScheduler:
         try:
             work()
         finally:
-            with self._lock:
-                self._active -= 1
+            self._finished()
 
     def _worker(self) -> None:
         while (work := self._work.get()) is not None:
             try:
                 work()
             finally:
-                with self._lock:
-                    self._active -= 1
-                self._slots.release()
+                self._finished()
+
+    def _finished(self) -> None:
+        with self._lock:
+            self._active -= 1
+            if self._waiting_for_room:
+                self._room.notify()
 
     def service_actions(self) -> None:
         """Workers run until the pool closes; nothing to tidy."""
