@@ -21,7 +21,7 @@ class _GuardedSocketIO(io.RawIOBase):
 
     def __init__(self, sock: socket.socket, guard: RequestGuard) -> None:
         self._sock = sock
-        self._guard = guard
+        self._receive = guard.receiver_into(sock)
         self.received = 0
         """Bytes received through this object (`SocketReader.recv` bypasses it)."""
 
@@ -29,7 +29,7 @@ class _GuardedSocketIO(io.RawIOBase):
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]  # io's buffer type is wider
-        received = self._guard.recv_into(self._sock, buffer)
+        received = self._receive(buffer, 0)
         self.received += received
         return received
 
@@ -134,7 +134,7 @@ class Connection:
     traceback); made by hand, a connection has no limits.
     """
 
-    __slots__ = ("_guard", "_reader", "peer", "rfile", "socket", "wfile")
+    __slots__ = ("_guard", "_reader", "_writer", "peer", "socket")
 
     def __init__(self, sock: socket.socket, peer: Address) -> None:
         self.socket = sock
@@ -146,19 +146,37 @@ class Connection:
             # Made by hand, or for another socket than the request's: no limits.
             guard = RequestGuard(sock, NO_LIMITS)
         self._guard = guard
-        self._reader = SocketReader(sock, self._guard)
-        self.rfile: BinaryIO = self._reader
+        # The files are made on first use: the two cost about 8 us, more than a
+        # short connection's whole exchange through recv and send_all.
+        self._reader: SocketReader | None = None
+        self._writer: SocketWriter | None = None
+
+    @property
+    def rfile(self) -> BinaryIO:
         """A buffered binary file reading from the connection."""
-        self.wfile: BinaryIO = SocketWriter(sock, self._guard)  # type: ignore[assignment]  # a BufferedIOBase is a binary file
+        return self._reader if self._reader is not None else self._open_reader()
+
+    def _open_reader(self) -> SocketReader:
+        self._reader = SocketReader(self.socket, self._guard)
+        return self._reader
+
+    @property
+    def wfile(self) -> BinaryIO:
         """An unbuffered binary file writing to the connection."""
+        if self._writer is None:
+            self._writer = SocketWriter(self.socket, self._guard)
+        return self._writer  # type: ignore[return-value]  # a BufferedIOBase is a binary file
 
     def recv(self, max_bytes: int = DEFAULT_RECV_SIZE) -> bytes:
         """Up to `max_bytes` of what has arrived, waiting for at least one byte; ``b""`` at EOF."""
+        if self._reader is None:
+            return self._guard.recv(self.socket, max_bytes)
         return self._reader.recv(max_bytes)
 
     def readline(self, limit: int = -1) -> bytes:
         """One line including its ``b"\\n"`` (or what is left at EOF), at most `limit` bytes."""
-        return self.rfile.readline(limit)
+        reader = self._reader if self._reader is not None else self._open_reader()
+        return reader.readline(limit)
 
     def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Send all of `data`, waiting while the peer is slow to read (up to ``write_timeout``)."""
@@ -166,5 +184,7 @@ class Connection:
 
     def close(self) -> None:
         """Close the files; the server closes the socket itself when the handler returns."""
-        self.rfile.close()
-        self.wfile.close()
+        if self._reader is not None:
+            self._reader.close()
+        if self._writer is not None:
+            self._writer.close()

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ._limits import Limits
+from ._transports._base import LISTENER_OPTIONS_INHERITED
 
-__all__ = ["NO_LIMITS", "RequestGuard", "current_guard"]
+__all__ = ["NO_LIMITS", "RequestGuard", "current_guard", "preset_listener_timeouts"]
 
 NO_LIMITS = Limits(max_connections=None, idle_timeout=None, read_timeout=None, write_timeout=None)
 """The limits of a `Connection` made outside a server: none."""
@@ -54,6 +55,27 @@ def _timeval(seconds: float | None) -> bytes:
     whole = int(seconds)
     micros = max(int((seconds - whole) * 1_000_000), 0 if whole else 1)
     return struct.pack("@ll", whole, micros)
+
+
+def _timed(limits: Limits) -> bool:
+    return (limits.idle_timeout, limits.read_timeout, limits.write_timeout) != (None, None, None)
+
+
+def preset_listener_timeouts(listener: socket.socket, limits: Limits) -> bool:
+    """Give a TCP listener the kernel timeouts each connection starts with (idle and
+    write), where accept() copies them (Linux); whether it did. Guards made with
+    ``timeouts_preset=True`` then set none when their connection starts."""
+    if not (
+        _KERNEL_TIMEOUTS
+        and LISTENER_OPTIONS_INHERITED
+        and listener.family in (socket.AF_INET, socket.AF_INET6)
+        and listener.type == socket.SOCK_STREAM
+        and _timed(limits)
+    ):
+        return False
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(limits.idle_timeout))
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(limits.write_timeout))
+    return True
 
 
 _current: contextvars.ContextVar[RequestGuard | None] = contextvars.ContextVar(
@@ -92,7 +114,9 @@ class RequestGuard:
         "socket",
     )
 
-    def __init__(self, sock: socket.socket | None, limits: Limits) -> None:
+    def __init__(
+        self, sock: socket.socket | None, limits: Limits, *, timeouts_preset: bool = False
+    ) -> None:
         self.socket = sock
         """The request's connection (None for a datagram)."""
         self.limits = limits
@@ -105,16 +129,13 @@ class RequestGuard:
         self._write_timeout = limits.write_timeout
         self._read_deadline: float | None = None
         self._reading = False
-        # The timeouts the socket has now, so that unchanged ones are not set again.
-        self._recv_timeout: float | None = _NEVER_SET
-        self._send_timeout: float | None = _NEVER_SET
+        # The timeouts the socket has now, so that unchanged ones are not set again;
+        # preset: inherited from the listener (see `preset_listener_timeouts`).
+        self._recv_timeout: float | None = limits.idle_timeout if timeouts_preset else _NEVER_SET
+        self._send_timeout: float | None = limits.write_timeout if timeouts_preset else _NEVER_SET
         # A connection with no limits leaves the socket's own timeout (which a
         # handler may have set) alone.
-        self._timed = (limits.idle_timeout, limits.read_timeout, limits.write_timeout) != (
-            None,
-            None,
-            None,
-        )
+        self._timed = _timed(limits)
 
     def activate(self) -> contextvars.Token[RequestGuard | None]:
         """Publish this guard to `Connection` objects made in this context.
@@ -172,9 +193,11 @@ class RequestGuard:
         self._reading = False
         return self._receive(sock.recv, max_bytes, b"")
 
-    def recv_into(self, sock: socket.socket, buffer: memoryview) -> int:
-        """Receive into `buffer` within this read's deadline; 0 at EOF or when drained."""
-        return self._receive(sock.recv_into, buffer, 0)
+    def receiver_into(self, sock: socket.socket) -> Callable[[memoryview, int], int]:
+        """Receives into a buffer from `sock` within this read's deadline, called as
+        ``receive(buffer, 0)``; 0 at EOF or when drained. A partial, so a receive
+        costs one Python call fewer."""
+        return functools.partial(self._receive, sock.recv_into)
 
     def _receive(self, call: Callable[[Any], T], argument: Any, eof: T) -> T:
         if self._reading:

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
+import sys
 import time
 from typing import Any
 
 import pytest
 
 import composerv._guard
-from composerv import Connection, Handler, limits, serve, stream_handler, tcp, threaded
+from composerv import (
+    Connection,
+    Handler,
+    limits,
+    serve,
+    stream_handler,
+    tcp,
+    threaded,
+    unix_stream,
+)
 
 from .reliability import (
     CONCURRENCIES,
@@ -187,6 +198,37 @@ def test_a_handler_on_the_raw_socket_gets_the_idle_timeout(no_leaks: None) -> No
         started = time.monotonic()
         assert client.recv(1) == b""
         assert time.monotonic() - started < 3.0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernel timeouts are Linux's")
+@pytest.mark.parametrize("kind", ["tcp", "unix"])
+def test_connections_start_with_the_idle_and_write_timeouts(
+    kind: str, unix_path: str, no_leaks: None
+) -> None:
+    """TCP connections inherit them (and TCP_NODELAY) from the listener, which the
+    server sets once; unix ones, which inherit nothing, get them as they start."""
+    seen: list[tuple[int, ...]] = []
+
+    class Report(Handler[socket.socket]):
+        kind = "stream"
+
+        def handle(self, request: socket.socket, peer: Any) -> None:
+            for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+                seen.append(struct.unpack("@ll", request.getsockopt(socket.SOL_SOCKET, option, 16)))
+            if request.family == socket.AF_INET:
+                seen.append((request.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),))
+            request.sendall(b"ok")
+
+    transport = tcp(("127.0.0.1", 0)) if kind == "tcp" else unix_stream(unix_path)
+    server = serve(
+        transport, threaded(), Report(), limits=limits(idle_timeout=7.0, write_timeout=9.0)
+    )
+    with serving(server):
+        for _ in range(2):
+            with connect(server.address) as client:
+                assert recv_exactly(client, 2) == b"ok"
+    expected = [(7, 0), (9, 0)] + ([(1,)] if kind == "tcp" else [])
+    assert seen == expected * 2
 
 
 @pytest.mark.parametrize("kernel", [True, False], ids=["kernel-timeouts", "settimeout"])

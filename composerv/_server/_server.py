@@ -23,7 +23,7 @@ from .._concurrency._forking import in_request_child
 from .._concurrency._workers import Supervisor, Workers
 from .._datagram import Datagram
 from .._errors import HandlerMismatchError
-from .._guard import RequestGuard, current_guard
+from .._guard import RequestGuard, current_guard, preset_listener_timeouts
 from .._handlers._base import Handler
 from .._limits import DrainReport, Limits
 from .._log import logger
@@ -98,6 +98,7 @@ class Server(Generic[R]):
         self.drain_report: DrainReport | None = None
         """What closing did with the requests in flight, once the server is closed."""
         self._cleanup: Cleanup | None = None
+        self._timeouts_preset = False
         self._closed = False
         self._close_lock = threading.Lock()
         # The requests this process serves right now (in threads or inline), so a
@@ -140,6 +141,7 @@ class Server(Generic[R]):
             raise RuntimeError("this server's socket is already bound")
         self._cleanup = self.transport.bind(self.socket)
         self.transport.activate(self.socket)
+        self._timeouts_preset = preset_listener_timeouts(self.socket, self.limits)
 
     @property
     def address(self) -> Address:
@@ -415,7 +417,10 @@ class _CoreLifecycle(Generic[R]):
 
     def process_request(self, request: R, client_address: Address) -> None:
         server = self._server
-        guard = RequestGuard(request if isinstance(request, socket.socket) else None, server.limits)
+        if isinstance(request, socket.socket):
+            guard = RequestGuard(request, server.limits, timeouts_preset=server._timeouts_preset)
+        else:
+            guard = RequestGuard(None, server.limits)
         # Tracked from here, not from when the work starts, so that max_connections
         # counts a request whose thread has not started yet.
         server._track(guard)

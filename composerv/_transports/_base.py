@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import socket
+import sys
 from collections.abc import Callable
 from typing import ClassVar, Generic, TypeVar
 
@@ -19,12 +20,21 @@ __all__ = [
     "Transport",
     "close_connection",
     "half_close",
+    "set_listener_nodelay",
     "set_reuse_options",
 ]
 
 # socket.MSG_TRUNC is an IntFlag: `int & MSG_TRUNC` builds an enum member, which
 # cost microseconds per datagram; the plain int tests the same bit.
 _MSG_TRUNC = int(socket.MSG_TRUNC)
+
+# Linux copies a listening TCP socket's options (TCP_NODELAY, SO_RCVTIMEO,
+# SO_SNDTIMEO) to each connection it accepts. Set once on the listener, they cost
+# no system call per connection, where a short connection served by a thread makes
+# about ten, each a chance for the GIL to change hands.
+LISTENER_OPTIONS_INHERITED = sys.platform.startswith("linux")
+
+_INET = (socket.AF_INET, socket.AF_INET6)
 
 R = TypeVar("R")
 """The request a transport produces: an accepted socket, or a `Datagram`."""
@@ -111,11 +121,12 @@ class StreamTransport(Transport[socket.socket]):
         """Whether accepted connections get TCP_NODELAY."""
 
     def activate(self, sock: socket.socket) -> None:
+        set_listener_nodelay(sock, self.nodelay)
         sock.listen(self.backlog)
 
     def get_request(self, sock: socket.socket) -> tuple[socket.socket, Address]:
         conn, peer = sock.accept()
-        if self.nodelay and conn.family in (socket.AF_INET, socket.AF_INET6):
+        if self.nodelay and not LISTENER_OPTIONS_INHERITED and conn.family in _INET:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return conn, peer
 
@@ -137,6 +148,12 @@ def half_close(conn: socket.socket) -> None:
     # OSError: the peer may already be gone (ENOTCONN); closing is all that is left to do.
     with contextlib.suppress(OSError):
         conn.shutdown(socket.SHUT_WR)
+
+
+def set_listener_nodelay(sock: socket.socket, nodelay: bool) -> None:
+    """Give a TCP listener TCP_NODELAY, for the connections that inherit it (Linux)."""
+    if nodelay and sock.family in _INET:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def set_reuse_options(sock: socket.socket, *, reuse_address: bool, reuse_port: bool) -> None:
