@@ -109,6 +109,7 @@ class RequestGuard:
         "_send_timeout",
         "_timed",
         "_write_timeout",
+        "at_eof",
         "closed_idle",
         "limits",
         "socket",
@@ -122,6 +123,8 @@ class RequestGuard:
         self.limits = limits
         self.closed_idle = False
         """Whether a drain ended this connection while it waited for a request."""
+        self.at_eof = False
+        """Whether a read got the peer's end of stream (so nothing unread is left)."""
         self._draining = False
         self._idle = False
         # Copied from `limits` because every read and write looks them up.
@@ -227,7 +230,14 @@ class RequestGuard:
             # time in between is this read's own processing, microseconds.
             self._reading = True
             self._read_deadline = _CLOCK_NOT_STARTED
+        else:
+            self._saw_eof(argument)
         return received
+
+    def _saw_eof(self, asked: Any) -> None:
+        # A read of zero bytes (recv(0), an empty buffer) returns nothing at any time.
+        if asked:
+            self.at_eof = True
 
     def _receive_rest(self, call: Callable[[Any], T], argument: Any) -> T:
         deadline = self._read_deadline
@@ -237,21 +247,25 @@ class RequestGuard:
         if deadline is None or sock is None:
             if self._timed and sock is not None:
                 self._set_recv_timeout(sock, None)
-            return call(argument)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise self.limits.read_timed_out()
-        # A setsockopt per recv would cost more than the recv of a streaming read:
-        # a kernel timeout between what remains and twice that is kept, so a read
-        # overruns its deadline by at most as much again (and usually not at all,
-        # as most recvs return at once). None: no timeout; negative: never set.
-        current = self._recv_timeout
-        if current is None or current < remaining or current > 2 * remaining:
-            self._set_recv_timeout(sock, remaining)
-        try:
-            return call(argument)
-        except _TIMED_OUT:
-            raise self.limits.read_timed_out() from None
+            received = call(argument)
+        else:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self.limits.read_timed_out()
+            # A setsockopt per recv would cost more than the recv of a streaming read:
+            # a kernel timeout between what remains and twice that is kept, so a read
+            # overruns its deadline by at most as much again (and usually not at all,
+            # as most recvs return at once). None: no timeout; negative: never set.
+            current = self._recv_timeout
+            if current is None or current < remaining or current > 2 * remaining:
+                self._set_recv_timeout(sock, remaining)
+            try:
+                received = call(argument)
+            except _TIMED_OUT:
+                raise self.limits.read_timed_out() from None
+        if not received:
+            self._saw_eof(argument)
+        return received
 
     def send_all(self, sock: socket.socket, data: bytes | bytearray | memoryview) -> None:
         """Send all of `data` within ``write_timeout``, a total for the whole call."""

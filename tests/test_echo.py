@@ -223,3 +223,36 @@ def test_forking_children_are_all_reaped(no_leaks: None) -> None:
             for client in clients:
                 client.close()
     assert server.active_requests == 0
+
+
+def first_line_only(conn: Connection) -> None:
+    conn.send_all(conn.readline())
+
+
+def echo_until_eof(conn: Connection) -> None:
+    while data := conn.recv():
+        conn.send_all(data)
+
+
+@pytest.mark.parametrize("concurrency", CONCURRENCIES.values(), ids=CONCURRENCIES.keys())
+def test_a_reply_arrives_whole_before_eof_whether_or_not_the_handler_read_to_the_end(
+    concurrency: Callable[[], Any], no_leaks: None
+) -> None:
+    """Left unread, the client's bytes make close() reset the connection: the server
+    shuts down its side first, so the reply and the FIN arrive before the reset.
+    Read to the end, nothing is unread and close() alone sends the FIN."""
+    server = serve(tcp(("127.0.0.1", 0)), concurrency(), stream_handler(first_line_only))
+    with serving(server):
+        for _ in range(5):
+            with connect(server.address) as client:
+                client.sendall(b"first\n" + b"unread" * 10_000)
+                assert recv_exactly(client, 6) == b"first\n"
+                assert client.recv(1) == b""
+    server = serve(tcp(("127.0.0.1", 0)), concurrency(), stream_handler(echo_until_eof))
+    with serving(server):
+        for _ in range(5):
+            with connect(server.address) as client:
+                client.sendall(b"all of it")
+                client.shutdown(socket.SHUT_WR)
+                assert recv_exactly(client, 9) == b"all of it"
+                assert client.recv(1) == b""

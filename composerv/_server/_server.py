@@ -460,7 +460,7 @@ class _CoreLifecycle(Generic[R]):
         except Exception:
             self.handle_error(request, client_address)
         finally:
-            self.shutdown_request(request)
+            server.transport.close_request(request, at_eof=guard.at_eof)
             RequestGuard.deactivate(token)
             server._untrack(guard)
 

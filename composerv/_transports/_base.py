@@ -94,8 +94,9 @@ class Transport(Generic[R], metaclass=abc.ABCMeta):
         return request
 
     @abc.abstractmethod
-    def close_request(self, request: R) -> None:
-        """Release a request when it is done."""
+    def close_request(self, request: R, *, at_eof: bool = False) -> None:
+        """Release a request when it is done; `at_eof`: its handler read the peer's end
+        of stream, so nothing unread is left on it."""
 
     @abc.abstractmethod
     def close_request_copy(self, request: R) -> None:
@@ -130,16 +131,24 @@ class StreamTransport(Transport[socket.socket]):
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return conn, peer
 
-    def close_request(self, request: socket.socket) -> None:
-        close_connection(request)
+    def close_request(self, request: socket.socket, *, at_eof: bool = False) -> None:
+        close_connection(request, at_eof=at_eof)
 
     def close_request_copy(self, request: socket.socket) -> None:
         request.close()
 
 
-def close_connection(conn: socket.socket) -> None:
-    """Send FIN before closing, so the peer reads every byte written before EOF."""
-    half_close(conn)
+def close_connection(conn: socket.socket, *, at_eof: bool = False) -> None:
+    """Close, sending FIN after every byte written, so the peer reads them all before EOF.
+
+    Bytes left unread make close() reset the connection: shutdown() first sends
+    the FIN ahead of the reset. After the peer's own end of stream was read
+    (`at_eof`) nothing is unread, and close() sends the FIN itself, unless a file
+    made by ``makefile()`` still holds the descriptor: then the shutdown() (a
+    system call, and a chance for the GIL to change hands) is left out.
+    """
+    if not at_eof or conn._io_refs:  # type: ignore[attr-defined]  # socket.socket's count of makefile() files
+        half_close(conn)
     conn.close()
 
 
@@ -185,7 +194,7 @@ class DatagramTransport(Transport[Datagram]):
             raise DatagramTooLargeError(peer, self.max_datagram_size)
         return Datagram(data, peer, sock), peer
 
-    def close_request(self, request: Datagram) -> None:
+    def close_request(self, request: Datagram, *, at_eof: bool = False) -> None:
         """A datagram holds no resource of its own."""
 
     def close_request_copy(self, request: Datagram) -> None:

@@ -106,7 +106,7 @@ class TLS(StreamTransport):
             return None
         return tls_socket
 
-    def close_request(self, request: socket.socket) -> None:
+    def close_request(self, request: socket.socket, *, at_eof: bool = False) -> None:
         if isinstance(request, ssl.SSLSocket):
             # Send close_notify, so the client can tell the end of the stream from a
             # cut (OpenSSL 3 clients report an "unexpected eof" without it), but do
@@ -114,6 +114,7 @@ class TLS(StreamTransport):
             with contextlib.suppress(OSError):
                 request.setblocking(False)
                 request.unwrap()
+        # The guard's end of stream is the raw socket's, not the TLS stream's.
         self.transport.close_request(request)
 
     def close_request_copy(self, request: socket.socket) -> None:
