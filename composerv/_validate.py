@@ -22,6 +22,12 @@ def flag(_instance: Any, attribute: attrs.Attribute[Any], value: object) -> None
         raise ConfigurationError(f"{attribute.name} must be True or False, not {value!r}")
 
 
+def optional_flag(_instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Accept True, False or None (None: left to another value to decide)."""
+    if value is not None and not isinstance(value, bool):
+        raise ConfigurationError(f"{attribute.name} must be True, False or None, not {value!r}")
+
+
 def optional_positive_number(
     _instance: Any, attribute: attrs.Attribute[Any], value: object
 ) -> None:

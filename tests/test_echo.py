@@ -256,3 +256,40 @@ def test_a_reply_arrives_whole_before_eof_whether_or_not_the_handler_read_to_the
                 client.shutdown(socket.SHUT_WR)
                 assert recv_exactly(client, 9) == b"all of it"
                 assert client.recv(1) == b""
+
+
+def nodelay_of(sock: socket.socket) -> int:
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+@pytest.mark.parametrize(
+    ("nodelay", "concurrency", "expected"),
+    [
+        (None, threaded, 0),
+        (None, sync, 0),
+        (None, evented, 1),
+        (True, threaded, 1),
+        (False, evented, 0),
+    ],
+    ids=["blocking-default", "sync-default", "evented-default", "asked-on", "asked-off"],
+)
+def test_tcp_nodelay_is_the_concurrencys_unless_the_transport_says(
+    nodelay: bool | None, concurrency: Callable[[], Any], expected: int, no_leaks: None
+) -> None:
+    """Event loops send each batch of replies at once; blocking handlers keep Nagle.
+    The listener carries the option, which accepted connections inherit (Linux)."""
+    seen: list[int] = []
+    handler: Any = (
+        message_handler(bytes)
+        if concurrency is evented
+        else stream_handler(lambda conn: seen.append(nodelay_of(conn.socket)))
+    )
+    server = serve(tcp(("127.0.0.1", 0), nodelay=nodelay), concurrency(), handler)
+    with serving(server), connect(server.address) as client:
+        assert nodelay_of(server.socket) == expected
+        client.sendall(b"x\n")
+        if concurrency is evented:
+            assert recv_exactly(client, 2) == b"x\n"
+        else:
+            assert client.recv(1) == b""
+            assert seen == [expected]

@@ -67,7 +67,7 @@ def test_bad_inet_addresses_are_named(address: Any, message: str) -> None:
         ({"backlog": 0}, "backlog must be a positive int, not 0"),
         ({"backlog": "128"}, "backlog must be a positive int, not '128'"),
         ({"reuse_address": "yes"}, "reuse_address must be True or False, not 'yes'"),
-        ({"nodelay": 1}, "nodelay must be True or False, not 1"),
+        ({"nodelay": 1}, "nodelay must be True, False or None, not 1"),
     ],
 )
 def test_bad_tcp_options_are_named(options: dict[str, Any], message: str) -> None:

@@ -123,6 +123,12 @@ class Concurrency(metaclass=abc.ABCMeta):
 
     __slots__ = ()
 
+    @property
+    @abc.abstractmethod
+    def nodelay(self) -> bool:
+        """Whether TCP connections get TCP_NODELAY when the transport leaves it to the
+        concurrency (``tcp(nodelay=None)``, the default)."""
+
     @abc.abstractmethod
     def check_handler(self, handler: Handler[Any]) -> None:
         """Raise `HandlerMismatchError`, saying what to use instead, if this concurrency
@@ -159,6 +165,12 @@ class BlockingConcurrency(Concurrency):
     def scheduler(self) -> Scheduler:
         """A new scheduler for one server."""
 
+    @property
+    def nodelay(self) -> bool:
+        """Off, as socketserver leaves it: a handler's writes go out as it makes them,
+        and Nagle's algorithm joins a stream of small ones into full segments."""
+        return False
+
     def check_handler(self, handler: Handler[Any]) -> None:
         """A blocking concurrency runs any handler."""
 
@@ -186,6 +198,11 @@ class EventLoopConcurrency(Concurrency):
     """
 
     __slots__ = ()
+
+    @property
+    def nodelay(self) -> bool:
+        """On: the loop sends each batch of replies in one write, which should leave at once."""
+        return True
 
     def check_transport(self, transport: Transport[Any]) -> None:
         if transport.prepares_requests:

@@ -416,7 +416,7 @@ def evented(*, recv_size: int = DEFAULT_RECV_SIZE) -> Evented:
     client: mypy rejects the pairing and `serve` raises `HandlerMismatchError`).
     Connections cost a few hundred bytes each instead of a thread. Replies that
     the peer does not read yet are buffered, and the loop stops reading from that
-    peer until they are sent. TCP connections get TCP_NODELAY (the transport's
-    ``nodelay`` default).
+    peer until they are sent. TCP connections get TCP_NODELAY unless the
+    transport says ``nodelay=False``.
     """
     return Evented(recv_size=recv_size)

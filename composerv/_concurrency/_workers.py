@@ -402,6 +402,11 @@ class Workers(Concurrency, Generic[C_co]):
         if not hasattr(os, "fork"):
             raise ConfigurationError("workers() needs os.fork, which this platform lacks")
 
+    @property
+    def nodelay(self) -> bool:
+        """As the concurrency each worker runs."""
+        return self.concurrency.nodelay
+
     def check_handler(self, handler: Handler[Any]) -> None:
         self.concurrency.check_handler(handler)
 

@@ -27,7 +27,14 @@ from .._guard import RequestGuard, current_guard, preset_listener_timeouts
 from .._handlers._base import Handler
 from .._limits import DrainReport, Limits
 from .._log import logger
-from .._transports._base import Cleanup, DatagramTooLargeError, R, Transport
+from .._transports._base import (
+    Cleanup,
+    DatagramTooLargeError,
+    R,
+    StreamTransport,
+    Transport,
+    set_listener_nodelay,
+)
 
 if TYPE_CHECKING:
     # Only the overloads of serve() name these; the modules import the server loop.
@@ -141,6 +148,9 @@ class Server(Generic[R]):
             raise RuntimeError("this server's socket is already bound")
         self._cleanup = self.transport.bind(self.socket)
         self.transport.activate(self.socket)
+        if isinstance(self.transport, StreamTransport) and self.transport.nodelay is None:
+            # Linux (and the BSDs) copy it to accepted connections.
+            set_listener_nodelay(self.socket, self.concurrency.nodelay)
         self._timeouts_preset = preset_listener_timeouts(self.socket, self.limits)
 
     @property

@@ -118,11 +118,12 @@ class StreamTransport(Transport[socket.socket]):
 
     @property
     @abc.abstractmethod
-    def nodelay(self) -> bool:
-        """Whether accepted connections get TCP_NODELAY."""
+    def nodelay(self) -> bool | None:
+        """Whether accepted TCP connections get TCP_NODELAY; None: the concurrency
+        decides (see `Concurrency.nodelay`)."""
 
     def activate(self, sock: socket.socket) -> None:
-        set_listener_nodelay(sock, self.nodelay)
+        set_listener_nodelay(sock, self.nodelay is True)
         sock.listen(self.backlog)
 
     def get_request(self, sock: socket.socket) -> tuple[socket.socket, Address]:

@@ -14,7 +14,7 @@ from typing import Literal, overload
 import attrs
 
 from .._errors import ConfigurationError
-from .._validate import flag, positive_int
+from .._validate import optional_flag, positive_int
 from ._base import Cleanup, DatagramTransport, StreamTransport, set_listener_nodelay
 from ._inet import DEFAULT_MAX_DATAGRAM_SIZE
 
@@ -67,8 +67,8 @@ class InheritedStream(StreamTransport):
 
     fd: int = attrs.field(validator=_socket_fd)
     """The descriptor number; the server owns it once made and closes it on close."""
-    nodelay: bool = attrs.field(default=True, validator=flag)
-    """TCP_NODELAY on accepted TCP connections."""
+    nodelay: bool | None = attrs.field(default=None, validator=optional_flag)
+    """TCP_NODELAY on accepted TCP connections; None: the concurrency decides."""
 
     def __attrs_post_init__(self) -> None:
         if _socket_type(self.fd) != socket.SOCK_STREAM:
@@ -93,7 +93,7 @@ class InheritedStream(StreamTransport):
         return _nothing_to_clean
 
     def activate(self, sock: socket.socket) -> None:
-        set_listener_nodelay(sock, self.nodelay)
+        set_listener_nodelay(sock, self.nodelay is True)
         # Keep the backlog the supervisor chose (systemd's Backlog=) if it listened.
         if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
             sock.listen(self.backlog)

@@ -73,7 +73,7 @@ class TLS(StreamTransport):
         return self.transport.backlog
 
     @property
-    def nodelay(self) -> bool:
+    def nodelay(self) -> bool | None:
         """As the transport underneath."""
         return self.transport.nodelay
 

@@ -89,7 +89,7 @@ class UnixStream(StreamTransport):
     """Bind and listen in `serve()`; if False, call `Server.bind_and_activate()` later."""
 
     @property
-    def nodelay(self) -> bool:
+    def nodelay(self) -> bool | None:
         """Unix sockets have no Nagle algorithm to turn off."""
         return False
 
