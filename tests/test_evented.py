@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gc
+import select
 import socket
 import threading
 import tracemalloc
 
 import pytest
 
+import composerv._concurrency._evented as evented_module
 from composerv import (
     Connection,
     HandlerMismatchError,
@@ -20,6 +22,7 @@ from composerv import (
     tcp,
     unix_stream,
 )
+from composerv._concurrency._poller import _EpollPoller, _SelectorsPoller
 
 from .support import DEADLINE, connect, recv_exactly, recv_until_eof, serving, wait_until
 
@@ -44,6 +47,22 @@ def test_an_async_handler_is_refused_with_a_hint() -> None:
         serve(tcp(("127.0.0.1", 0)), evented(), async_stream_handler(handler))  # type: ignore[call-overload, arg-type]
 
 
+@pytest.fixture(
+    params=[
+        pytest.param(
+            _EpollPoller,
+            marks=pytest.mark.skipif(not hasattr(select, "epoll"), reason="epoll is Linux's"),
+        ),
+        _SelectorsPoller,
+    ],
+    ids=["epoll", "selectors"],
+)
+def each_poller(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs a test over epoll (Linux) and over the selectors poller used elsewhere."""
+    monkeypatch.setattr(evented_module, "new_poller", request.param)
+
+
+@pytest.mark.usefixtures("each_poller")
 def test_many_connections_share_one_thread(unix_path: str, no_leaks: None) -> None:
     server = serve(unix_stream(unix_path), evented(), message_handler(echo))
     with serving(server):
@@ -62,6 +81,7 @@ def test_many_connections_share_one_thread(unix_path: str, no_leaks: None) -> No
         wait_until(lambda: server.active_requests == 0, "the connections to be dropped")
 
 
+@pytest.mark.usefixtures("each_poller")
 def test_a_peer_that_does_not_read_is_paused_and_others_go_on(no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), evented(), message_handler(echo))
     line = b"y" * 1023 + b"\n"
@@ -85,6 +105,7 @@ def test_a_peer_that_does_not_read_is_paused_and_others_go_on(no_leaks: None) ->
         assert received == line * (len(received) // len(line))
 
 
+@pytest.mark.usefixtures("each_poller")
 def test_bulk_echo_is_complete_and_in_order(unix_path: str, no_leaks: None) -> None:
     server = serve(unix_stream(unix_path), evented(), message_handler(echo))
     payload = b"".join(b"%07d" % n + b"x" * 4088 + b"\n" for n in range(1024))  # 4 MiB
@@ -95,6 +116,7 @@ def test_bulk_echo_is_complete_and_in_order(unix_path: str, no_leaks: None) -> N
         sender.join(DEADLINE)
 
 
+@pytest.mark.usefixtures("each_poller")
 def test_server_close_closes_open_connections(no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), evented(), message_handler(echo))
     with connect(server.address) as client:
@@ -117,6 +139,7 @@ def test_connections_survive_between_serve_forever_calls(no_leaks: None) -> None
             assert not thread.is_alive()
 
 
+@pytest.mark.usefixtures("each_poller")
 def test_handle_request_runs_one_turn(no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), evented(), message_handler(echo))
     with server, connect(server.address) as client:

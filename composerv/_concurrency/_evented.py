@@ -1,4 +1,4 @@
-"""`evented()`: one thread serves every connection from a selectors event loop.
+"""`evented()`: one thread serves every connection from an epoll event loop.
 
 Per-message overhead is the whole game here (see docs/performance.md), so the
 read path is written for the common case: one recv holds exactly one whole
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import selectors
 import socket
 import time
 from collections.abc import Callable
@@ -35,11 +34,9 @@ from .._log import logger
 from .._server._lifecycle import BATCH, RequestLifecycle, ServeLoop, drain, take_request
 from .._validate import positive_int
 from ._base import EventLoop, EventLoopConcurrency, Work
+from ._poller import new_poller
 
 __all__ = ["Evented", "evented"]
-
-_READ = selectors.EVENT_READ
-_WRITE = selectors.EVENT_WRITE
 
 # One receive buffer shared by every connection of a loop: 64 KiB takes a burst of
 # pipelined messages in one call, and being reused it never reaches malloc (fresh
@@ -89,17 +86,18 @@ class _Connection:
         return error() if limit is not None and now - self.since > limit else None
 
 
-class _Listener:
-    """Marks the server socket's selector key (its data)."""
+class _Marker:
+    """What the poller reports for a socket that is not a connection."""
 
     __slots__ = ()
 
 
-_LISTENER = _Listener()
+_LISTENER = _Marker()
+_WAKE = _Marker()
 
 
 class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
-    """Runs a server whose handler is a message handler on a selectors loop."""
+    """Runs a server whose handler is a message handler on an event loop (see `Poller`)."""
 
     def __init__(
         self, lifecycle: RequestLifecycle[Any], fn: MessageFn, *, recv_size: int, limits: Limits
@@ -107,7 +105,8 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         super().__init__(lifecycle)
         self._fn = fn
         self._limits = limits
-        self._selector = selectors.DefaultSelector()
+        self._poller = new_poller()
+        self._wake_reader: socket.socket | None = None
         self._buffer = bytearray(recv_size)
         self._view = memoryview(self._buffer)
         self._connections: set[_Connection] = set()
@@ -117,7 +116,7 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         self._now = time.monotonic()
         self._sweep_every = _sweep_interval(limits)
         self._next_sweep = self._now
-        self._selector.register(lifecycle, _READ, _LISTENER)
+        self._poller.register(lifecycle, False, _LISTENER)
 
     @abc.abstractmethod
     def _on_listener(self) -> None:
@@ -141,11 +140,11 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         """Nothing runs in the background, so there is nothing to tidy."""
 
     def close(self) -> None:
-        """Close every open connection and the selector."""
+        """Close every open connection and the poller."""
         self._draining = True  # the server socket is closed: do not listen on it again
         for connection in list(self._connections):
             self._drop(connection)
-        self._selector.close()
+        self._poller.close()
         self._view.release()
 
     def __len__(self) -> int:
@@ -157,17 +156,18 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         if self._sweep_every is not None:
             poll_interval = min(poll_interval, self._sweep_every)
         with self.running_loop() as wake_reader:
-            self._selector.register(wake_reader, _READ, None)
+            self._wake_reader = wake_reader
+            self._poller.register(wake_reader, False, _WAKE)
             try:
                 while not self._stop_requested:
-                    self._turn(self._selector.select(poll_interval))
+                    self._turn(self._poller.poll(poll_interval))
                     self._lifecycle.service_actions()
             finally:
-                self._selector.unregister(wake_reader)
+                self._poller.unregister(wake_reader)
 
     def handle_request(self, timeout: float | None) -> None:
         """Run one turn of the loop; ``handle_timeout`` if nothing happened in `timeout` s."""
-        ready = self._selector.select(timeout)
+        ready = self._poller.poll(timeout)
         if ready:
             self._turn(ready)
         else:
@@ -180,10 +180,10 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         in_flight = len(self._connections)
         # Read what has already arrived first, so that a connection whose request
         # is in its socket buffer is not taken for idle.
-        self._turn(self._selector.select(0))
+        self._turn(self._poller.poll(0))
         closed_idle = self._close_idle()
         while self._connections and (remaining := deadline - time.monotonic()) > 0:
-            self._turn(self._selector.select(remaining))
+            self._turn(self._poller.poll(remaining))
             self._close_idle()
         cut = len(self._connections)
         for connection in list(self._connections):
@@ -196,15 +196,16 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
             self._drop(connection)
         return len(idle)
 
-    def _turn(self, ready: list[tuple[selectors.SelectorKey, int]]) -> None:
+    def _turn(self, ready: list[Any]) -> None:
         self._now = now = time.monotonic()
-        for key, events in ready:
-            connection = key.data
+        for connection in ready:
             if connection is _LISTENER:
                 self._on_listener()
-            elif connection is None:
-                drain(key.fileobj)  # type: ignore[arg-type]  # only the wake socket has no data
-            elif events & _WRITE:
+            elif connection is _WAKE:
+                assert self._wake_reader is not None  # registered only while serving
+                drain(self._wake_reader)
+            elif connection.out is not None:
+                # Watched for writing only: reading waits until the replies are out.
                 self._flush(connection)
             else:
                 self._read(connection)
@@ -222,7 +223,7 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
     def _stop_accepting(self) -> None:
         if not self.paused:
             self.paused = True
-            self._selector.unregister(self._lifecycle)
+            self._poller.unregister(self._lifecycle)
 
     def _has_room(self) -> bool:
         cap = self._limits.max_connections
@@ -239,11 +240,11 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         sock = connection.sock
         # KeyError/ValueError: the selector is closed or never had it (close() ends both).
         with contextlib.suppress(KeyError, ValueError):
-            self._selector.unregister(sock)
+            self._poller.unregister(sock)
         self._lifecycle.shutdown_request(sock)
         if self.paused and not self._draining and self._has_room():
             self.paused = False
-            self._selector.register(self._lifecycle, _READ, _LISTENER)
+            self._poller.register(self._lifecycle, False, _LISTENER)
 
 
 class _StreamLoop(_EventedLoop):
@@ -270,7 +271,7 @@ class _StreamLoop(_EventedLoop):
             sock.setblocking(False)
             connection = _Connection(sock, peer, self._framing.decoder(), self._now)
             self._connections.add(connection)
-            self._selector.register(sock, _READ, connection)
+            self._poller.register(sock, False, connection)
             if not self._has_room():
                 # At max_connections: new clients wait in the listen backlog.
                 self._stop_accepting()
@@ -333,7 +334,7 @@ class _StreamLoop(_EventedLoop):
             # so the loop never buffers more than one receive's worth of replies.
             connection.out = memoryview(out)[sent:]
             connection.since = self._now
-            self._selector.modify(connection.sock, _WRITE, connection)
+            self._poller.modify(connection.sock, True, connection)
 
     def _flush(self, connection: _Connection) -> None:
         out = connection.out
@@ -350,7 +351,7 @@ class _StreamLoop(_EventedLoop):
         else:
             connection.out = None
             connection.since = self._now
-            self._selector.modify(connection.sock, _READ, connection)
+            self._poller.modify(connection.sock, False, connection)
 
     def _end_of_stream(self, connection: _Connection) -> None:
         try:
@@ -387,7 +388,8 @@ class _DatagramLoop(_EventedLoop):
 
 @attrs.frozen
 class Evented(EventLoopConcurrency):
-    """A single-threaded selectors event loop for message handlers; build it with `evented`."""
+    """A single-threaded event loop (epoll; selectors elsewhere) for message handlers; build it
+    with `evented`."""
 
     recv_size: int = attrs.field(default=DEFAULT_RECV_SIZE, validator=positive_int)
     """Size of the one receive buffer the loop reuses for every read."""
