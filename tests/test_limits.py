@@ -103,7 +103,7 @@ def test_over_the_cap_clients_wait_in_the_backlog_then_are_served(
             assert _answered(second, b"2\n", DEADLINE)
             # a bounded wait for something that must NOT happen while at the cap
             assert not _answered(waiting, b"3\n", 0.3), "served beyond max_connections"
-            assert server._in_flight() == 2
+            assert len(server._in_flight) == 2
             first.sendall(b"bye\n")
             assert recv_exactly(first, 4) == b"bye\n"
             # a slot is free: the waiting client is accepted and its line answered
@@ -128,10 +128,10 @@ def test_at_the_cap_the_loop_does_not_spin(no_leaks: None) -> None:
     )
     with serving(server):
         with connect(server.address), connect(server.address):
-            wait_until(lambda: server._in_flight() == 1, "the first connection to be held")
+            wait_until(lambda: len(server._in_flight) == 1, "the first connection to be held")
             cpu = time.process_time()
             time.sleep(0.5)  # measure CPU use while a connection waits at the cap
             cpu = time.process_time() - cpu
             release.set()
-            wait_until(lambda: server._in_flight() == 0, "both connections to be served")
+            wait_until(lambda: len(server._in_flight) == 0, "both connections to be served")
     assert cpu < 0.1, f"the loop used {cpu:.3f}s of CPU in 0.5s at the cap"

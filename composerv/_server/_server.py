@@ -8,6 +8,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Sized
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, overload, runtime_checkable
 
@@ -135,6 +136,9 @@ class Server(Generic[R]):
         # microseconds, and the capacity check runs on every request.
         if isinstance(self._scheduler, Terminable):
             self._children = self._scheduler
+        # Requests in this process are tracked from accept to release; children,
+        # from fork until reaped (the parent releases its copy right after the fork).
+        self._in_flight: Sized = self._guards if self._children is None else self._children
         if transport.bind_and_activate:
             try:
                 self.bind_and_activate()
@@ -182,14 +186,9 @@ class Server(Generic[R]):
             self._loop.serve_forever(poll_interval)
 
     def _has_capacity(self) -> bool:
-        cap = self.limits.max_connections
-        return cap is None or self._in_flight() < cap
-
-    def _in_flight(self) -> int:
-        # Requests in this process are tracked from accept to release; children,
-        # from fork until reaped (the parent releases its copy right after the fork).
         # No lock: len() is atomic, and a request that ends just after wakes the loop.
-        return len(self._children) if self._children is not None else len(self._guards)
+        cap = self.limits.max_connections
+        return cap is None or len(self._in_flight) < cap
 
     def _track(self, guard: RequestGuard) -> None:
         with self._guards_lock:
