@@ -113,6 +113,8 @@ def test_busy_workers_leave_datagrams_in_the_socket_buffer(no_leaks: None) -> No
         for data in (b"1", b"2", b"3"):
             client.sendto(data, server.address)
         wait_until(lambda: len(entered) == 2, "both workers busy")
+        # Served inline by the workers that received them, and counted.
+        assert server.active_requests == 2
         with pytest.raises(AssertionError):
             wait_until(lambda: len(entered) > 2, "a third datagram", timeout=0.3)
         release.set()

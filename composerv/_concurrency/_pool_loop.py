@@ -55,6 +55,7 @@ class _Run:
         "leader_progress",
         "over",
         "poll_interval",
+        "progress",
         "selecting",
         "selector",
         "turns",
@@ -79,12 +80,18 @@ class _Run:
         """Workers waiting to become the leader."""
         self.workers = 0
         """Workers started for this run and not yet gone."""
+        self.progress: list[_Progress] = []
+        """The counts of those workers."""
         self.over = False
+
+    def serving(self) -> int:
+        """How many requests the workers of this run are serving now."""
+        return sum(p.started - p.finished for p in list(self.progress))
 
 
 class _Progress:
     """How many requests one worker began and finished: written by that worker alone,
-    without a lock, and read by the watcher."""
+    without a lock, and read by the watcher and by the pool's `len()`."""
 
     __slots__ = ("finished", "started")
 
@@ -111,6 +118,7 @@ class PoolLoop(ServeLoop):
             selector.register(wake_reader, selectors.EVENT_READ)
             self._listening = False
             run = _Run(selector, wake_reader, poll_interval)
+            self._pool.count_inline_with(run.serving)
             with run.turns:
                 self._start_worker(run)
             try:
@@ -165,6 +173,7 @@ class PoolLoop(ServeLoop):
         me = threading.current_thread()
         progress = _Progress()
         with run.turns:
+            run.progress.append(progress)
             try:
                 while self._lead(run, me, progress):
                     taken = self._receive(run)
@@ -179,6 +188,7 @@ class PoolLoop(ServeLoop):
                     run.leader = None
                     run.leader_progress = None
                 run.workers -= 1
+                run.progress.remove(progress)
 
     def _lead(self, run: _Run, me: threading.Thread, progress: _Progress) -> bool:
         """Wait until `me` may lead; False once the run is over. Holds ``run.turns``."""

@@ -27,6 +27,10 @@ _pool_numbers = itertools.count(1)
 _receiving = threading.local()
 
 
+def _none_inline() -> int:
+    return 0
+
+
 class PoolFullError(ComposervError, RuntimeError):
     """A request was refused because every worker was busy and the queue was full."""
 
@@ -55,6 +59,12 @@ class PoolScheduler:
         self._threads: list[threading.Thread] = []
         self._receivers: list[threading.Thread] = []
         self._name = f"composerv-pool-{next(_pool_numbers)}"
+        self._count_inline: Callable[[], int] = _none_inline
+
+    def count_inline_with(self, counter: Callable[[], int]) -> None:
+        """Let `len()` add the requests that receiving workers serve inline, which the
+        loop running them counts (`PoolLoop`) without a lock per request."""
+        self._count_inline = counter
 
     def start_receiver(self, target: Callable[[], None]) -> None:
         """Start a worker that receives requests itself (for `PoolLoop`); `close` joins it."""
@@ -75,7 +85,7 @@ class PoolScheduler:
 
     def submit(self, work: Work, release_in_parent: Work) -> None:
         if getattr(_receiving, "pool", None) is self:
-            self._run_inline(work)
+            work()  # counted by the receiving loop (see `count_inline_with`)
             return
         with self._lock:
             while self._active >= self._capacity:
@@ -103,14 +113,6 @@ class PoolScheduler:
         if start:
             thread.start()
         self._work.put(work)
-
-    def _run_inline(self, work: Work) -> None:
-        with self._lock:
-            self._active += 1
-        try:
-            work()
-        finally:
-            self._finished()
 
     def _worker(self) -> None:
         while (work := self._work.get()) is not None:
@@ -144,7 +146,8 @@ class PoolScheduler:
 
     def __len__(self) -> int:
         with self._lock:
-            return self._active
+            handed_over = self._active
+        return handed_over + self._count_inline()
 
 
 def _when_full(_instance: object, attribute: attrs.Attribute[str], value: object) -> None:
