@@ -238,7 +238,7 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
             return  # already dropped, e.g. by a failed send just before
         self._connections.remove(connection)
         sock = connection.sock
-        # KeyError/ValueError: the selector is closed or never had it (close() ends both).
+        # KeyError/ValueError: the poller never had it or is closed (close() ends both).
         with contextlib.suppress(KeyError, ValueError):
             self._poller.unregister(sock)
         self._lifecycle.shutdown_request(sock)

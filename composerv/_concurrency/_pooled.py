@@ -119,13 +119,10 @@ class PoolScheduler:
             try:
                 work()
             finally:
-                self._finished()
-
-    def _finished(self) -> None:
-        with self._lock:
-            self._active -= 1
-            if self._waiting_for_room:
-                self._room.notify()
+                with self._lock:
+                    self._active -= 1
+                    if self._waiting_for_room:
+                        self._room.notify()
 
     def service_actions(self) -> None:
         """Workers run until the pool closes; nothing to tidy."""

@@ -152,9 +152,12 @@ class Server(Generic[R]):
             raise RuntimeError("this server's socket is already bound")
         self._cleanup = self.transport.bind(self.socket)
         self.transport.activate(self.socket)
-        if isinstance(self.transport, StreamTransport) and self.transport.nodelay is None:
-            # Linux (and the BSDs) copy it to accepted connections.
-            set_listener_nodelay(self.socket, self.concurrency.nodelay)
+        if isinstance(self.transport, StreamTransport):
+            # Here, not in the transport: left at None, the concurrency decides.
+            nodelay = self.transport.nodelay
+            set_listener_nodelay(
+                self.socket, self.concurrency.nodelay if nodelay is None else nodelay
+            )
         self._timeouts_preset = preset_listener_timeouts(self.socket, self.limits)
 
     @property
@@ -469,7 +472,7 @@ class _CoreLifecycle(Generic[R]):
         except Exception:
             self.handle_error(request, client_address)
         finally:
-            server.transport.close_request(request, at_eof=guard.at_eof)
+            self.shutdown_request(request, at_eof=guard.at_eof)
             RequestGuard.deactivate(token)
             server._untrack(guard)
 
@@ -482,8 +485,8 @@ class _CoreLifecycle(Generic[R]):
     def service_actions(self) -> None:
         self._server._scheduler.service_actions()
 
-    def shutdown_request(self, request: R) -> None:
-        self._server.transport.close_request(request)
+    def shutdown_request(self, request: R, *, at_eof: bool = False) -> None:
+        self._server.transport.close_request(request, at_eof=at_eof)
 
 
 @overload

@@ -123,7 +123,6 @@ class StreamTransport(Transport[socket.socket]):
         decides (see `Concurrency.nodelay`)."""
 
     def activate(self, sock: socket.socket) -> None:
-        set_listener_nodelay(sock, self.nodelay is True)
         sock.listen(self.backlog)
 
     def get_request(self, sock: socket.socket) -> tuple[socket.socket, Address]:
@@ -161,7 +160,8 @@ def half_close(conn: socket.socket) -> None:
 
 
 def set_listener_nodelay(sock: socket.socket, nodelay: bool) -> None:
-    """Give a TCP listener TCP_NODELAY, for the connections that inherit it (Linux)."""
+    """Give a TCP listener TCP_NODELAY, for the connections that inherit it (Linux and
+    the BSDs; elsewhere `StreamTransport.get_request` also sets it per connection)."""
     if nodelay and sock.family in _INET:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 

@@ -15,7 +15,7 @@ import attrs
 
 from .._errors import ConfigurationError
 from .._validate import optional_flag, positive_int
-from ._base import Cleanup, DatagramTransport, StreamTransport, set_listener_nodelay
+from ._base import Cleanup, DatagramTransport, StreamTransport
 from ._inet import DEFAULT_MAX_DATAGRAM_SIZE
 
 __all__ = ["InheritedDatagram", "InheritedStream", "inherited", "systemd_sockets"]
@@ -93,7 +93,6 @@ class InheritedStream(StreamTransport):
         return _nothing_to_clean
 
     def activate(self, sock: socket.socket) -> None:
-        set_listener_nodelay(sock, self.nodelay is True)
         # Keep the backlog the supervisor chose (systemd's Backlog=) if it listened.
         if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
             sock.listen(self.backlog)
