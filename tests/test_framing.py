@@ -112,6 +112,10 @@ def test_a_truncated_last_message_is_an_error_at_end_of_stream(
     check()
 
 
+def _reversed_unless_empty(message: bytes) -> bytes | None:
+    return message[::-1] or None
+
+
 @pytest.mark.parametrize("framing", [entry[0] for entry in FRAMINGS], ids=IDS)
 def test_the_fast_path_agrees_with_feed(framing: StreamFraming) -> None:
     @given(st.binary(max_size=2 * MAX), st.booleans())
@@ -120,17 +124,27 @@ def test_the_fast_path_agrees_with_feed(framing: StreamFraming) -> None:
         if not data:
             return
         buffer = bytearray(data + b"garbage after the received size")
-        fast = framing.decoder().whole(buffer, len(data))
+        called: list[bytes] = []
+
+        def fn(message: bytes) -> bytes | None:
+            called.append(message)
+            return _reversed_unless_empty(message)
+
+        fast = framing.decoder().reply_to_whole(buffer, len(data), fn)
         try:
             slow = framing.decoder().feed(data)
         except MessageTooLargeError:
             slow = []
         if fast is not None:
-            assert slow == [fast]
-        elif len(slow) == 1:
-            # The fast path may decline, but only when feed needs to do more than
-            # return the one message (oversize checks are equivalent).
-            assert framing.encode(slow[0]) != data
+            assert called == slow
+            reply = _reversed_unless_empty(slow[0])
+            assert fast == (b"" if reply is None else framing.encode(reply))
+        else:
+            assert called == []
+            if len(slow) == 1:
+                # The fast path may decline, but only when feed needs to do more
+                # than return the one message (oversize checks are equivalent).
+                assert framing.encode(slow[0]) != data
 
     check()
 
@@ -138,7 +152,7 @@ def test_the_fast_path_agrees_with_feed(framing: StreamFraming) -> None:
 def test_the_fast_path_declines_when_bytes_are_buffered() -> None:
     decoder = lines().decoder()
     assert decoder.feed(b"par") == []
-    assert decoder.whole(bytearray(b"tial\n"), 5) is None
+    assert decoder.reply_to_whole(bytearray(b"tial\n"), 5, _reversed_unless_empty) is None
     assert decoder.feed(b"tial\n") == [b"partial"]
 
 

@@ -260,7 +260,6 @@ class _StreamLoop(_EventedLoop):
     ) -> None:
         super().__init__(lifecycle, handler.fn, recv_size=recv_size, limits=limits)
         self._framing = handler.framing
-        self._encode = handler.framing.encode
 
     def _on_listener(self) -> None:
         for _ in range(BATCH):
@@ -290,14 +289,11 @@ class _StreamLoop(_EventedLoop):
             self._end_of_stream(connection)
             return
         try:
-            message = connection.decoder.whole(buffer, size)
-            if message is None:
+            out = connection.decoder.reply_to_whole(buffer, size, self._fn)
+            if out is None:
                 out = self._decode(connection, size)
             else:
                 connection.since = self._now
-                if (reply := self._fn(message)) is None:
-                    return
-                out = self._encode(reply)
         except Exception:
             logger.exception("error while serving %s", peer_repr(connection.peer))
             self._drop(connection)

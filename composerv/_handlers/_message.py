@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import ClassVar, overload
 
 import attrs
@@ -12,7 +12,7 @@ import attrs
 from .._addresses import Address, peer_repr
 from .._datagram import Datagram
 from .._errors import MessageTooLargeError, TruncatedMessageError
-from .._framing import Datagrams, StreamFraming, lines
+from .._framing import Datagrams, MessageFn, StreamFraming, lines
 from .._log import logger
 from .._transports._base import R
 from .._validate import callable_value, instance_of
@@ -27,8 +27,6 @@ __all__ = [
     "replies",
 ]
 
-MessageFn = Callable[[bytes], "bytes | None"]
-"""One request message in, its reply out (None: no reply)."""
 
 # One receive buffer per blocking connection, reused for every read: 64 KiB fills a
 # loopback segment burst in one call and stays under glibc's mmap threshold.
