@@ -184,9 +184,9 @@ def test_oversized_datagram_is_dropped_and_logged(caplog: pytest.LogCaptureFixtu
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
             client.settimeout(DEADLINE)
             client.sendto(b"x" * 17, server.address)
-            client.sendto(b"small", server.address)
+            client.sendto(b"y" * 16, server.address)  # exactly the limit: accepted
             assert client.recv(16) == b"ok"
-    assert received == [b"small"]
+    assert received == [b"y" * 16]
     assert "longer than max_datagram_size=16" in caplog.text
 
 
