@@ -84,7 +84,7 @@ class Decoder(metaclass=abc.ABCMeta):
         """
 
     @abc.abstractmethod
-    def reply_to_whole(self, buffer: bytearray, size: int, fn: MessageFn) -> bytes | None:
+    def reply_to_whole(self, buffer: memoryview, size: int, fn: MessageFn) -> bytes | None:
         """The fast path: if nothing is buffered and ``buffer[:size]`` is exactly one
         complete message within the limit, the reply `fn` gives it, framed (b"" for
         no reply); else None, without calling `fn` (then call `feed`).
@@ -149,11 +149,12 @@ class _LineDecoder(Decoder):
             raise MessageTooLargeError(len(buffer), limit, messages)
         return messages
 
-    def reply_to_whole(self, buffer: bytearray, size: int, fn: MessageFn) -> bytes | None:
+    def reply_to_whole(self, buffer: memoryview, size: int, fn: MessageFn) -> bytes | None:
         # A newline last and none before it: exactly one whole line. Tested in this
-        # order because bytearray.find with bounds costs more than the copy.
+        # order because bytearray.find with bounds costs more than the copy (and a
+        # memoryview slice's tobytes() less than a bytearray slice's bytes()).
         if buffer[size - 1] == _NEWLINE and size <= self._max_size and not self._buffer:
-            line = bytes(buffer[: size - 1])
+            line = buffer[: size - 1].tobytes()
             if _NEWLINE not in line:
                 reply = fn(line)
                 return b"" if reply is None else reply + b"\n"
@@ -200,7 +201,7 @@ class _PrefixDecoder(Decoder):
         del buffer[:start]
         return messages
 
-    def reply_to_whole(self, buffer: bytearray, size: int, fn: MessageFn) -> bytes | None:
+    def reply_to_whole(self, buffer: memoryview, size: int, fn: MessageFn) -> bytes | None:
         header = self._header
         if (
             not self._buffer
@@ -208,7 +209,7 @@ class _PrefixDecoder(Decoder):
             and int.from_bytes(buffer[:header], "big") == size - header
             and size - header <= self._max_size
         ):
-            reply = fn(bytes(buffer[header:size]))
+            reply = fn(buffer[header:size].tobytes())
             return b"" if reply is None else len(reply).to_bytes(header, "big") + reply
         return None
 

@@ -130,7 +130,7 @@ def test_the_fast_path_agrees_with_feed(framing: StreamFraming) -> None:
             called.append(message)
             return _reversed_unless_empty(message)
 
-        fast = framing.decoder().reply_to_whole(buffer, len(data), fn)
+        fast = framing.decoder().reply_to_whole(memoryview(buffer), len(data), fn)
         try:
             slow = framing.decoder().feed(data)
         except MessageTooLargeError:
@@ -152,7 +152,7 @@ def test_the_fast_path_agrees_with_feed(framing: StreamFraming) -> None:
 def test_the_fast_path_declines_when_bytes_are_buffered() -> None:
     decoder = lines().decoder()
     assert decoder.feed(b"par") == []
-    assert decoder.reply_to_whole(bytearray(b"tial\n"), 5, _reversed_unless_empty) is None
+    assert decoder.reply_to_whole(memoryview(b"tial\n"), 5, _reversed_unless_empty) is None
     assert decoder.feed(b"tial\n") == [b"partial"]
 
 

@@ -289,7 +289,7 @@ class _StreamLoop(_EventedLoop):
             self._end_of_stream(connection)
             return
         try:
-            out = connection.decoder.reply_to_whole(buffer, size, self._fn)
+            out = connection.decoder.reply_to_whole(self._view, size, self._fn)
             if out is None:
                 out = self._decode(connection, size)
             else:
