@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -11,7 +12,20 @@ from typing import Any
 
 import pytest
 
-from composerv import Connection, DrainReport, limits, serve, stream_handler, sync, tcp, threaded
+from composerv import (
+    Connection,
+    Datagram,
+    DrainReport,
+    datagram_handler,
+    limits,
+    pooled,
+    serve,
+    stream_handler,
+    sync,
+    tcp,
+    threaded,
+    udp,
+)
 
 from .reliability import CONCURRENCIES, STREAM_TRANSPORTS, echo_lines, run_clients
 from .support import DEADLINE, connect, recv_exactly, wait_until
@@ -247,3 +261,34 @@ def test_concurrent_drains_both_return_the_report(no_leaks: None) -> None:
     thread.join(DEADLINE)
     assert reports == [DrainReport(finished=0, closed_idle=1, cut=0)] * 2
     server.server_close()
+
+
+@pytest.mark.parametrize("concurrency", [threaded, pooled], ids=["threaded", "pooled"])
+def test_a_drain_waits_for_every_datagram_handler_in_flight(
+    concurrency: Any, no_leaks: None
+) -> None:
+    """Datagrams arrive faster than they are served while the server drains: every
+    handler that started has finished when the drain returns (requests are tracked
+    without a lock, so this is the race the ordering of their stores must win)."""
+    started: list[bytes] = []
+    finished: list[bytes] = []
+
+    def slow(datagram: Datagram) -> None:
+        started.append(datagram.data)
+        time.sleep(0.002)
+        finished.append(datagram.data)
+
+    server = serve(udp(("127.0.0.1", 0)), concurrency(), datagram_handler(slow))
+    thread = start(server)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        for n in range(200):
+            client.sendto(b"%d" % n, server.address)
+        wait_until(lambda: len(started) >= 20, "20 datagrams to be served")
+        report = server.shutdown(drain=5.0)
+        finished_at_return = sorted(finished)
+        started_at_return = sorted(started)
+    thread.join(DEADLINE)
+    assert finished_at_return == started_at_return
+    assert sorted(started) == started_at_return, "a handler started after the drain"
+    assert report.cut == 0
+    assert report.finished >= 1

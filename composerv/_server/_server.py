@@ -112,8 +112,8 @@ class Server(Generic[R]):
         # The requests this process serves right now (in threads or inline), so a
         # drain can close the idle ones and cut the rest; notified as each ends.
         self._guards: set[RequestGuard] = set()
-        # A plain lock on the per-request path (entered in C); the condition on it
-        # is notified only while a drain waits, which is rare.
+        # Taken by a request only while a drain is on (see `_track`); the condition
+        # on it is notified only while a drain waits, which is rare.
         self._guards_lock = threading.Lock()
         self._guards_changed = threading.Condition(self._guards_lock)
         self._idle_waiters = 0
