@@ -157,6 +157,7 @@ class _LineDecoder(Decoder):
             line = buffer[: size - 1].tobytes()
             if _NEWLINE not in line:
                 reply = fn(line)
+                # Framed as Lines.encode does, without the cost of calling it.
                 return b"" if reply is None else reply + b"\n"
         return None
 
@@ -210,6 +211,7 @@ class _PrefixDecoder(Decoder):
             and size - header <= self._max_size
         ):
             reply = fn(buffer[header:size].tobytes())
+            # Framed as LengthPrefixed.encode does, without the cost of calling it.
             return b"" if reply is None else len(reply).to_bytes(header, "big") + reply
         return None
 
