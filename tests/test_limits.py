@@ -135,3 +135,32 @@ def test_at_the_cap_the_loop_does_not_spin(no_leaks: None) -> None:
             release.set()
             wait_until(lambda: len(server._in_flight) == 0, "both connections to be served")
     assert cpu < 0.1, f"the loop used {cpu:.3f}s of CPU in 0.5s at the cap"
+
+
+def test_handle_request_waits_for_a_free_place_at_the_cap(no_leaks: None) -> None:
+    release = threading.Event()
+
+    def hold_then_echo(conn: Connection) -> None:
+        release.wait(DEADLINE)
+        echo_lines(conn)
+
+    server = serve(
+        tcp(("127.0.0.1", 0)),
+        threaded(),
+        stream_handler(hold_then_echo),
+        limits=limits(max_connections=1),
+    )
+    with server, connect(server.address) as first, connect(server.address) as second:
+        server.handle_request(timeout=DEADLINE)  # takes the first: the cap is reached
+        wait_until(lambda: len(server._in_flight) == 1, "the first connection to be held")
+        started = time.monotonic()
+        server.handle_request(timeout=0.3)  # the second must wait in the backlog
+        assert time.monotonic() - started >= 0.3
+        assert len(server._in_flight) == 1, "handle_request went beyond max_connections"
+        release.set()
+        assert _answered(first, b"1\n", DEADLINE)
+        first.close()
+        server.handle_request(timeout=DEADLINE)  # a place is free: takes the second
+        assert _answered(second, b"2\n", DEADLINE)
+        second.close()
+        wait_until(lambda: len(server._in_flight) == 0, "both connections to be served")

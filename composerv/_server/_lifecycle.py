@@ -33,6 +33,10 @@ BATCH = 64
 drain a burst without a poll() per request, few enough that housekeeping, and
 connections already open under an event loop, still get their turn."""
 
+# How often `handle_request` looks for a free place at max_connections: unlike
+# serve_forever it has no wake-up pipe for a request that ends to write to.
+CAPACITY_POLL = 0.01
+
 
 class RequestLifecycle(Protocol[R]):
     """The steps of serving a request, named as in ``socketserver.BaseServer``.
@@ -207,18 +211,25 @@ class ServeLoop:
     def handle_request(self, timeout: float | None) -> None:
         """Wait up to `timeout` seconds (None: forever) for one request and serve it.
 
-        Calls ``handle_timeout`` if none came in time.
+        Calls ``handle_timeout`` if none came in time. At capacity (see
+        `has_capacity`), waits for a request to end before taking the next one, as
+        `serve_forever` does.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        remaining = None if timeout is None else max(0.0, timeout)
         with new_selector() as selector:
             selector.register(self._lifecycle, selectors.EVENT_READ)
             while True:
-                if selector.select(timeout):
+                if not self._accepting():
+                    time.sleep(
+                        CAPACITY_POLL if remaining is None else min(CAPACITY_POLL, remaining)
+                    )
+                elif selector.select(remaining):
                     self.handle_ready()
                     return
                 if deadline is not None:
-                    timeout = deadline - time.monotonic()
-                    if timeout < 0:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
                         self._lifecycle.handle_timeout()
                         return
 
