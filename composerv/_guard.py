@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ._limits import Limits
-from ._transports._base import LISTENER_OPTIONS_INHERITED
+from ._transports._base import INET_FAMILIES, LISTENER_OPTIONS_INHERITED
 
 __all__ = ["NO_LIMITS", "RequestGuard", "current_guard", "preset_listener_timeouts"]
 
@@ -68,7 +68,7 @@ def preset_listener_timeouts(listener: socket.socket, limits: Limits) -> bool:
     if not (
         _KERNEL_TIMEOUTS
         and LISTENER_OPTIONS_INHERITED
-        and listener.family in (socket.AF_INET, socket.AF_INET6)
+        and listener.family in INET_FAMILIES
         and listener.type == socket.SOCK_STREAM
         and _timed(limits)
     ):

@@ -13,6 +13,7 @@ from .._addresses import Address
 from .._datagram import Datagram
 
 __all__ = [
+    "INET_FAMILIES",
     "Cleanup",
     "DatagramTransport",
     "R",
@@ -31,7 +32,8 @@ __all__ = [
 # about ten, each a chance for the GIL to change hands.
 LISTENER_OPTIONS_INHERITED = sys.platform.startswith("linux")
 
-_INET = (socket.AF_INET, socket.AF_INET6)
+INET_FAMILIES = (socket.AF_INET, socket.AF_INET6)
+"""The families of TCP sockets (the ones TCP options apply to)."""
 
 R = TypeVar("R")
 """The request a transport produces: an accepted socket, or a `Datagram`."""
@@ -124,7 +126,7 @@ class StreamTransport(Transport[socket.socket]):
 
     def get_request(self, sock: socket.socket) -> tuple[socket.socket, Address]:
         conn, peer = sock.accept()
-        if self.nodelay and not LISTENER_OPTIONS_INHERITED and conn.family in _INET:
+        if self.nodelay and not LISTENER_OPTIONS_INHERITED and conn.family in INET_FAMILIES:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return conn, peer
 
@@ -158,8 +160,9 @@ def half_close(conn: socket.socket) -> None:
 
 def set_listener_nodelay(sock: socket.socket, nodelay: bool) -> None:
     """Give a TCP listener TCP_NODELAY, for the connections that inherit it (Linux and
-    the BSDs; elsewhere `StreamTransport.get_request` also sets it per connection)."""
-    if nodelay and sock.family in _INET:
+    the BSDs). Off Linux, `StreamTransport.get_request` also sets it per connection,
+    but only when the transport itself says ``nodelay=True``."""
+    if nodelay and sock.family in INET_FAMILIES:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
