@@ -3,15 +3,19 @@
 Drives the shared harness (bench/run.py: a C load generator that checks every
 byte, servers run as subprocesses, interleaved rounds) and adds a composerv echo
 server per concurrency (benchmarks/servers/composerv_echo.py). Run on demand,
-never in CI; it takes 10-30 minutes:
+never in CI; it takes 20-50 minutes:
 
     python benchmarks/run.py --bench /path/to/bench [--rounds 3] [--duration 3] [--quick]
 
-Two passes: loopback TCP and UDP with every server plus RSS with 1000 idle
-connections, then unix sockets for evented() against the raw selectors loop.
-The second pass compares two loops within about 10% of each other while single
-rounds on a shared VM move by 20%, so it runs three times as many rounds
-(``--unix-rounds``); with only three servers that adds a few minutes.
+Three passes. The first runs every server over loopback TCP and UDP, plus RSS with
+1000 idle connections. The other two are close comparisons: pairs of servers within
+about 10% of each other, while single rounds on a shared VM move by 20% and a host
+hiccup can slow every server started in a window of 20 s. In the first pass the
+composerv servers run one after another, so such a window can hit them all and no
+reference. The close passes run only the servers compared, adjacent, for three
+times as many rounds (``--close-rounds``):
+- unix sockets: evented() against the raw selectors loop;
+- loopback TCP: threaded() (byte echo and readline echo) against ThreadingTCPServer.
 Each pass writes its tables to a results directory (printed at the end); the
 ratios are to ThreadingTCPServer (stdlib_threading) and ThreadingUDPServer.
 """
@@ -68,50 +72,61 @@ def server_args(servers: dict[str, tuple[str, str]], option: str, prefix: str) -
     return args
 
 
+# Close comparisons: (transport, scenarios, reference servers, composerv servers).
+CLOSE_PASSES = [
+    ("unix", "pp16,pp128", ["stdlib_threading", "selectors_raw"], ["cv_evented"]),
+    (
+        "tcp",
+        "pp1,pp16,pp128,conn16,bulk",
+        ["stdlib_threading"],
+        ["cv_threaded", "cv_threaded_lines"],
+    ),
+]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bench", required=True, help="the shared bench/ folder (has run.py)")
     parser.add_argument("--rounds", default="3")
     parser.add_argument("--duration", default="5")
     parser.add_argument("--quick", action="store_true", help="one short round: a smoke test")
-    parser.add_argument("--unix-rounds", help="rounds of the unix pass (default: 3x --rounds)")
-    parser.add_argument("--skip-unix", action="store_true")
+    parser.add_argument(
+        "--close-rounds", help="rounds of the close-comparison passes (default: 3x --rounds)"
+    )
+    parser.add_argument("--skip-close", action="store_true")
     args = parser.parse_args()
     harness = [sys.executable, os.path.join(args.bench, "run.py")]
-    common = ["--quick"] if args.quick else ["--rounds", args.rounds, "--duration", args.duration]
-    unix_rounds = args.unix_rounds or str(3 * int(args.rounds))
-    unix_common = common if args.quick else ["--rounds", unix_rounds, "--duration", args.duration]
+
+    def run(rounds: str, *options: str) -> None:
+        timing = ["--quick"] if args.quick else ["--rounds", rounds, "--duration", args.duration]
+        subprocess.run([*harness, *timing, *options], check=True)
+
     tcp_names = REFERENCE_TCP + list(TCP_SERVERS)
     udp_names = REFERENCE_UDP + list(UDP_SERVERS)
-    subprocess.run(
-        [
-            *harness,
-            *common,
-            *server_args(TCP_SERVERS, "--server", ""),
-            *server_args(UDP_SERVERS, "--udp-server", "udp:"),
-            "--only",
-            ",".join(tcp_names + udp_names),
-            "--idle",
-            "1000",
-            "--idle-servers",
-            ",".join(IDLE),
-        ],
-        check=True,
+    run(
+        args.rounds,
+        *server_args(TCP_SERVERS, "--server", ""),
+        *server_args(UDP_SERVERS, "--udp-server", "udp:"),
+        "--only",
+        ",".join(tcp_names + udp_names),
+        "--idle",
+        "1000",
+        "--idle-servers",
+        ",".join(IDLE),
     )
-    if not args.skip_unix:
-        subprocess.run(
-            [
-                *harness,
-                *unix_common,
-                *server_args({"cv_evented": TCP_SERVERS["cv_evented"]}, "--server", ""),
-                "--transport",
-                "unix",
-                "--scenarios",
-                "pp16,pp128",
-                "--only",
-                "stdlib_threading,selectors_raw,cv_evented",
-            ],
-            check=True,
+    if args.skip_close:
+        return
+    close_rounds = args.close_rounds or str(3 * int(args.rounds))
+    for transport, scenarios, references, ours in CLOSE_PASSES:
+        run(
+            close_rounds,
+            *server_args({name: TCP_SERVERS[name] for name in ours}, "--server", ""),
+            "--transport",
+            transport,
+            "--scenarios",
+            scenarios,
+            "--only",
+            ",".join(references + ours),
         )
 
 
