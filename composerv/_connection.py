@@ -21,7 +21,8 @@ class _GuardedSocketIO(io.RawIOBase):
 
     def __init__(self, sock: socket.socket, guard: RequestGuard) -> None:
         self._sock = sock
-        self._receive = guard.receiver_into(sock)
+        self._guard = guard
+        self._recv_into = sock.recv_into
         self.received = 0
         """Bytes received through this object (`SocketReader.recv` bypasses it)."""
 
@@ -29,7 +30,7 @@ class _GuardedSocketIO(io.RawIOBase):
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]  # io's buffer type is wider
-        received = self._receive(buffer, 0)
+        received = self._guard.receive(self._recv_into, buffer, 0)
         self.received += received
         return received
 
