@@ -199,8 +199,8 @@ class RequestGuard:
     def receive(self, call: Callable[[Any], T], argument: Any, eof: T) -> T:
         """``call(argument)`` (a receive on the socket) within this read's deadline;
         `eof` instead when drained while idle. The reader's ``readinto`` calls it
-        straight: through a functools.partial, `threaded()` with 16 busy connections
-        on two cores served 8% fewer lines (13.2k against 14.3k round trips/s)."""
+        straight, with no functools.partial in between (see docs/performance.md,
+        run 8: a partial there made threads wait for the GIL more often)."""
         if self._reading:
             return self._receive_rest(call, argument)
         # Set, then check, without a lock: `_drain_now` sets _draining, then checks
