@@ -31,35 +31,36 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ECHO = os.path.join(HERE, "servers", "composerv_echo.py")
+from run import composerv_command  # run.py, beside this script
+
 SERVER_CPU, LOADGEN_CPU = "1", "0"
 TICK = os.sysconf("SC_CLK_TCK")
 READY_TIMEOUT = 10.0
 
 # case -> {name: command}; {py} is this Python, {bench} the shared bench folder,
-# {addr} the address. The first server of a case is the reference for ratios.
+# {addr} the address. The first server of a case is the reference for ratios; the
+# composerv servers are run.py's, under the same names.
 CASES: dict[str, dict[str, str]] = {
     "unix-pingpong": {
         "selectors_raw": "{py} {bench}/servers/selectors_raw.py {addr}",
-        "cv_evented": f"{{py}} {ECHO} evented lines {{addr}}",
+        "cv_evented": composerv_command("cv_evented"),
     },
     "pingpong": {
         "stdlib_threading": "{py} {bench}/servers/stdlib_tcp_threading.py {addr}",
-        "cv_threaded_lines": f"{{py}} {ECHO} threaded readline {{addr}}",
-        "cv_threaded": f"{{py}} {ECHO} threaded stream {{addr}}",
-        "cv_evented": f"{{py}} {ECHO} evented lines {{addr}}",
+        "cv_threaded_lines": composerv_command("cv_threaded_lines"),
+        "cv_threaded": composerv_command("cv_threaded"),
+        "cv_evented": composerv_command("cv_evented"),
     },
     "connect": {
         "stdlib_threading": "{py} {bench}/servers/stdlib_tcp_threading.py {addr}",
-        "cv_threaded": f"{{py}} {ECHO} threaded stream {{addr}}",
-        "cv_pooled": f"{{py}} {ECHO} pooled:128 stream {{addr}}",
+        "cv_threaded": composerv_command("cv_threaded"),
+        "cv_pooled": composerv_command("cv_pooled"),
     },
     "udp": {
         "stdlib_udp_threading": "{py} {bench}/servers/stdlib_udp_threading.py {addr}",
         "stdlib_udp_sync": "{py} {bench}/servers/stdlib_udp_sync.py {addr}",
-        "cv_udp_sync": f"{{py}} {ECHO} sync stream udp:{{addr}}",
-        "cv_udp_pooled": f"{{py}} {ECHO} pooled stream udp:{{addr}}",
+        "cv_udp_sync": composerv_command("cv_udp_sync"),
+        "cv_udp_pooled": composerv_command("cv_udp_pooled"),
     },
 }
 CASES["unix-connect"] = CASES["connect"]

@@ -64,10 +64,19 @@ REFERENCE_UDP = ["stdlib_udp_sync", "stdlib_udp_threading", "asyncio_udp", "raw_
 IDLE = ["stdlib_threading", "asyncio_protocol", "selectors_raw", "cv_threaded", "cv_evented"]
 
 
-def server_args(servers: dict[str, tuple[str, str]], option: str, prefix: str) -> list[str]:
+def composerv_command(name: str) -> str:
+    """The command that starts the composerv server `name` ({py} and {addr} to fill)."""
+    if name in UDP_SERVERS:
+        concurrency, handler = UDP_SERVERS[name]
+        return f"{{py}} {ECHO} {concurrency} {handler} udp:{{addr}}"
+    concurrency, handler = TCP_SERVERS[name]
+    return f"{{py}} {ECHO} {concurrency} {handler} {{addr}}"
+
+
+def server_args(servers: dict[str, tuple[str, str]], option: str) -> list[str]:
     args: list[str] = []
-    for name, (concurrency, handler) in servers.items():
-        args += [option, f"{name}={{py}} {ECHO} {concurrency} {handler} {prefix}{{addr}}"]
+    for name, (_, handler) in servers.items():
+        args += [option, f"{name}={composerv_command(name)}"]
         args += ["--echo", f"{name}={ECHO_KIND[handler]}"]
     return args
 
@@ -105,8 +114,8 @@ def main() -> None:
     udp_names = REFERENCE_UDP + list(UDP_SERVERS)
     run(
         args.rounds,
-        *server_args(TCP_SERVERS, "--server", ""),
-        *server_args(UDP_SERVERS, "--udp-server", "udp:"),
+        *server_args(TCP_SERVERS, "--server"),
+        *server_args(UDP_SERVERS, "--udp-server"),
         "--only",
         ",".join(tcp_names + udp_names),
         "--idle",
@@ -120,7 +129,7 @@ def main() -> None:
     for transport, scenarios, references, ours in CLOSE_PASSES:
         run(
             close_rounds,
-            *server_args({name: TCP_SERVERS[name] for name in ours}, "--server", ""),
+            *server_args({name: TCP_SERVERS[name] for name in ours}, "--server"),
             "--transport",
             transport,
             "--scenarios",
