@@ -19,17 +19,23 @@ DEFAULT_RECV_SIZE = 65536
 class _GuardedSocketIO(io.RawIOBase):
     """The raw byte stream under `SocketReader`: receives through the request's guard."""
 
-    def __init__(self, sock: socket.socket, guard: RequestGuard) -> None:
+    def __init__(self, sock: socket.socket, guard: RequestGuard, leftover: bytes) -> None:
         self._sock = sock
         self._guard = guard
         self._recv_into = sock.recv_into
-        self.received = 0
-        """Bytes received through this object (`SocketReader.recv` bypasses it)."""
+        self._leftover = leftover
+        self.received = len(leftover)
+        """Bytes received for the buffer, `leftover` included (`SocketReader.recv` bypasses it)."""
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]  # io's buffer type is wider
+        if self._leftover:
+            count = min(len(self._leftover), len(buffer))
+            buffer[:count] = self._leftover[:count]
+            self._leftover = self._leftover[count:]
+            return count
         received = self._guard.receive(self._recv_into, buffer, 0)
         self.received += received
         return received
@@ -46,12 +52,13 @@ class SocketReader(io.BufferedReader):
 
     Each read waits up to ``idle_timeout`` for its first byte and must finish
     within ``read_timeout`` of it (see `limits`); when the server drains, a read
-    that would wait for a new request sees end of stream instead.
+    that would wait for a new request sees end of stream instead. `leftover`:
+    bytes the connection received before this reader was made, read first.
     """
 
-    def __init__(self, sock: socket.socket, guard: RequestGuard) -> None:
+    def __init__(self, sock: socket.socket, guard: RequestGuard, leftover: bytes = b"") -> None:
         self._sock = sock
-        self._raw = _GuardedSocketIO(sock, guard)
+        self._raw = _GuardedSocketIO(sock, guard, leftover)
         super().__init__(self._raw)
         self._guard = guard
         # Counted here rather than asked of tell(), which costs two calls per read:
@@ -123,19 +130,30 @@ class SocketWriter(io.BufferedIOBase):
         return self._sock.fileno()
 
 
+def _line_end(data: bytes | bytearray, start: int, searched: int, limit: int) -> int:
+    """Where the line that starts at `start` in `data` ends: after its newline (found
+    at or past `searched`) or `limit` bytes on if `limit` is not negative; 0 while it
+    is incomplete. `limit` must not be 0."""
+    end = data.find(b"\n", searched) + 1
+    if limit > 0 and (end > start + limit or (not end and len(data) - start >= limit)):
+        return start + limit
+    return end
+
+
 class Connection:
     """A connected stream socket with blocking reads and writes.
 
     Reading: `recv` returns what has arrived (``b""`` at end of stream), `readline`
-    one line, and `rfile` is a buffered binary file; all three share one buffer, so
-    they can be mixed. Writing: `send_all` or `wfile`, both unbuffered.
+    one line, and `rfile` is a buffered binary file; bytes that one of them received
+    and did not return go to the next read, whichever it is, so they can be mixed.
+    Writing: `send_all` or `wfile`, both unbuffered.
 
     Inside a server, reads and writes keep the server's `limits` (a timeout
     raises `TimeoutError`, which ends the request and is logged without a
     traceback); made by hand, a connection has no limits.
     """
 
-    __slots__ = ("_guard", "_reader", "_writer", "peer", "socket")
+    __slots__ = ("_guard", "_pending", "_pending_start", "_reader", "_writer", "peer", "socket")
 
     def __init__(self, sock: socket.socket, peer: Address) -> None:
         self.socket = sock
@@ -150,6 +168,11 @@ class Connection:
         # The files are made on first use: the two cost about 8 us, more than a
         # short connection's whole exchange through recv and send_all.
         self._reader: SocketReader | None = None
+        # Bytes received but not read yet: _pending[_pending_start:]. An offset rather
+        # than a fresh slice per line, so that a receive full of short lines costs
+        # time in proportion to its size, not to its size times its line count.
+        self._pending = b""
+        self._pending_start = 0
         self._writer: SocketWriter | None = None
 
     @property
@@ -158,7 +181,8 @@ class Connection:
         return self._reader if self._reader is not None else self._open_reader()
 
     def _open_reader(self) -> SocketReader:
-        self._reader = SocketReader(self.socket, self._guard)
+        leftover = self._take_pending(len(self._pending))
+        self._reader = SocketReader(self.socket, self._guard, leftover)
         return self._reader
 
     @property
@@ -170,14 +194,61 @@ class Connection:
 
     def recv(self, max_bytes: int = DEFAULT_RECV_SIZE) -> bytes:
         """Up to `max_bytes` of what has arrived, waiting for at least one byte; ``b""`` at EOF."""
-        if self._reader is None:
-            return self._guard.recv(self.socket, max_bytes)
-        return self._reader.recv(max_bytes)
+        if self._reader is not None:
+            return self._reader.recv(max_bytes)
+        if self._pending:
+            return self._take_pending(min(self._pending_start + max_bytes, len(self._pending)))
+        return self._guard.recv(self.socket, max_bytes)
 
     def readline(self, limit: int = -1) -> bytes:
         """One line including its ``b"\\n"`` (or what is left at EOF), at most `limit` bytes."""
-        reader = self._reader if self._reader is not None else self._open_reader()
-        return reader.readline(limit)
+        # Until `rfile` is opened, lines are cut here from what `recv` returns. Through
+        # the BufferedReader, its Python layers per line made 16 threads on 2 cores
+        # wait for the GIL more often: 0.88x ThreadingTCPServer (docs/performance.md).
+        if self._reader is not None:
+            return self._reader.readline(limit)
+        if self._pending or limit >= 0:
+            return self._gather_line(limit)
+        data = self._guard.recv(self.socket, DEFAULT_RECV_SIZE)
+        if data.find(b"\n") + 1 == len(data):
+            return data  # the common case: one whole line per receive (or b"" at EOF)
+        self._pending = data
+        return self._gather_line(limit)
+
+    def _gather_line(self, limit: int) -> bytes:
+        """`readline` for a line that starts in bytes received before, spans receives,
+        or has a limit."""
+        if limit == 0:
+            return b""
+        start = self._pending_start
+        end = _line_end(self._pending, start, start, limit)
+        if end:
+            return self._take_pending(end)
+        line = bytearray(self._take_pending(len(self._pending)))
+        guard = self._guard
+        # Bytes of this line already arrived, so it is not idle: its read clock runs.
+        guard.begin_read(bool(line))
+        while data := guard.receive(self.socket.recv, DEFAULT_RECV_SIZE, b""):
+            searched = len(line)
+            line += data
+            end = _line_end(line, 0, searched, limit)
+            if end:
+                # The line was incomplete before this receive, so it ends in `data`.
+                self._pending = data
+                self._take_pending(end - searched)
+                return bytes(line[:end])
+        return bytes(line)
+
+    def _take_pending(self, end: int) -> bytes:
+        """The pending bytes up to offset `end` of `_pending`, consumed."""
+        pending = self._pending
+        taken = pending[self._pending_start : end]
+        if end < len(pending):
+            self._pending_start = end
+        else:
+            self._pending = b""
+            self._pending_start = 0
+        return taken
 
     def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Send all of `data`, waiting while the peer is slow to read (up to ``write_timeout``)."""
