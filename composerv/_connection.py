@@ -130,11 +130,10 @@ class SocketWriter(io.BufferedIOBase):
         return self._sock.fileno()
 
 
-def _line_end(data: bytes | bytearray, start: int, searched: int, limit: int) -> int:
-    """Where the line that starts at `start` in `data` ends: after its newline (found
-    at or past `searched`) or `limit` bytes on if `limit` is not negative; 0 while it
-    is incomplete. `limit` must not be 0."""
-    end = data.find(b"\n", searched) + 1
+def _line_end(data: bytes, start: int, limit: int) -> int:
+    """Where the line that starts at `start` in `data` ends: after its newline, or
+    `limit` bytes on if `limit` is positive; 0 while it is incomplete."""
+    end = data.find(b"\n", start) + 1
     if limit > 0 and (end > start + limit or (not end and len(data) - start >= limit)):
         return start + limit
     return end
@@ -221,23 +220,25 @@ class Connection:
         if limit == 0:
             return b""
         start = self._pending_start
-        end = _line_end(self._pending, start, start, limit)
+        end = _line_end(self._pending, start, limit)
         if end:
             return self._take_pending(end)
-        line = bytearray(self._take_pending(len(self._pending)))
+        parts = [self._take_pending(len(self._pending))]
+        size = len(parts[0])
         guard = self._guard
         # Bytes of this line already arrived, so it is not idle: its read clock runs.
-        guard.begin_read(bool(line))
+        guard.begin_read(size > 0)
         while data := guard.receive(self.socket.recv, DEFAULT_RECV_SIZE, b""):
-            searched = len(line)
-            line += data
-            end = _line_end(line, 0, searched, limit)
+            # Searched on its own, so that a long receive completing a short line
+            # is not copied whole; what is left past the line stays pending.
+            end = _line_end(data, 0, limit - size if limit > 0 else limit)
             if end:
-                # The line was incomplete before this receive, so it ends in `data`.
                 self._pending = data
-                self._take_pending(end - searched)
-                return bytes(line[:end])
-        return bytes(line)
+                parts.append(self._take_pending(end))
+                return b"".join(parts)
+            parts.append(data)
+            size += len(data)
+        return b"".join(parts)
 
     def _take_pending(self, end: int) -> bytes:
         """The pending bytes up to offset `end` of `_pending`, consumed."""

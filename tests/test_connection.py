@@ -104,6 +104,12 @@ def test_readline_stops_at_its_limit_and_goes_on_from_there() -> None:
         assert conn.readline(0) == b""
 
 
+def test_a_limit_counts_the_bytes_of_every_receive_the_line_spans() -> None:
+    with fed_connection([b"ab", b"cd", b"efg\n"], pause=0.1) as conn:
+        assert conn.readline(5) == b"abcde"
+        assert conn.readline() == b"fg\n"
+
+
 def test_bytes_readline_received_past_the_line_go_to_rfile_and_recv() -> None:
     with fed_connection([b"head\nbody part\nmore"]) as conn:
         assert conn.readline() == b"head\n"
