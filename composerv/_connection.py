@@ -226,7 +226,8 @@ class Connection:
         parts = [self._take_pending(len(self._pending))]
         size = len(parts[0])
         guard = self._guard
-        # Bytes of this line already arrived, so it is not idle: its read clock runs.
+        # With bytes of this line already here the connection is not idle: a drain
+        # waits for the line, and the read clock bounds it.
         guard.begin_read(size > 0)
         while data := guard.receive(self.socket.recv, DEFAULT_RECV_SIZE, b""):
             # Searched on its own, so that a long receive completing a short line
