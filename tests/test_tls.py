@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import logging
 import shutil
 import signal
 import ssl
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,8 @@ from composerv import (
     TLS,
     ConfigurationError,
     Connection,
+    async_stream_handler,
+    asyncio_loop,
     evented,
     message_handler,
     serve,
@@ -74,10 +79,31 @@ def _tls_echo(address: object, context: ssl.SSLContext, server_hostname: str | N
         assert recv_exactly(client, 7) == b"secret\n"
 
 
+async def _async_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while line := await reader.readline():
+        writer.write(line)
+        await writer.drain()
+
+
+# A concurrency and an echo handler for it: blocking handshakes in threads, or
+# asyncio's own on the event loop.
+ECHO_SERVERS: dict[str, Callable[[], tuple[Any, Any]]] = {
+    "threaded": lambda: (threaded(), stream_handler(_echo)),
+    "asyncio": lambda: (asyncio_loop(), async_stream_handler(_async_echo)),
+}
+if importlib.util.find_spec("uvloop") is not None:
+    ECHO_SERVERS["uvloop"] = lambda: (asyncio_loop(uvloop=True), async_stream_handler(_async_echo))
+
+
+@pytest.fixture(params=list(ECHO_SERVERS.values()), ids=list(ECHO_SERVERS))
+def echo_server(request: pytest.FixtureRequest) -> tuple[Any, Any]:
+    return request.param()  # type: ignore[no-any-return]
+
+
 @pytest.fixture
-def tls_server(server_context: ssl.SSLContext) -> Iterator[object]:
+def tls_server(server_context: ssl.SSLContext, echo_server: tuple[Any, Any]) -> Iterator[object]:
     transport = tls(tcp(("127.0.0.1", 0)), server_context, handshake_timeout=DEADLINE)
-    with serving(serve(transport, threaded(), stream_handler(_echo))) as server:
+    with serving(serve(transport, *echo_server)) as server:
         yield server
 
 
@@ -119,15 +145,20 @@ def test_stalled_and_failed_handshakes_affect_no_other_client(
 
 
 def test_handshake_timeout(
-    server_context: ssl.SSLContext, caplog: pytest.LogCaptureFixture
+    server_context: ssl.SSLContext, echo_server: tuple[Any, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     transport = tls(tcp(("127.0.0.1", 0)), server_context, handshake_timeout=0.2)
     with (
-        serving(serve(transport, threaded(), stream_handler(_echo))) as server,
+        serving(serve(transport, *echo_server)) as server,
         connect(server.address) as stalled,
     ):
+        started = time.monotonic()
         assert stalled.recv(16) == b""
-    assert any("timed out" in r.getMessage() for r in caplog.records)
+        assert time.monotonic() - started < DEADLINE / 2
+        wait_until(
+            lambda: any("TLS handshake with" in r.getMessage() for r in caplog.records),
+            "the timed-out handshake to be logged",
+        )
 
 
 def test_cli_serves_tls(certificate: tuple[Path, Path], client_context: ssl.SSLContext) -> None:
@@ -168,6 +199,39 @@ def test_the_server_ends_the_stream_with_close_notify(
         assert recv_exactly(client, 4) == b"bye\n"
         # Without close_notify this raises SSLEOFError (a ragged EOF).
         assert client.recv(16) == b""
+
+
+def test_asyncio_loop_ends_the_stream_with_close_notify(
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    async def bye(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"bye\n")
+        await writer.drain()
+
+    transport = tls(tcp(("127.0.0.1", 0)), server_context)
+    server = serve(transport, asyncio_loop(), async_stream_handler(bye))
+    with (
+        serving(server),
+        client_context.wrap_socket(
+            connect(server.address), server_hostname="127.0.0.1", suppress_ragged_eofs=False
+        ) as client,
+    ):
+        assert recv_exactly(client, 4) == b"bye\n"
+        assert client.recv(16) == b""
+
+
+@pytest.mark.parametrize("concurrency", [threaded(), workers(2, threaded())])
+def test_async_handlers_over_tls_need_asyncio_loop(
+    server_context: ssl.SSLContext, concurrency: Any
+) -> None:
+    """A blocking concurrency's handshake makes an ssl.SSLSocket, which asyncio refuses:
+    a clear error up front, not a traceback per connection."""
+    with pytest.raises(ConfigurationError, match=r"use asyncio_loop\(\)"):
+        serve(
+            tls(tcp(("127.0.0.1", 0)), server_context),
+            concurrency,
+            async_stream_handler(_async_echo),
+        )
 
 
 @pytest.mark.parametrize(

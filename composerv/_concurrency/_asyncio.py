@@ -19,6 +19,8 @@ from .._handlers._base import Handler
 from .._limits import DrainReport, Limits
 from .._log import logger
 from .._server._lifecycle import RequestLifecycle, ServeLoop, drain, take_request
+from .._transports._base import Transport
+from .._transports._tls import TLS
 from .._validate import flag
 from ._base import EventLoop, EventLoopConcurrency, Work
 
@@ -40,6 +42,8 @@ class AsyncioServeLoop(ServeLoop):
     calls to `serve_forever`; `close` cancels those still running. Of the limits,
     it keeps ``max_connections`` and the drain; timeouts are the coroutine's own
     business (``asyncio.timeout``), since only it knows where its requests begin.
+    Over `tls`, each connection's task runs its handshake first, without blocking
+    the loop; a failed one is logged in one line and closes that connection only.
     """
 
     def __init__(
@@ -49,9 +53,11 @@ class AsyncioServeLoop(ServeLoop):
         *,
         use_uvloop: bool,
         limits: Limits,
+        tls: TLS | None,
     ) -> None:
         super().__init__(lifecycle)
         self._handler = handler
+        self._tls = tls
         self._max_connections = limits.max_connections
         self._loop = _new_event_loop(use_uvloop)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -164,7 +170,7 @@ class AsyncioServeLoop(ServeLoop):
 
     async def _serve(self, sock: socket.socket, peer: Address) -> None:
         try:
-            await serve_with_streams(self._handler, sock)
+            await serve_with_streams(self._handler, sock, peer, self._tls)
         except ConnectionError as error:
             # A peer that resets or goes away is routine for a server, not a bug.
             logger.debug("connection from %s failed: %s", peer_repr(peer), error)
@@ -190,6 +196,11 @@ class AsyncioLoop(EventLoopConcurrency):
                 "pip install uvloop, or use asyncio_loop()"
             )
 
+    def check_transport(self, transport: Transport[Any]) -> None:
+        """Over `tls` asyncio runs the handshakes itself, without blocking the loop."""
+        if not isinstance(transport, TLS):
+            super().check_transport(transport)
+
     def check_handler(self, handler: Handler[Any]) -> None:
         if not isinstance(handler, AsyncStreamHandler):
             raise HandlerMismatchError(
@@ -198,11 +209,21 @@ class AsyncioLoop(EventLoopConcurrency):
             )
 
     def event_loop(
-        self, lifecycle: RequestLifecycle[Any], handler: Handler[Any], limits: Limits
+        self,
+        lifecycle: RequestLifecycle[Any],
+        handler: Handler[Any],
+        limits: Limits,
+        transport: Transport[Any],
     ) -> EventLoop:
         self.check_handler(handler)
         assert isinstance(handler, AsyncStreamHandler)
-        return AsyncioServeLoop(lifecycle, handler, use_uvloop=self.uvloop, limits=limits)
+        return AsyncioServeLoop(
+            lifecycle,
+            handler,
+            use_uvloop=self.uvloop,
+            limits=limits,
+            tls=transport if isinstance(transport, TLS) else None,
+        )
 
 
 def asyncio_loop(*, uvloop: bool = False) -> AsyncioLoop:
@@ -210,6 +231,7 @@ def asyncio_loop(*, uvloop: bool = False) -> AsyncioLoop:
 
     For handlers written as coroutines (`async_stream_handler`). ``uvloop=True``
     uses uvloop's faster loop; it is imported only then, and a clear
-    `ConfigurationError` says so if it is missing.
+    `ConfigurationError` says so if it is missing. Over `tls` asyncio runs each
+    connection's handshake on the loop, without blocking it.
     """
     return AsyncioLoop(uvloop=uvloop)

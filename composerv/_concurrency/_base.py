@@ -146,11 +146,13 @@ class Concurrency(metaclass=abc.ABCMeta):
         handler: Handler[Any],
         limits: Limits,
         has_capacity: Callable[[], bool] | None,
+        transport: Transport[Any],
     ) -> Built:
         """The loop and the scheduler of one server: the loop takes requests through
         `lifecycle` (asking `has_capacity` whether to take more now) and serves them
-        with `handler` on the scheduler, keeping `limits`. Made in the process that
-        serves (after the fork, under `workers`).
+        with `handler` on the scheduler, keeping `limits`; `transport` is the one
+        that `check_transport` accepted. Made in the process that serves (after the
+        fork, under `workers`).
 
         ``lifecycle.get_request`` never waits: with no request ready it raises
         `BlockingIOError`, so a loop may take several per wake-up."""
@@ -183,6 +185,7 @@ class BlockingConcurrency(Concurrency):
         handler: Handler[Any],
         limits: Limits,
         has_capacity: Callable[[], bool] | None,
+        transport: Transport[Any],
     ) -> Built:
         """A `ServeLoop` in one thread feeding `scheduler()`."""
         from .._server._lifecycle import ServeLoop
@@ -214,11 +217,15 @@ class EventLoopConcurrency(Concurrency):
 
     @abc.abstractmethod
     def event_loop(
-        self, lifecycle: RequestLifecycle[Any], handler: Handler[Any], limits: Limits
+        self,
+        lifecycle: RequestLifecycle[Any],
+        handler: Handler[Any],
+        limits: Limits,
+        transport: Transport[Any],
     ) -> EventLoop:
         """A new loop for one server: it takes requests through `lifecycle` (accepting,
         verifying, logging errors, closing), serves them with `handler`, and keeps
-        `limits`."""
+        `limits`; `transport` is the one that `check_transport` accepted."""
 
     def build(
         self,
@@ -226,6 +233,7 @@ class EventLoopConcurrency(Concurrency):
         handler: Handler[Any],
         limits: Limits,
         has_capacity: Callable[[], bool] | None,
+        transport: Transport[Any],
     ) -> Built:
-        loop = self.event_loop(lifecycle, handler, limits)
+        loop = self.event_loop(lifecycle, handler, limits, transport)
         return Built(loop, loop, loop)

@@ -32,6 +32,7 @@ from .._handlers._message import (
 from .._limits import DrainReport, Limits
 from .._log import logger
 from .._server._lifecycle import BATCH, RequestLifecycle, ServeLoop, drain, take_request
+from .._transports._base import Transport
 from .._validate import positive_int
 from ._base import EventLoop, EventLoopConcurrency, Work
 from ._poller import new_poller
@@ -398,7 +399,11 @@ class Evented(EventLoopConcurrency):
             )
 
     def event_loop(
-        self, lifecycle: RequestLifecycle[Any], handler: Handler[Any], limits: Limits
+        self,
+        lifecycle: RequestLifecycle[Any],
+        handler: Handler[Any],
+        limits: Limits,
+        transport: Transport[Any],
     ) -> EventLoop:
         self.check_handler(handler)
         if isinstance(handler, StreamMessageHandler):

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .._handlers._base import Handler
     from .._limits import Limits
     from .._server._lifecycle import RequestLifecycle
+    from .._transports._base import Transport
 
 __all__ = ["PoolFullError", "PoolScheduler", "Pooled", "pooled"]
 
@@ -174,13 +175,14 @@ class Pooled(BlockingConcurrency):
         handler: Handler[Any],
         limits: Limits,
         has_capacity: Callable[[], bool] | None,
+        transport: Transport[Any],
     ) -> Built:
         if handler.kind != "datagram" or self.when_full == "reject":
             # A connection holds its worker until it closes, so a hand-off per
             # connection is cheap next to it (and measured 10% faster than passing
             # the receiving role on); only a loop that receives on behalf of the
             # workers can refuse requests.
-            return super().build(lifecycle, handler, limits, has_capacity)
+            return super().build(lifecycle, handler, limits, has_capacity, transport)
         from ._pool_loop import PoolLoop
 
         pool = self.scheduler()

@@ -419,13 +419,14 @@ class Workers(Concurrency, Generic[C_co]):
         handler: Handler[Any],
         limits: Limits,
         has_capacity: Callable[[], bool] | None,
+        transport: Transport[Any],
     ) -> Built:
         from .._server._lifecycle import ServeLoop
 
         pool = WorkerPool(
             count=self.count,
             build=functools.partial(
-                self.concurrency.build, lifecycle, handler, limits, has_capacity
+                self.concurrency.build, lifecycle, handler, limits, has_capacity, transport
             ),
             drain_timeout=limits.drain_timeout,
             stop_timeout=self.stop_timeout,

@@ -11,6 +11,7 @@ from typing import ClassVar
 import attrs
 
 from .._addresses import Address
+from .._transports._tls import TLS, log_failed_handshake
 from .._validate import callable_value, positive_int
 from ._base import Handler
 
@@ -23,16 +24,40 @@ AsyncStreamFn = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable
 """``async def fn(reader, writer)``, as for `asyncio.start_server`."""
 
 
-async def serve_with_streams(handler: AsyncStreamHandler, sock: socket.socket) -> None:
+# asyncio has no "never" for a handshake timeout: a year stands for it.
+_NO_HANDSHAKE_TIMEOUT = 365 * 86400.0
+
+
+async def serve_with_streams(
+    handler: AsyncStreamHandler, sock: socket.socket, peer: Address, tls: TLS | None = None
+) -> None:
     """Run the handler's function on asyncio streams over the connected `sock`, then
-    close the streams.
+    close the streams. Over `tls`, asyncio first runs the server side of the
+    handshake, within the transport's ``handshake_timeout``; a failed one is logged
+    (see `log_failed_handshake`) and the handler does not run.
 
     Must run on the event loop that is to own `sock`.
     """
-    fn = handler.fn
-    reader, writer = await asyncio.open_connection(sock=sock, limit=handler.limit)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=handler.limit, loop=loop)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    if tls is None:
+        transport, _ = await loop.connect_accepted_socket(lambda: protocol, sock)
+    else:
+        timeout = tls.handshake_timeout
+        try:
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: protocol,
+                sock,
+                ssl=tls.context,
+                ssl_handshake_timeout=_NO_HANDSHAKE_TIMEOUT if timeout is None else timeout,
+            )
+        except OSError as error:  # ssl.SSLError, a timeout, a reset: all OSErrors
+            log_failed_handshake(peer, error)
+            return
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     try:
-        await fn(reader, writer)
+        await handler.fn(reader, writer)
     finally:
         writer.close()
         # OSError: the peer may be gone already; the stream is closed either way.
@@ -54,7 +79,7 @@ class AsyncStreamHandler(Handler[socket.socket]):
 
     def handle(self, request: socket.socket, peer: Address) -> None:
         """Under a blocking concurrency, serve the connection on an event loop of its own."""
-        asyncio.run(serve_with_streams(self, request))
+        asyncio.run(serve_with_streams(self, request, peer))
 
 
 def async_stream_handler(fn: AsyncStreamFn, *, limit: int = DEFAULT_LIMIT) -> AsyncStreamHandler:

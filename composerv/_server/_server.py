@@ -23,8 +23,9 @@ from .._concurrency._base import (
 from .._concurrency._forking import in_request_child
 from .._concurrency._workers import Supervisor, Workers
 from .._datagram import Datagram
-from .._errors import HandlerMismatchError
+from .._errors import ConfigurationError, HandlerMismatchError
 from .._guard import RequestGuard, current_guard, preset_listener_timeouts
+from .._handlers._async import AsyncStreamHandler
 from .._handlers._base import Handler
 from .._limits import DrainReport, Limits
 from .._log import logger
@@ -131,6 +132,7 @@ class Server(Generic[R]):
             handler,
             self.limits,
             None if self.limits.max_connections is None else self._has_capacity,
+            transport,
         )
         # Checked once: an isinstance against a Protocol costs tens of
         # microseconds, and the capacity check runs on every request.
@@ -582,7 +584,26 @@ def serve(
         )
     concurrency.check_handler(handler)
     concurrency.check_transport(transport)
+    _check_coroutines_get_plain_sockets(transport, concurrency, handler)
     return Server(transport, concurrency, handler, limits)
+
+
+def _check_coroutines_get_plain_sockets(
+    transport: Transport[Any], concurrency: Concurrency, handler: Handler[Any]
+) -> None:
+    """asyncio's streams take a plain socket, not an ``ssl.SSLSocket``: a blocking
+    concurrency would hand an async handler the socket of its own handshake."""
+    serving = concurrency.concurrency if isinstance(concurrency, Workers) else concurrency
+    if (
+        isinstance(handler, AsyncStreamHandler)
+        and transport.prepares_requests
+        and isinstance(serving, BlockingConcurrency)
+    ):
+        raise ConfigurationError(
+            f"async_stream_handler cannot serve {transport!r} under {concurrency!r}, "
+            "whose per-connection setup (a TLS handshake) hands it a socket that asyncio "
+            "cannot take: use asyncio_loop(), which runs the handshakes itself"
+        )
 
 
 def _waits_on_close(scheduler: object) -> bool:

@@ -21,7 +21,7 @@ from .._log import logger
 from .._validate import optional_positive_number
 from ._base import Cleanup, StreamTransport, close_connection
 
-__all__ = ["TLS", "tls"]
+__all__ = ["TLS", "log_failed_handshake", "tls"]
 
 # A handshake takes a round trip or two; a client that has not finished in this
 # long is stalled or hostile, and holds a worker until then.
@@ -101,7 +101,7 @@ class TLS(StreamTransport):
             tls_socket.do_handshake()
             tls_socket.settimeout(timeout)
         except OSError as exc:  # ssl.SSLError, a timeout, a reset: all OSErrors
-            logger.warning("TLS handshake with %s failed: %s", peer_repr(peer), exc)
+            log_failed_handshake(peer, exc)
             close_connection(tls_socket)
             return None
         return tls_socket
@@ -119,6 +119,12 @@ class TLS(StreamTransport):
 
     def close_request_copy(self, request: socket.socket) -> None:
         self.transport.close_request_copy(request)
+
+
+def log_failed_handshake(peer: Address, error: OSError) -> None:
+    """Log a failed handshake as routine for a server: one line naming the peer, no
+    traceback."""
+    logger.warning("TLS handshake with %s failed: %s", peer_repr(peer), error)
 
 
 def tls(
