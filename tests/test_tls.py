@@ -185,11 +185,26 @@ def test_validation(server_context: ssl.SSLContext) -> None:
     assert "SSLContext" not in repr(tls(tcp(("127.0.0.1", 0)), server_context))
 
 
+async def _async_bye(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"bye\n")
+    await writer.drain()
+
+
+# A concurrency and a handler that sends b"bye\n" and returns.
+BYE_SERVERS: dict[str, Callable[[], tuple[Any, Any]]] = {
+    "threaded": lambda: (threaded(), stream_handler(lambda c: c.send_all(b"bye\n"))),
+    "asyncio": lambda: (asyncio_loop(), async_stream_handler(_async_bye)),
+}
+
+
+@pytest.mark.parametrize("bye_server", BYE_SERVERS.values(), ids=BYE_SERVERS.keys())
 def test_the_server_ends_the_stream_with_close_notify(
-    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+    server_context: ssl.SSLContext,
+    client_context: ssl.SSLContext,
+    bye_server: Callable[[], tuple[Any, Any]],
 ) -> None:
     transport = tls(tcp(("127.0.0.1", 0)), server_context)
-    server = serve(transport, threaded(), stream_handler(lambda c: c.send_all(b"bye\n")))
+    server = serve(transport, *bye_server())
     with (
         serving(server),
         client_context.wrap_socket(
@@ -198,25 +213,6 @@ def test_the_server_ends_the_stream_with_close_notify(
     ):
         assert recv_exactly(client, 4) == b"bye\n"
         # Without close_notify this raises SSLEOFError (a ragged EOF).
-        assert client.recv(16) == b""
-
-
-def test_asyncio_loop_ends_the_stream_with_close_notify(
-    server_context: ssl.SSLContext, client_context: ssl.SSLContext
-) -> None:
-    async def bye(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"bye\n")
-        await writer.drain()
-
-    transport = tls(tcp(("127.0.0.1", 0)), server_context)
-    server = serve(transport, asyncio_loop(), async_stream_handler(bye))
-    with (
-        serving(server),
-        client_context.wrap_socket(
-            connect(server.address), server_hostname="127.0.0.1", suppress_ragged_eofs=False
-        ) as client,
-    ):
-        assert recv_exactly(client, 4) == b"bye\n"
         assert client.recv(16) == b""
 
 
