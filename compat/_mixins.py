@@ -8,6 +8,7 @@ into classes that still derive from the stdlib ``socketserver``, such as
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from composerv._concurrency import ForkScheduler, ThreadScheduler
@@ -43,7 +44,7 @@ class ThreadingMixIn(_Server):
         threads: ThreadScheduler | None = vars(self).get("_ThreadingMixIn__threads")
         if threads is None:
             threads = ThreadScheduler(
-                daemon=bool(self.daemon_threads), block_on_close=bool(self.block_on_close)
+                _nothing, daemon=bool(self.daemon_threads), block_on_close=bool(self.block_on_close)
             )
             self.__threads = threads
         return threads
@@ -61,7 +62,9 @@ class ThreadingMixIn(_Server):
         """Start a thread that runs `process_request_thread`."""
         threads = self._threads
         threads.daemon = bool(self.daemon_threads)
-        threads.submit(lambda: self.process_request_thread(request, client_address), _nothing)
+        threads.submit(
+            _ClassicJob(lambda: self.process_request_thread(request, client_address), _nothing)
+        )
 
     def server_close(self) -> None:
         """Close the server, then wait for request threads as `block_on_close` says."""
@@ -72,7 +75,39 @@ class ThreadingMixIn(_Server):
 
 
 def _nothing() -> None:
-    """A thread shares its request with the server: no parent copy to release."""
+    """A thread shares its request with the server: no parent copy to release, and
+    no loop to wake when it ends (the classic loop has no connection limit)."""
+
+
+class _ClassicJob:
+    """A classic request as composerv's schedulers run it (see `composerv.abc.Job`).
+
+    Classic servers have no drain: `drain` and `cut` do nothing."""
+
+    __slots__ = ("_release", "_run")
+
+    def __init__(self, run: Callable[[], None], release: Callable[[], None]) -> None:
+        self._run = run
+        self._release = release
+
+    def run(self) -> None:
+        self._run()
+
+    def release_in_parent(self) -> None:
+        self._release()
+
+    def enter_child(self) -> None:
+        """A classic child keeps what it inherited, as under the stdlib."""
+
+    def drain(self) -> None:
+        """A classic server never drains."""
+
+    def cut(self) -> None:
+        """A classic server never drains."""
+
+    @property
+    def closed_idle(self) -> bool:
+        return False
 
 
 class ForkingMixIn(_Server):
@@ -128,8 +163,10 @@ class ForkingMixIn(_Server):
             self.__children = scheduler
         scheduler.max_children = self.max_children
         scheduler.submit(
-            lambda: self.__serve_in_child(request, client_address),
-            lambda: self.close_request(request),
+            _ClassicJob(
+                lambda: self.__serve_in_child(request, client_address),
+                lambda: self.close_request(request),
+            )
         )
 
     def __serve_in_child(self, request: Any, client_address: Any) -> None:

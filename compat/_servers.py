@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from composerv import Datagram, DatagramTooLargeError, tcp, udp, unix_datagram, unix_stream
 from composerv._log import logger
-from composerv._server._lifecycle import RequestLifecycle, ServeLoop
+from composerv._runtime import RequestLifecycle, ServeLoop
 from composerv._transports._base import Transport, half_close, set_reuse_options
 
 __all__ = ["BaseServer", "TCPServer", "UDPServer", "UnixDatagramServer", "UnixStreamServer"]

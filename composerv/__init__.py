@@ -10,66 +10,30 @@ A server is a transport, a concurrency and a handler, put together by `serve`::
 
     with serve(tcp(("127.0.0.1", 8000)), threaded(), stream_handler(echo)) as server:
         server.serve_forever()
+
+This module holds what servers are built with. The classes of the values the
+factories return are in `composerv.types`; the interfaces for writing a new
+transport, concurrency or handler are in `composerv.abc`.
 """
 
 from ._addresses import Address, InetAddress
-from ._concurrency import (
-    AsyncioLoop,
-    BlockingConcurrency,
-    Built,
-    Concurrency,
-    Evented,
-    EventLoop,
-    EventLoopConcurrency,
-    Forking,
-    Loop,
-    Pooled,
-    PoolFullError,
-    Scheduler,
-    Sync,
-    Threaded,
-    Workers,
-    asyncio_loop,
-    evented,
-    forking,
-    pooled,
-    sync,
-    threaded,
-    workers,
-)
+from ._concurrency import asyncio_loop, evented, forking, pooled, sync, threaded, workers
 from ._connection import Connection
+from ._context import RequestContext
 from ._datagram import Datagram
 from ._errors import (
     ComposervError,
     ConfigurationError,
+    ConfigurationTypeError,
+    DatagramTooLargeError,
     HandlerMismatchError,
     MessageTooLargeError,
+    PoolFullError,
     SocketPathInUseError,
     TruncatedMessageError,
 )
-from ._framing import (
-    Datagrams,
-    Decoder,
-    Framing,
-    LengthPrefixed,
-    Lines,
-    StreamFraming,
-    datagrams,
-    length_prefixed,
-    lines,
-)
+from ._framing import datagrams, length_prefixed, lines
 from ._handlers import (
-    AsyncStreamHandler,
-    ClassicDatagramHandler,
-    ClassicServer,
-    ClassicStreamHandler,
-    DatagramHandler,
-    DatagramMessageHandler,
-    Handler,
-    MessageFn,
-    MessageHandler,
-    StreamHandler,
-    StreamMessageHandler,
     async_stream_handler,
     datagram_handler,
     message_handler,
@@ -77,86 +41,29 @@ from ._handlers import (
     stream_handler,
 )
 from ._limits import DrainReport, Limits, limits
-from ._server import Server, serve
-from ._transports import (
-    TCP,
-    TLS,
-    UDP,
-    DatagramTooLargeError,
-    DatagramTransport,
-    InheritedDatagram,
-    InheritedStream,
-    StreamTransport,
-    Transport,
-    UnixDatagram,
-    UnixStream,
-    inherited,
-    systemd_sockets,
-    tcp,
-    tls,
-    udp,
-    unix_datagram,
-    unix_stream,
-)
+from ._serve import serve
+from ._server import Server
+from ._transports import inherited, systemd_sockets, tcp, tls, udp, unix_datagram, unix_stream
 from ._url import transport_from_url
 
 __all__ = [
     "Address",
-    "AsyncStreamHandler",
-    "AsyncioLoop",
-    "BlockingConcurrency",
-    "Built",
-    "ClassicDatagramHandler",
-    "ClassicServer",
-    "ClassicStreamHandler",
     "ComposervError",
-    "Concurrency",
     "ConfigurationError",
+    "ConfigurationTypeError",
     "Connection",
     "Datagram",
-    "DatagramHandler",
-    "DatagramMessageHandler",
     "DatagramTooLargeError",
-    "DatagramTransport",
-    "Datagrams",
-    "Decoder",
     "DrainReport",
-    "EventLoop",
-    "EventLoopConcurrency",
-    "Evented",
-    "Forking",
-    "Framing",
-    "Handler",
     "HandlerMismatchError",
     "InetAddress",
-    "InheritedDatagram",
-    "InheritedStream",
-    "LengthPrefixed",
     "Limits",
-    "Lines",
-    "Loop",
-    "MessageFn",
-    "MessageHandler",
     "MessageTooLargeError",
     "PoolFullError",
-    "Pooled",
-    "Scheduler",
+    "RequestContext",
     "Server",
     "SocketPathInUseError",
-    "StreamFraming",
-    "StreamHandler",
-    "StreamMessageHandler",
-    "StreamTransport",
-    "Sync",
-    "TCP",
-    "TLS",
-    "Threaded",
-    "Transport",
     "TruncatedMessageError",
-    "UDP",
-    "UnixDatagram",
-    "UnixStream",
-    "Workers",
     "async_stream_handler",
     "asyncio_loop",
     "datagram_handler",

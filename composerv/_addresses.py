@@ -8,7 +8,7 @@ import re
 import socket
 import sys
 
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, ConfigurationTypeError
 
 __all__ = [
     "Address",
@@ -41,15 +41,16 @@ def check_inet_address(address: object) -> InetAddress:
     """
     if not isinstance(address, tuple) or len(address) not in (2, 4):
         hint = " (for a string such as 'tcp://host:port' use transport_from_url)"
-        raise ConfigurationError(
+        error = ConfigurationError if isinstance(address, tuple) else ConfigurationTypeError
+        raise error(
             f"address must be a (host, port) tuple, not {address!r}"
             + (hint if isinstance(address, str) else "")
         )
     host, port = address[0], address[1]
     if not isinstance(host, str):
-        raise ConfigurationError(f"address host must be a str, not {host!r}")
+        raise ConfigurationTypeError(f"address host must be a str, not {host!r}")
     if isinstance(port, bool) or not isinstance(port, int):
-        raise ConfigurationError(f"address port must be an int, not {port!r}")
+        raise ConfigurationTypeError(f"address port must be an int, not {port!r}")
     if not 0 <= port <= 65535:
         raise ConfigurationError(
             f"address port must be between 0 and 65535 (0 picks a free port), not {port}"
@@ -59,7 +60,9 @@ def check_inet_address(address: object) -> InetAddress:
         if family_of(host) != socket.AF_INET6:
             raise ConfigurationError(f"a 4-tuple address is for IPv6 hosts only, not {host!r}")
         for name, value in zip(("flowinfo", "scope_id"), address[2:], strict=True):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigurationTypeError(f"address {name} must be an int, not {value!r}")
+            if value < 0:
                 raise ConfigurationError(
                     f"address {name} must be a non-negative int, not {value!r}"
                 )
@@ -103,7 +106,7 @@ def check_unix_path(path: object) -> str:
     if isinstance(path, os.PathLike):
         path = os.fspath(path)
     if not isinstance(path, str):
-        raise ConfigurationError(
+        raise ConfigurationTypeError(
             f"path must be a str or os.PathLike naming a unix socket, not {path!r}"
         )
     if not path:

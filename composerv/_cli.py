@@ -21,17 +21,28 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from ._concurrency import Concurrency, Workers, evented, forking, pooled, sync, threaded, workers
+from ._concurrency import (
+    Workers,
+    asyncio_loop,
+    evented,
+    forking,
+    pooled,
+    sync,
+    threaded,
+    workers,
+)
 from ._errors import ComposervError, HandlerMismatchError
-from ._handlers import Handler
 from ._log import logger
-from ._server import Server, serve
+from ._runtime import Concurrency, Handler
+from ._serve import serve
+from ._server import Server
 from ._transports import TLS, StreamTransport, Transport, systemd_sockets, tls
 from ._url import transport_from_url, url_of
 
 __all__ = ["main"]
 
 CONCURRENCY: dict[str, Callable[[], Concurrency]] = {
+    "asyncio": asyncio_loop,
     "evented": evented,
     "forking": forking,
     "pooled": pooled,
@@ -203,7 +214,7 @@ def _serve_handler(handler: Handler[Any], args: argparse.Namespace) -> list[Serv
     # serve() checks the pairing with the app's handler and says what to change.
     concurrency: Any = CONCURRENCY[args.concurrency or "threaded"]()
     if args.workers:
-        concurrency = workers(args.workers, concurrency, stop_timeout=args.drain)
+        concurrency = workers(args.workers, concurrency)
     servers: list[Server[Any]] = []
     try:
         for transport in transports:

@@ -1,4 +1,9 @@
-"""The exception types composerv raises."""
+"""Every exception composerv raises on purpose, each a `ComposervError`.
+
+Each also derives from the stdlib class that code already catches for the same
+kind of failure: a wrong type is a `TypeError`, a wrong value a `ValueError`, a
+socket-level failure an `OSError`.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,11 @@ import errno
 __all__ = [
     "ComposervError",
     "ConfigurationError",
+    "ConfigurationTypeError",
+    "DatagramTooLargeError",
     "HandlerMismatchError",
     "MessageTooLargeError",
+    "PoolFullError",
     "SocketPathInUseError",
     "TruncatedMessageError",
 ]
@@ -19,13 +27,20 @@ class ComposervError(Exception):
 
 
 class ConfigurationError(ComposervError, ValueError):
-    """A transport, concurrency or handler value was given an option it cannot use.
+    """A transport, concurrency, handler or limit was given a value it cannot use.
 
     The message names the option and the value, and says what would be accepted.
     """
 
 
-class HandlerMismatchError(ComposervError, TypeError):
+class ConfigurationTypeError(ComposervError, TypeError):
+    """An option was given a value of the wrong type (a str where a number goes).
+
+    The message names the option, the type it got and the type it takes.
+    """
+
+
+class HandlerMismatchError(ConfigurationTypeError):
     """The handler cannot serve what the transport or the concurrency delivers.
 
     Raised by `serve()` at run time for the pairings that mypy rejects statically,
@@ -44,6 +59,21 @@ class SocketPathInUseError(ComposervError, OSError):
         self.path = path
 
 
+class DatagramTooLargeError(ComposervError, OSError):
+    """A datagram was longer than the transport's max_datagram_size and was dropped."""
+
+    def __init__(self, peer: object, limit: int) -> None:
+        super().__init__(
+            f"dropped a datagram from {peer!r} longer than max_datagram_size={limit}; "
+            "raise max_datagram_size on the transport to accept it"
+        )
+        self.peer = peer
+
+
+class PoolFullError(ComposervError, RuntimeError):
+    """A request was refused because every worker was busy and the queue was full."""
+
+
 class MessageTooLargeError(ComposervError, ValueError):
     """A framed message was longer than the framing's ``max_size``.
 
@@ -51,11 +81,16 @@ class MessageTooLargeError(ComposervError, ValueError):
     is affected.
     """
 
-    def __init__(self, size: int, limit: int, messages: list[bytes] | None = None) -> None:
-        super().__init__(
-            f"a message of at least {size} bytes is over the framing's max_size={limit}; "
-            "raise max_size on the framing to accept it"
-        )
+    def __init__(
+        self,
+        size: int,
+        limit: int,
+        messages: list[bytes] | None = None,
+        *,
+        what: str = "the framing's max_size",
+        remedy: str = "raise max_size on the framing to accept it",
+    ) -> None:
+        super().__init__(f"a message of at least {size} bytes is over {what}={limit}; {remedy}")
         self.size = size
         self.limit = limit
         self.messages = messages or []

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 
-from ._errors import ConfigurationError
-from ._validate import non_negative_number, optional_positive_number
+from ._validate import non_negative_number, optional_positive_int, optional_positive_number
 
 __all__ = ["DrainReport", "Limits", "limits"]
 
@@ -29,13 +26,6 @@ DEFAULT_WRITE_TIMEOUT = 60.0
 DEFAULT_DRAIN_TIMEOUT = 10.0
 
 
-def _optional_positive_int(_instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigurationError(f"{attribute.name} must be a positive int or None, not {value!r}")
-
-
 @attrs.frozen
 class Limits:
     """What one server lets its clients take; build it with `limits`.
@@ -44,7 +34,7 @@ class Limits:
     """
 
     max_connections: int | None = attrs.field(
-        default=DEFAULT_MAX_CONNECTIONS, validator=_optional_positive_int
+        default=DEFAULT_MAX_CONNECTIONS, validator=optional_positive_int
     )
     """At most this many requests in flight; beyond it the server stops accepting
     and new connections wait in the listen backlog."""

@@ -11,8 +11,6 @@ import pytest
 
 from composerv import (
     ConfigurationError,
-    InheritedDatagram,
-    InheritedStream,
     datagram_handler,
     inherited,
     serve,
@@ -20,6 +18,7 @@ from composerv import (
     sync,
     systemd_sockets,
 )
+from composerv.types import InheritedDatagram, InheritedStream
 
 from .cli import running
 from .support import DEADLINE, connect, recv_exactly, serving

@@ -10,10 +10,7 @@ import pytest
 
 from compat import socketserver
 from composerv import (
-    ClassicDatagramHandler,
-    ClassicServer,
-    ClassicStreamHandler,
-    ConfigurationError,
+    ConfigurationTypeError,
     HandlerMismatchError,
     forking,
     request_handler,
@@ -25,6 +22,7 @@ from composerv import (
     unix_datagram,
     unix_stream,
 )
+from composerv.types import ClassicDatagramHandler, ClassicServer, ClassicStreamHandler
 
 from .support import DEADLINE, connect, serving
 from .test_typing import errors_by_line, run_mypy
@@ -120,7 +118,7 @@ def test_kind_selects_the_handler_type() -> None:
     assert request_handler(Upper) == request_handler(Upper, kind="stream")
     with pytest.raises(ValueError, match="kind must be 'stream' or 'datagram', not 'raw'"):
         request_handler(Upper, kind="raw")  # type: ignore[call-overload]
-    with pytest.raises(ConfigurationError, match="handler_class must be callable"):
+    with pytest.raises(ConfigurationTypeError, match="handler_class must be callable"):
         request_handler(42)  # type: ignore[arg-type]
 
 

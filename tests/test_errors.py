@@ -10,13 +10,16 @@ from typing import Any
 import pytest
 
 from composerv import (
+    ComposervError,
     ConfigurationError,
+    ConfigurationTypeError,
     Connection,
     Datagram,
     HandlerMismatchError,
     SocketPathInUseError,
     datagram_handler,
     forking,
+    limits,
     serve,
     stream_handler,
     sync,
@@ -34,68 +37,89 @@ def echo_line(conn: Connection) -> None:
     conn.send_all(conn.readline())
 
 
+WRONG_TYPE = ConfigurationTypeError
+WRONG_VALUE = ConfigurationError
+
+
 @pytest.mark.parametrize(
-    ("address", "message"),
+    ("address", "error", "message"),
     [
         (
             "127.0.0.1:80",
+            WRONG_TYPE,
             r"address must be a \(host, port\) tuple, not '127.0.0.1:80'.*transport_from_url",
         ),
-        (("127.0.0.1",), r"must be a \(host, port\) tuple"),
-        ((1, 80), r"host must be a str, not 1"),
-        (("127.0.0.1", "80"), r"port must be an int, not '80'"),
-        (("127.0.0.1", True), r"port must be an int, not True"),
-        (("127.0.0.1", 70000), r"between 0 and 65535 .*not 70000"),
-        (("127.0.0.1", -1), r"between 0 and 65535 .*not -1"),
-        (("127.0.0.300", 80), r"'127.0.0.300' is not a valid IPv4 or IPv6 address"),
-        (("::zz", 80), r"'::zz' is not a valid IPv4 or IPv6 address"),
-        (("[::1]", 80), r"must not have brackets; write '::1'"),
-        (("bad_host!", 80), r"'bad_host!' is not a valid host name"),
-        (("127.0.0.1", 80, 0, 0), r"4-tuple address is for IPv6 hosts only"),
-        (("::1", 80, -1, 0), r"flowinfo must be a non-negative int, not -1"),
+        (("127.0.0.1",), WRONG_VALUE, r"must be a \(host, port\) tuple"),
+        ((1, 80), WRONG_TYPE, r"host must be a str, not 1"),
+        (("127.0.0.1", "80"), WRONG_TYPE, r"port must be an int, not '80'"),
+        (("127.0.0.1", True), WRONG_TYPE, r"port must be an int, not True"),
+        (("127.0.0.1", 70000), WRONG_VALUE, r"between 0 and 65535 .*not 70000"),
+        (("127.0.0.1", -1), WRONG_VALUE, r"between 0 and 65535 .*not -1"),
+        (("127.0.0.300", 80), WRONG_VALUE, r"'127.0.0.300' is not a valid IPv4 or IPv6 address"),
+        (("::zz", 80), WRONG_VALUE, r"'::zz' is not a valid IPv4 or IPv6 address"),
+        (("[::1]", 80), WRONG_VALUE, r"must not have brackets; write '::1'"),
+        (("bad_host!", 80), WRONG_VALUE, r"'bad_host!' is not a valid host name"),
+        (("127.0.0.1", 80, 0, 0), WRONG_VALUE, r"4-tuple address is for IPv6 hosts only"),
+        (("::1", 80, -1, 0), WRONG_VALUE, r"flowinfo must be a non-negative int, not -1"),
     ],
 )
-def test_bad_inet_addresses_are_named(address: Any, message: str) -> None:
+def test_bad_inet_addresses_are_named(address: Any, error: type[Exception], message: str) -> None:
     for factory in (tcp, udp):
-        with pytest.raises(ConfigurationError, match=message):
+        with pytest.raises(error, match=message):
             factory(address)
 
 
 @pytest.mark.parametrize(
-    ("options", "message"),
+    ("options", "error", "message"),
     [
-        ({"backlog": 0}, "backlog must be a positive int, not 0"),
-        ({"backlog": "128"}, "backlog must be a positive int, not '128'"),
-        ({"reuse_address": "yes"}, "reuse_address must be True or False, not 'yes'"),
-        ({"nodelay": 1}, "nodelay must be True, False or None, not 1"),
+        ({"backlog": 0}, WRONG_VALUE, "backlog must be a positive int, not 0"),
+        ({"backlog": "128"}, WRONG_TYPE, "backlog must be a positive int, not str '128'"),
+        (
+            {"reuse_address": "yes"},
+            WRONG_TYPE,
+            "reuse_address must be True or False, not str 'yes'",
+        ),
+        ({"nodelay": 1}, WRONG_TYPE, "nodelay must be True, False or None, not int 1"),
     ],
 )
-def test_bad_tcp_options_are_named(options: dict[str, Any], message: str) -> None:
-    with pytest.raises(ConfigurationError, match=message):
+def test_bad_tcp_options_are_named(
+    options: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
         tcp(("127.0.0.1", 0), **options)
 
 
 def test_bad_concurrency_options_are_named() -> None:
-    with pytest.raises(ConfigurationError, match="max_children must be a positive int, not -3"):
+    with pytest.raises(WRONG_VALUE, match="max_children must be a positive int, not -3"):
         forking(max_children=-3)
-    with pytest.raises(ConfigurationError, match="daemon must be True or False, not 'no'"):
+    with pytest.raises(WRONG_TYPE, match="daemon must be True or False, not str 'no'"):
         threaded(daemon="no")  # type: ignore[arg-type]
+
+
+def test_wrong_types_are_type_errors_and_wrong_values_value_errors() -> None:
+    """What users already catch keeps working: TypeError and ValueError, both ComposervError."""
+    assert issubclass(WRONG_TYPE, TypeError) and issubclass(WRONG_TYPE, ComposervError)
+    assert issubclass(WRONG_VALUE, ValueError) and issubclass(WRONG_VALUE, ComposervError)
+    with pytest.raises(TypeError):
+        limits(idle_timeout="5")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        limits(idle_timeout=-5)
 
 
 def test_unix_path_too_long() -> None:
     path = "/tmp/" + "x" * 200
-    with pytest.raises(ConfigurationError, match="over the 107-byte limit"):
+    with pytest.raises(WRONG_VALUE, match="over the 107-byte limit"):
         unix_stream(path)
-    with pytest.raises(ConfigurationError, match="path must not be empty"):
+    with pytest.raises(WRONG_VALUE, match="path must not be empty"):
         unix_datagram("")
-    with pytest.raises(ConfigurationError, match=r"path must be a str or os\.PathLike"):
+    with pytest.raises(WRONG_TYPE, match=r"path must be a str or os\.PathLike"):
         unix_stream(42)  # type: ignore[arg-type]
 
 
 def test_handler_must_be_callable() -> None:
-    with pytest.raises(ConfigurationError, match="fn must be callable, not str 'echo'"):
+    with pytest.raises(WRONG_TYPE, match="fn must be callable, not str 'echo'"):
         stream_handler("echo")  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError, match="fn must be callable, not NoneType"):
+    with pytest.raises(WRONG_TYPE, match="fn must be callable, not NoneType"):
         datagram_handler(None)  # type: ignore[arg-type]
 
 

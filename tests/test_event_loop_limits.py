@@ -39,12 +39,12 @@ async def echo_lines(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
 
 def start(server: object) -> threading.Thread:
     thread = threading.Thread(
-        target=server.serve_forever,  # type: ignore[attr-defined]
+        target=server.serve_forever,
         args=(0.05,),
         name="test-serve",
     )
     thread.start()
-    wait_until(lambda: server._loop.running, "serve_forever to start")  # type: ignore[attr-defined]
+    wait_until(lambda: server.serving, "serve_forever to start")
     return thread
 
 
@@ -167,7 +167,9 @@ def test_server_close_without_clients_is_immediate(no_leaks: None) -> None:
     assert server.drain_report == DrainReport(finished=0, closed_idle=0, cut=0)
 
 
-def test_asyncio_loop_drain_finishes_then_cancels() -> None:
+def test_asyncio_loop_drain_closes_idle_finishes_busy_and_cancels_stuck() -> None:
+    """A coroutine waiting to read with nothing buffered is idle: the drain gives it
+    end of stream, as a blocking handler's read gets; one busy elsewhere is cut."""
     finished = threading.Event()
 
     async def slow_then_done(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -177,19 +179,29 @@ def test_asyncio_loop_drain_finishes_then_cancels() -> None:
             writer.write(b"done\n")
             await writer.drain()
             finished.set()
+        elif line == b"idle\n":
+            assert await reader.read() == b""  # the drain's end of stream
         else:
-            await reader.read()  # until EOF, which never comes before the cut
+            await asyncio.sleep(DEADLINE)  # not reading: only a cut ends it
 
     server = serve(tcp(("127.0.0.1", 0)), asyncio_loop(), async_stream_handler(slow_then_done))
     thread = start(server)
-    with connect(server.address) as slow, connect(server.address) as stuck:
+    with (
+        connect(server.address) as slow,
+        connect(server.address) as idle,
+        connect(server.address) as stuck,
+    ):
         slow.sendall(b"slow\n")
+        idle.sendall(b"idle\n")
         stuck.sendall(b"stuck\n")
-        wait_until(lambda: server.active_requests == 2, "two connections")
+        wait_until(lambda: server.active_requests == 3, "three connections")
+        started = time.monotonic()
         report = server.shutdown(drain=1.0)
+        assert 1.0 <= time.monotonic() - started < 1.5
         assert finished.is_set()
         assert recv_exactly(slow, 5) == b"done\n"
-        assert report == DrainReport(finished=1, closed_idle=0, cut=1)
+        assert report == DrainReport(finished=1, closed_idle=1, cut=1)
+        assert idle.recv(1) == b""
         assert stuck.recv(1) == b""
     thread.join(DEADLINE)
     assert not thread.is_alive()

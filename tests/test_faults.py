@@ -179,7 +179,7 @@ EMFILE_SERVER = textwrap.dedent(
     thread = threading.Thread(target=server.serve_forever, args=(0.05,))
     thread.start()
     deadline = time.monotonic() + 10
-    while not server._loop.running:  # its wake-up socket pair needs two descriptors
+    while not server.serving:  # its wake-up socket pair needs two descriptors
         assert time.monotonic() < deadline, "serve_forever did not start"
         time.sleep(0.001)
     hog = []

@@ -11,13 +11,12 @@ from hypothesis import strategies as st
 
 from composerv import (
     ConfigurationError,
-    Decoder,
     MessageTooLargeError,
-    StreamFraming,
     TruncatedMessageError,
     length_prefixed,
     lines,
 )
+from composerv.abc import Decoder, StreamFraming
 
 MAX = 64
 

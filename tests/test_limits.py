@@ -13,6 +13,7 @@ import pytest
 
 from composerv import (
     ConfigurationError,
+    ConfigurationTypeError,
     Connection,
     Limits,
     forking,
@@ -50,21 +51,44 @@ def test_none_switches_a_limit_off_and_evolve_makes_variations() -> None:
 
 
 @pytest.mark.parametrize(
-    ("options", "message"),
+    ("options", "error", "message"),
     [
-        ({"max_connections": 0}, "max_connections must be a positive int or None, not 0"),
-        ({"max_connections": True}, "max_connections must be a positive int or None, not True"),
-        ({"idle_timeout": -1}, "idle_timeout must be a positive number of seconds or None, not -1"),
+        (
+            {"max_connections": 0},
+            ConfigurationError,
+            "max_connections must be a positive int or None, not 0",
+        ),
+        (
+            {"max_connections": True},
+            ConfigurationTypeError,
+            "max_connections must be a positive int or None, not bool True",
+        ),
+        (
+            {"idle_timeout": -1},
+            ConfigurationError,
+            "idle_timeout must be a positive number of seconds or None, not -1",
+        ),
         (
             {"read_timeout": "5"},
-            "read_timeout must be a positive number of seconds or None, not '5'",
+            ConfigurationTypeError,
+            "read_timeout must be a positive number of seconds or None, not str '5'",
         ),
-        ({"write_timeout": 0}, "write_timeout must be a positive number of seconds or None, not 0"),
-        ({"drain_timeout": None}, "drain_timeout must be a number of seconds >= 0, not None"),
+        (
+            {"write_timeout": 0},
+            ConfigurationError,
+            "write_timeout must be a positive number of seconds or None, not 0",
+        ),
+        (
+            {"drain_timeout": None},
+            ConfigurationTypeError,
+            "drain_timeout must be a number of seconds >= 0, not NoneType None",
+        ),
     ],
 )
-def test_bad_limits_are_named(options: dict[str, Any], message: str) -> None:
-    with pytest.raises(ConfigurationError, match=re.escape(message)):
+def test_bad_limits_are_named(
+    options: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=re.escape(message)):
         limits(**options)
 
 
@@ -103,7 +127,7 @@ def test_over_the_cap_clients_wait_in_the_backlog_then_are_served(
             assert _answered(second, b"2\n", DEADLINE)
             # a bounded wait for something that must NOT happen while at the cap
             assert not _answered(waiting, b"3\n", 0.3), "served beyond max_connections"
-            assert len(server._in_flight) == 2
+            assert server.active_requests == 2
             first.sendall(b"bye\n")
             assert recv_exactly(first, 4) == b"bye\n"
             # a slot is free: the waiting client is accepted and its line answered
@@ -128,12 +152,12 @@ def test_at_the_cap_the_loop_does_not_spin(no_leaks: None) -> None:
     )
     with serving(server):
         with connect(server.address), connect(server.address):
-            wait_until(lambda: len(server._in_flight) == 1, "the first connection to be held")
+            wait_until(lambda: server.active_requests == 1, "the first connection to be held")
             cpu = time.process_time()
             time.sleep(0.5)  # measure CPU use while a connection waits at the cap
             cpu = time.process_time() - cpu
             release.set()
-            wait_until(lambda: len(server._in_flight) == 0, "both connections to be served")
+            wait_until(lambda: server.active_requests == 0, "both connections to be served")
     assert cpu < 0.1, f"the loop used {cpu:.3f}s of CPU in 0.5s at the cap"
 
 
@@ -152,15 +176,15 @@ def test_handle_request_waits_for_a_free_place_at_the_cap(no_leaks: None) -> Non
     )
     with server, connect(server.address) as first, connect(server.address) as second:
         server.handle_request(timeout=DEADLINE)  # takes the first: the cap is reached
-        wait_until(lambda: len(server._in_flight) == 1, "the first connection to be held")
+        wait_until(lambda: server.active_requests == 1, "the first connection to be held")
         started = time.monotonic()
         server.handle_request(timeout=0.3)  # the second must wait in the backlog
         assert time.monotonic() - started >= 0.3
-        assert len(server._in_flight) == 1, "handle_request went beyond max_connections"
+        assert server.active_requests == 1, "handle_request went beyond max_connections"
         release.set()
         assert _answered(first, b"1\n", DEADLINE)
         first.close()
         server.handle_request(timeout=DEADLINE)  # a place is free: takes the second
         assert _answered(second, b"2\n", DEADLINE)
         second.close()
-        wait_until(lambda: len(server._in_flight) == 0, "both connections to be served")
+        wait_until(lambda: server.active_requests == 0, "both connections to be served")

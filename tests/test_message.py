@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 from composerv import (
-    ConfigurationError,
+    ConfigurationTypeError,
     Datagram,
-    StreamMessageHandler,
+    RequestContext,
     datagrams,
     evented,
     forking,
     length_prefixed,
+    limits,
     lines,
     message_handler,
     pooled,
@@ -28,6 +29,7 @@ from composerv import (
     unix_datagram,
     unix_stream,
 )
+from composerv.types import StreamMessageHandler
 
 from .support import DEADLINE, connect, recv_exactly, recv_until_eof, serving
 
@@ -211,9 +213,9 @@ def test_message_handler_picks_its_kind_from_the_framing() -> None:
 
 
 def test_bad_values_are_named() -> None:
-    with pytest.raises(ConfigurationError, match="fn must be callable"):
+    with pytest.raises(ConfigurationTypeError, match="fn must be callable"):
         message_handler(b"not callable")  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError, match="framing must be a StreamFraming"):
+    with pytest.raises(ConfigurationTypeError, match="framing must be a StreamFraming"):
         StreamMessageHandler(shout, framing="lines")  # type: ignore[arg-type]
 
 
@@ -224,5 +226,8 @@ def test_datagram_reply_needs_no_framing(unix_path: str) -> None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as client:
             client.bind(unix_path + ".c")
             client.settimeout(DEADLINE)
-            handler.handle(Datagram(b"hi", unix_path + ".c", server_sock), unix_path + ".c")
+            handler.handle(
+                Datagram(b"hi", unix_path + ".c", server_sock),
+                RequestContext(None, unix_path + ".c", limits()),
+            )
             assert client.recv(10) == b"HI"

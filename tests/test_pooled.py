@@ -12,7 +12,6 @@ from composerv import (
     ConfigurationError,
     Connection,
     Datagram,
-    PoolFullError,
     datagram_handler,
     pooled,
     serve,
@@ -153,7 +152,7 @@ def test_when_full_reject_closes_new_requests_and_logs(
         pooled(workers=1, queue=1, when_full="reject"),
         stream_handler(gate),
     )
-    with caplog.at_level(logging.ERROR, logger="composerv"), serving(server):
+    with caplog.at_level(logging.WARNING, logger="composerv"), serving(server):
         with connect(server.address) as first, connect(server.address) as second:
             wait_until(lambda: server.active_requests == 2, "a full pool")
             with connect(server.address) as third:
@@ -162,9 +161,10 @@ def test_when_full_reject_closes_new_requests_and_logs(
             assert recv_until_eof(first) == b"served\n"
             assert recv_until_eof(second) == b"served\n"
     assert gate.entered == 2
-    assert any(r.exc_info and isinstance(r.exc_info[1], PoolFullError) for r in caplog.records), (
-        caplog.text
-    )
+    refusals = [r for r in caplog.records if "refused a request" in r.getMessage()]
+    assert len(refusals) == 1, caplog.text
+    assert refusals[0].levelno == logging.WARNING and refusals[0].exc_info is None
+    assert "all 1 workers are busy" in refusals[0].getMessage()
 
 
 def test_closing_waits_for_requests_in_flight(no_leaks: None) -> None:

@@ -50,7 +50,7 @@ def test_shutdown_from_another_thread_with_clients_connected(no_leaks: None) -> 
         server.shutdown()
         # the loop wakes through its socket pair, not after a 0.5 s poll
         assert time.monotonic() - started < 0.4
-        assert not server._loop.running
+        assert not server.serving
         thread.join(DEADLINE)
         assert not thread.is_alive()
         # still-connected clients keep being served until they leave
@@ -88,7 +88,7 @@ def test_shutdown_from_a_request_thread_waits_for_the_loop(no_leaks: None) -> No
     with serving(server):
         connect(server.address).close()
         assert stopped.wait(DEADLINE)
-        assert not server._loop.running
+        assert not server.serving
 
 
 def _echo_datagram(datagram: Datagram) -> None:
@@ -153,7 +153,7 @@ def test_context_manager_stops_a_running_loop(no_leaks: None) -> None:
     thread = threading.Thread(target=server.serve_forever)
     with server:
         thread.start()
-        wait_until(lambda: server._loop.running, "serve_forever to start")
+        wait_until(lambda: server.serving, "serve_forever to start")
     thread.join(DEADLINE)
     assert not thread.is_alive()
 
@@ -161,7 +161,7 @@ def test_context_manager_stops_a_running_loop(no_leaks: None) -> None:
 def test_serve_forever_twice_at_once_is_an_error() -> None:
     server = serve(tcp(("127.0.0.1", 0)), sync(), stream_handler(echo_until_eof))
     with serving(server):
-        wait_until(lambda: server._loop.running, "serve_forever to start")
+        wait_until(lambda: server.serving, "serve_forever to start")
         with pytest.raises(RuntimeError, match="already running"):
             server.serve_forever()
 

@@ -130,7 +130,10 @@ def test_close_ends_idle_threads_at_once(no_leaks: None) -> None:
     assert time.monotonic() - started < 5
 
 
-@pytest.mark.parametrize("value", [-1, "1", True, None])
-def test_bad_keep_idle_is_named(value: object) -> None:
-    with pytest.raises(ConfigurationError, match="keep_idle"):
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [(-1, ConfigurationError), ("1", TypeError), (True, TypeError), (None, TypeError)],
+)
+def test_bad_keep_idle_is_named(value: object, error: type[Exception]) -> None:
+    with pytest.raises(error, match="keep_idle"):
         threaded(keep_idle=value)  # type: ignore[arg-type]

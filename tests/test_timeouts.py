@@ -11,17 +11,9 @@ from typing import Any
 
 import pytest
 
-import composerv._guard
-from composerv import (
-    Connection,
-    Handler,
-    limits,
-    serve,
-    stream_handler,
-    tcp,
-    threaded,
-    unix_stream,
-)
+import composerv._context
+from composerv import Connection, limits, serve, stream_handler, tcp, threaded, unix_stream
+from composerv.abc import Handler
 
 from .reliability import (
     CONCURRENCIES,
@@ -233,7 +225,7 @@ def test_both_ways_of_enforcing_timeouts_cut_idle_and_slow_clients(
     kernel: bool, monkeypatch: pytest.MonkeyPatch, no_leaks: None
 ) -> None:
     """Linux uses SO_RCVTIMEO/SO_SNDTIMEO; other platforms settimeout(): same limits."""
-    monkeypatch.setattr(composerv._guard, "_KERNEL_TIMEOUTS", kernel)
+    monkeypatch.setattr(composerv._context, "KERNEL_TIMEOUTS", kernel)
 
     def flood(conn: Connection) -> None:
         if conn.readline() == b"flood\n":
@@ -268,7 +260,7 @@ def test_a_connection_on_another_socket_inside_a_handler_has_no_limits(no_leaks:
             right.sendall(b"x\n")
             side.readline()
             seen.append(left.gettimeout())
-            seen.append(side._guard.limits.idle_timeout)
+            seen.append(side.context.limits.idle_timeout)
             side.close()
         conn.send_all(b"ok\n")
 

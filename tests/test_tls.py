@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from composerv import (
-    TLS,
     ConfigurationError,
     Connection,
     async_stream_handler,
@@ -33,6 +32,7 @@ from composerv import (
     unix_stream,
     workers,
 )
+from composerv.types import TLS
 
 from .cli import inet, running
 from .support import DEADLINE, connect, recv_exactly, recv_until_eof, serving, wait_until
@@ -179,7 +179,7 @@ def test_cli_serves_tls(certificate: tuple[Path, Path], client_context: ssl.SSLC
 
 
 def test_validation(server_context: ssl.SSLContext) -> None:
-    with pytest.raises(ConfigurationError, match="TLS runs over streams only"):
+    with pytest.raises(TypeError, match="TLS runs over streams only"):
         tls(udp(("127.0.0.1", 0)), server_context)  # type: ignore[arg-type]
     client = ssl.create_default_context()
     with pytest.raises(ConfigurationError, match="is a client context"):

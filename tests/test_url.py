@@ -6,19 +6,9 @@ import socket
 
 import pytest
 
-from composerv import (
-    TCP,
-    UDP,
-    ConfigurationError,
-    InheritedStream,
-    UnixDatagram,
-    UnixStream,
-    serve,
-    stream_handler,
-    sync,
-    transport_from_url,
-)
+from composerv import ConfigurationError, serve, stream_handler, sync, transport_from_url
 from composerv._url import url_of
+from composerv.types import TCP, UDP, InheritedStream, UnixDatagram, UnixStream
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,15 @@
-"""`asyncio_loop()`: serve `async_stream_handler` connections on one asyncio event loop."""
+"""`asyncio_loop()`: serve `async_stream_handler` connections on one asyncio event loop.
+
+Each connection's coroutine reads through a `_TrackedReader`, which knows whether
+the coroutine waits for a new request (nothing buffered) or for the rest of one,
+and since when. With that, the loop keeps the limits as `evented()` does, by a
+sweep: a wait for a new request longer than ``idle_timeout``, or for the rest of
+one longer than ``read_timeout`` after its first byte, raises `TimeoutError` in
+the coroutine's read (never a short read that looks like the end of the stream);
+a write that does not drain within ``write_timeout`` aborts the connection. A
+drain closes the connections that wait for a new request (their read sees end of
+stream) and lets the others finish.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +18,40 @@ import contextlib
 import importlib
 import importlib.util
 import socket
-import time
-from typing import Any
+import threading
+from collections.abc import Iterable
+from typing import Any, SupportsIndex
 
 import attrs
 
-from .._addresses import Address, peer_repr
+from .._addresses import Address
 from .._errors import ConfigurationError, HandlerMismatchError
-from .._handlers._async import AsyncStreamHandler, serve_with_streams
-from .._handlers._base import Handler
+from .._handlers._async import serve_with_streams
 from .._limits import DrainReport, Limits
 from .._log import logger
-from .._server._lifecycle import RequestLifecycle, ServeLoop, drain, take_request
+from .._runtime import (
+    Acceptor,
+    AsyncForm,
+    Deadline,
+    Handler,
+    ListenerGate,
+    Runtime,
+    ServeLoop,
+    Service,
+    drain,
+    drain_requests,
+    log_outcome,
+    take_request,
+)
 from .._transports._base import Transport
 from .._transports._tls import TLS
 from .._validate import flag
-from ._base import EventLoop, EventLoopConcurrency, Work
+from ._base import EventLoopConcurrency
 
 __all__ = ["AsyncioLoop", "asyncio_loop"]
+
+# Timeouts are checked at most this often, and four times per shortest timeout.
+_MAX_SWEEP_INTERVAL = 1.0
 
 
 def _new_event_loop(use_uvloop: bool) -> asyncio.AbstractEventLoop:
@@ -35,89 +62,164 @@ def _new_event_loop(use_uvloop: bool) -> asyncio.AbstractEventLoop:
     return loop
 
 
-class AsyncioServeLoop(ServeLoop):
-    """Accepts through the server's lifecycle and serves each connection as a task.
+class _TrackedReader(asyncio.StreamReader):
+    """A stream reader that knows what its coroutine waits for, and since when."""
 
-    The event loop lives as long as the server, so connections stay open between
-    calls to `serve_forever`; `close` cancels those still running. Of the limits,
-    it keeps ``max_connections`` and the drain; timeouts are the coroutine's own
-    business (``asyncio.timeout``), since only it knows where its requests begin.
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self._clock = loop.time
+        self.waiting_since: float | None = None
+        """When the coroutine began to wait for data, if it waits now."""
+        self.idle = False
+        """Whether that wait began with nothing buffered: between requests."""
+        self.request_since: float | None = None
+        """When the first byte of the request being read arrived."""
+
+    def feed_data(self, data: Iterable[SupportsIndex]) -> None:
+        if data and not self._buffer:  # type: ignore[attr-defined]  # StreamReader's buffer, since 3.4
+            self.request_since = self._clock()
+        super().feed_data(data)
+
+    async def _wait_for_data(self, func_name: str) -> None:
+        # Every read of a StreamReader that lacks data waits here (CPython 3.4+).
+        self.idle = not self._buffer  # type: ignore[attr-defined]  # StreamReader's buffer
+        self.waiting_since = self._clock()
+        try:
+            await super()._wait_for_data(func_name)  # type: ignore[misc]  # a private hook
+        finally:
+            self.waiting_since = None
+
+    def timed_out(self, limits: Limits, now: float) -> TimeoutError | None:
+        """The error to end this connection's wait with, if it outstayed its limit."""
+        if self.waiting_since is None:
+            return None
+        if self.idle:
+            limit, since, error = limits.idle_timeout, self.waiting_since, limits.idle_timed_out
+        else:
+            since = self.request_since or self.waiting_since
+            limit, error = limits.read_timeout, limits.read_timed_out
+        return error() if limit is not None and now - since > limit else None
+
+
+class _Client:
+    """One connection's task and its reader, as the loop keeps them."""
+
+    __slots__ = ("peer", "reader", "task", "timed_out", "transport", "write_blocked_since")
+
+    def __init__(self, peer: Address) -> None:
+        self.peer = peer
+        self.task: asyncio.Task[None] | None = None
+        self.reader: _TrackedReader | None = None
+        self.transport: asyncio.Transport | None = None
+        self.write_blocked_since: float | None = None
+        self.timed_out = False
+
+    @property
+    def idle(self) -> bool:
+        reader = self.reader
+        return reader is not None and reader.waiting_since is not None and reader.idle
+
+
+class AsyncioServeLoop(ServeLoop):
+    """The runtime of `asyncio_loop()`: accepts through the acceptor and serves each
+    connection as a task on an event loop that lives as long as the server.
+
     Over `tls`, each connection's task runs its handshake first, without blocking
     the loop; a failed one is logged in one line and closes that connection only.
     """
 
     def __init__(
-        self,
-        lifecycle: RequestLifecycle[Any],
-        handler: AsyncStreamHandler,
-        *,
-        use_uvloop: bool,
-        limits: Limits,
-        tls: TLS | None,
+        self, service: Service[Any], form: AsyncForm, *, use_uvloop: bool, tls: TLS | None
     ) -> None:
-        super().__init__(lifecycle)
-        self._handler = handler
+        cap = service.limits.max_connections
+        gate = ListenerGate(None if cap is None else self._has_room)
+        super().__init__(self, gate)
+        self._service = service
+        self._acceptor = Acceptor(service, gate)
+        self._form = form
         self._tls = tls
-        self._max_connections = limits.max_connections
+        self._limits = service.limits
         self._loop = _new_event_loop(use_uvloop)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._clients: dict[asyncio.Task[None], _Client] = {}
         self._accepted: asyncio.Future[asyncio.Task[None]] | None = None
         self._serving = False
         self._listening = False
+        self._resume: asyncio.TimerHandle | None = None
+        self._draining = False
+        self._drained = 0
+        self._closed_idle = 0
+        self._cut = 0
+        timeouts = [
+            t
+            for t in (
+                self._limits.idle_timeout,
+                self._limits.read_timeout,
+                self._limits.write_timeout,
+            )
+            if t
+        ]
+        self._sweep_every = min(_MAX_SWEEP_INTERVAL, min(timeouts) / 4) if timeouts else None
+        self._sweeper: asyncio.TimerHandle | None = None
 
-    def submit(self, work: Work, release_in_parent: Work) -> None:
-        """Never called: the loop accepts by itself."""
-        raise RuntimeError("an asyncio_loop() serves its requests itself")
+    # The loop's request lifecycle.
+
+    def fileno(self) -> int:
+        return self._acceptor.fileno()
+
+    def get_request(self) -> tuple[Any, Address]:
+        return self._acceptor.accept()
+
+    def verify_request(self, request: Any, client_address: Address) -> bool:
+        return True
+
+    def process_request(self, request: Any, client_address: Address) -> None:
+        """Never called: the loop serves what it takes itself."""
+
+    def handle_error(self, request: Any, client_address: Address) -> None:
+        """Never called: each connection's task logs how it ended."""
+
+    def handle_timeout(self) -> None:
+        """Nothing to do when `handle_request` times out."""
 
     def service_actions(self) -> None:
         """Tasks remove themselves when done; nothing to tidy."""
 
+    def shutdown_request(self, request: Any) -> None:
+        self._service.transport.close_request(request)
+
+    # The runtime contract.
+
+    def stop(self) -> None:
+        self.request_stop()
+
+    def in_request(self) -> bool:
+        """Handlers run on the loop's own thread."""
+        return self.serving_thread is threading.current_thread()
+
     def close(self) -> None:
         """Cancel the connections still being served, wait for them, close the loop."""
         loop = self._loop
-        if self._tasks:
-            for task in self._tasks:
+        self._cancel_timers()
+        if self._clients:
+            for task in self._clients:
                 task.cancel()
-            loop.run_until_complete(asyncio.gather(*self._tasks, return_exceptions=True))
+            loop.run_until_complete(asyncio.gather(*self._clients, return_exceptions=True))
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
 
     def __len__(self) -> int:
-        return len(self._tasks)
+        return len(self._clients)
 
-    def drain(self, deadline: float) -> DrainReport:
-        """Let the connections' coroutines return until `deadline`, then cancel the rest.
+    @property
+    def waits_on_close(self) -> bool:
+        """Closing the server drains its connections."""
+        return True
 
-        A coroutine waiting for a client's next request counts as in flight: only
-        it knows that it is idle.
-        """
-        if not self._tasks:
-            return DrainReport(finished=0, closed_idle=0, cut=0)
-        loop = self._loop
-        timeout = max(0.0, deadline - time.monotonic())
-        done, pending = loop.run_until_complete(asyncio.wait(set(self._tasks), timeout=timeout))
-        for task in pending:
-            task.cancel()
-        if pending:
-            loop.run_until_complete(asyncio.wait(pending))
-        return DrainReport(finished=len(done), closed_idle=0, cut=len(pending))
-
-    def _listen_while_there_is_room(self) -> None:
-        """Watch the server socket while serving below ``max_connections``; else let
-        new clients wait in the listen backlog."""
-        cap = self._max_connections
-        want = self._serving and (cap is None or len(self._tasks) < cap)
-        self.paused = self._serving and not want
-        if want != self._listening:
-            self._listening = want
-            if want:
-                self._loop.add_reader(self._lifecycle.fileno(), self._accept)
-            else:
-                self._loop.remove_reader(self._lifecycle.fileno())
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._listen_while_there_is_room()
+    def drain(self, deadline: Deadline) -> DrainReport:
+        self.request_stop()
+        if not self.wait_stopped(deadline.remaining()):
+            logger.warning("the event loop of %r did not stop within the drain", self._service)
+        return drain_requests(self, deadline)
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         with self.running_loop() as wake_reader:
@@ -130,56 +232,184 @@ class AsyncioServeLoop(ServeLoop):
                 drain(wake_reader)
                 if self._stop_requested and not stopped.done():
                     stopped.set_result(None)
+                self._update_listener()
 
             loop.add_reader(wake_reader, wake)
             self._serving = True
-            self._listen_while_there_is_room()
+            self._update_listener()
+            self._schedule_sweep()
             try:
                 loop.run_until_complete(stopped)
             finally:
                 self._serving = False
-                self._listen_while_there_is_room()
+                self._update_listener()
+                self._cancel_timers()
                 loop.remove_reader(wake_reader)
 
     def handle_request(self, timeout: float | None) -> None:
         """Wait up to `timeout` s for a connection and serve it to the end."""
         loop = self._loop
         self._accepted = loop.create_future()
-        loop.add_reader(self._lifecycle.fileno(), self._accept)
+        loop.add_reader(self._acceptor.fileno(), self._accept)
         try:
             task = loop.run_until_complete(asyncio.wait_for(self._accepted, timeout))
         except asyncio.TimeoutError:
-            self._lifecycle.handle_timeout()
+            self.handle_timeout()
             return
         finally:
-            loop.remove_reader(self._lifecycle.fileno())
+            loop.remove_reader(self._acceptor.fileno())
             self._accepted = None
         loop.run_until_complete(asyncio.wait([task]))
 
+    # The drain's view of the connections (see `DrainTarget`).
+
+    def begin(self) -> None:
+        self._draining = True
+        self._update_listener()
+        self._service.stop_listening()
+        self._drained = len(self._clients)
+        self._closed_idle += self._close_idle()
+
+    def wait(self, timeout: float) -> None:
+        if self._clients:
+            self._loop.run_until_complete(
+                asyncio.wait(
+                    set(self._clients), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+            )
+        self._close_idle()  # those finished their request: counted as finished
+
+    def cut(self) -> None:
+        pending = set(self._clients)
+        self._cut = len(pending)
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.wait(pending))
+
+    def settle(self, timeout: float) -> bool:
+        return not self._clients
+
+    def tally(self) -> DrainReport:
+        return DrainReport(
+            finished=self._drained - self._closed_idle - self._cut,
+            closed_idle=self._closed_idle,
+            cut=self._cut,
+        )
+
+    # The loop.
+
+    def _close_idle(self) -> int:
+        idle = [client for client in self._clients.values() if client.idle]
+        for client in idle:
+            assert client.reader is not None  # idle means it reads
+            client.reader.feed_eof()
+        return len(idle)
+
+    def _has_room(self) -> bool:
+        cap = self._limits.max_connections
+        return cap is None or len(self._clients) < cap
+
+    def _update_listener(self) -> None:
+        """Watch the server socket while serving, not draining, and the gate is open;
+        else new clients wait in the listen backlog."""
+        assert self.gate is not None  # made in __init__
+        want = self._serving and not self._draining and self.gate.open()
+        if want != self._listening:
+            self._listening = want
+            if want:
+                self._loop.add_reader(self._acceptor.fileno(), self._accept)
+            else:
+                self._loop.remove_reader(self._acceptor.fileno())
+        resume_at = self.gate.resume_at
+        if not want and resume_at is not None and self._serving and self._resume is None:
+            # Backing off after accept() ran out of a resource: look again by timer,
+            # never by sleeping on the loop that serves every connection.
+            self._resume = self._loop.call_later(
+                max(0.0, resume_at - self._loop.time()), self._resume_listening
+            )
+
+    def _resume_listening(self) -> None:
+        self._resume = None
+        self._update_listener()
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._clients.pop(task, None)
+        self._update_listener()
+
     def _accept(self) -> None:
-        taken = take_request(self._lifecycle)
+        taken = take_request(self)
         if taken is None:
+            self._update_listener()
             return
         sock, peer = taken
-        task = self._loop.create_task(self._serve(sock, peer))
-        self._tasks.add(task)
+        client = _Client(peer)
+        task = self._loop.create_task(self._serve(sock, client))
+        client.task = task
+        self._clients[task] = client
         task.add_done_callback(self._task_done)
-        self._listen_while_there_is_room()
+        self._update_listener()
         if self._accepted is not None and not self._accepted.done():
             self._accepted.set_result(task)
 
-    async def _serve(self, sock: socket.socket, peer: Address) -> None:
+    async def _serve(self, sock: socket.socket, client: _Client) -> None:
+        def reader_for(limit: int, loop: asyncio.AbstractEventLoop) -> asyncio.StreamReader:
+            client.reader = _TrackedReader(limit, loop)
+            return client.reader
+
+        def opened(transport: asyncio.Transport) -> None:
+            client.transport = transport
+
         try:
-            await serve_with_streams(self._handler, sock, peer, self._tls)
-        except ConnectionError as error:
-            # A peer that resets or goes away is routine for a server, not a bug.
-            logger.debug("connection from %s failed: %s", peer_repr(peer), error)
-        except Exception:
-            logger.exception("error while serving %s", peer_repr(peer))
+            await serve_with_streams(
+                self._form, sock, client.peer, self._tls, reader=reader_for, opened=opened
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            if not client.timed_out:
+                log_outcome(client.peer, error)
         finally:
             # The streams closed the socket; this is a no-op then, and a close otherwise.
             with contextlib.suppress(OSError):
-                self._lifecycle.shutdown_request(sock)
+                self.shutdown_request(sock)
+
+    def _schedule_sweep(self) -> None:
+        if self._sweep_every is not None:
+            self._sweeper = self._loop.call_later(self._sweep_every, self._sweep)
+
+    def _sweep(self) -> None:
+        now = self._loop.time()
+        limits = self._limits
+        for client in list(self._clients.values()):
+            reader = client.reader
+            if reader is not None and (error := reader.timed_out(limits, now)):
+                log_outcome(client.peer, error)
+                client.timed_out = True
+                reader.set_exception(error)
+            elif self._write_timed_out(client, now):
+                client.timed_out = True
+        self._schedule_sweep()
+
+    def _write_timed_out(self, client: _Client, now: float) -> bool:
+        transport = client.transport
+        limit = self._limits.write_timeout
+        if transport is None or limit is None or not transport.get_write_buffer_size():
+            client.write_blocked_since = None
+            return False
+        if client.write_blocked_since is None:
+            client.write_blocked_since = now
+            return False
+        if now - client.write_blocked_since <= limit:
+            return False
+        log_outcome(client.peer, self._limits.write_timed_out())
+        transport.abort()
+        return True
+
+    def _cancel_timers(self) -> None:
+        for handle in (self._sweeper, self._resume):
+            if handle is not None:
+                handle.cancel()
+        self._sweeper = self._resume = None
 
 
 @attrs.frozen
@@ -196,34 +426,20 @@ class AsyncioLoop(EventLoopConcurrency):
                 "pip install uvloop, or use asyncio_loop()"
             )
 
-    def check_transport(self, transport: Transport[Any]) -> None:
-        """Over `tls` asyncio runs the handshakes itself, without blocking the loop."""
-        if not isinstance(transport, TLS):
-            super().check_transport(transport)
-
-    def check_handler(self, handler: Handler[Any]) -> None:
-        if not isinstance(handler, AsyncStreamHandler):
+    def check(self, transport: Transport[Any], handler: Handler[Any]) -> None:
+        if handler.for_asyncio() is None:
             raise HandlerMismatchError(
                 f"asyncio_loop() serves only async_stream_handler(fn), not "
                 f"{type(handler).__name__}: use evented() for a message handler"
             )
+        # Over `tls` asyncio runs the handshakes itself, without blocking the loop.
+        if transport.tls is not transport:
+            self.check_transport(transport)
 
-    def event_loop(
-        self,
-        lifecycle: RequestLifecycle[Any],
-        handler: Handler[Any],
-        limits: Limits,
-        transport: Transport[Any],
-    ) -> EventLoop:
-        self.check_handler(handler)
-        assert isinstance(handler, AsyncStreamHandler)
-        return AsyncioServeLoop(
-            lifecycle,
-            handler,
-            use_uvloop=self.uvloop,
-            limits=limits,
-            tls=transport if isinstance(transport, TLS) else None,
-        )
+    def build(self, service: Service[Any]) -> Runtime:
+        form = service.handler.for_asyncio()
+        assert form is not None  # checked by `check`
+        return AsyncioServeLoop(service, form, use_uvloop=self.uvloop, tls=service.transport.tls)
 
 
 def asyncio_loop(*, uvloop: bool = False) -> AsyncioLoop:
@@ -232,6 +448,7 @@ def asyncio_loop(*, uvloop: bool = False) -> AsyncioLoop:
     For handlers written as coroutines (`async_stream_handler`). ``uvloop=True``
     uses uvloop's faster loop; it is imported only then, and a clear
     `ConfigurationError` says so if it is missing. Over `tls` asyncio runs each
-    connection's handshake on the loop, without blocking it.
+    connection's handshake on the loop, without blocking it. The limits hold as
+    under `evented()`: see the module notes.
     """
     return AsyncioLoop(uvloop=uvloop)

@@ -12,29 +12,37 @@ from __future__ import annotations
 import abc
 import contextlib
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 
-from .._addresses import Address, peer_repr
-from .._errors import HandlerMismatchError, MessageTooLargeError, TruncatedMessageError
-from .._framing import Decoder
-from .._handlers._base import Handler
-from .._handlers._message import (
-    DatagramMessageHandler,
-    MessageFn,
-    StreamMessageHandler,
-    log_framing_error,
-    replies,
-)
+from .._addresses import Address
+from .._errors import HandlerMismatchError, MessageTooLargeError
+from .._framing import Decoder, MessageFn, StreamFraming
+from .._handlers._message import replies
 from .._limits import DrainReport, Limits
 from .._log import logger
-from .._server._lifecycle import BATCH, RequestLifecycle, ServeLoop, drain, take_request
+from .._runtime import (
+    BATCH,
+    Acceptor,
+    Deadline,
+    Handler,
+    ListenerGate,
+    MessageForm,
+    Runtime,
+    ServeLoop,
+    Service,
+    drain,
+    drain_requests,
+    log_outcome,
+    take_request,
+)
 from .._transports._base import Transport
 from .._validate import positive_int
-from ._base import EventLoop, EventLoopConcurrency, Work
+from ._base import EventLoopConcurrency
 from ._poller import new_poller
 
 __all__ = ["Evented", "evented"]
@@ -58,12 +66,16 @@ def _sweep_interval(limits: Limits) -> float | None:
 class _Connection:
     """One open connection: what the loop keeps per client (small, for idle clients)."""
 
-    __slots__ = ("decoder", "out", "peer", "since", "sock")
+    __slots__ = ("decoder", "fn", "out", "peer", "since", "sock")
 
-    def __init__(self, sock: socket.socket, peer: Address, decoder: Decoder, now: float) -> None:
+    def __init__(
+        self, sock: socket.socket, peer: Address, decoder: Decoder, fn: MessageFn, now: float
+    ) -> None:
         self.sock = sock
         self.peer = peer
         self.decoder = decoder
+        self.fn = fn
+        """The reply function for this connection's messages."""
         self.out: memoryview | None = None
         """Reply bytes the socket did not take yet; reading pauses while there are any."""
         self.since = now
@@ -98,13 +110,17 @@ _WAKE = _Marker()
 
 
 class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
-    """Runs a server whose handler is a message handler on an event loop (see `Poller`)."""
+    """The runtime of `evented()`: a message handler's function on an event loop (see
+    `Poller`), over a stream or a datagram transport."""
 
-    def __init__(
-        self, lifecycle: RequestLifecycle[Any], fn: MessageFn, *, recv_size: int, limits: Limits
-    ) -> None:
-        super().__init__(lifecycle)
-        self._fn = fn
+    def __init__(self, service: Service[Any], form: MessageForm, *, recv_size: int) -> None:
+        limits = service.limits
+        cap = limits.max_connections
+        gate = ListenerGate(None if cap is None else self._has_room)
+        super().__init__(self, gate)
+        self._service = service
+        self._acceptor = Acceptor(service, gate)
+        self._form = form
         self._limits = limits
         self._poller = new_poller()
         self._wake_reader: socket.socket | None = None
@@ -112,12 +128,16 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         self._view = memoryview(self._buffer)
         self._connections: set[_Connection] = set()
         self._draining = False
+        self._listener_watched = True
+        self._drained = 0
+        self._closed_idle = 0
+        self._cut = 0
         # The time at the start of the current turn: one clock read serves every
         # connection the turn touches.
         self._now = time.monotonic()
         self._sweep_every = _sweep_interval(limits)
         self._next_sweep = self._now
-        self._poller.register(lifecycle, False, _LISTENER)
+        self._poller.register(self._acceptor, False, _LISTENER)
 
     @abc.abstractmethod
     def _on_listener(self) -> None:
@@ -131,14 +151,72 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
     def _flush(self, connection: _Connection) -> None:
         """A connection with pending output is writable."""
 
-    # Scheduler side: the server calls these.
+    # The loop's request lifecycle (the loop takes requests through the acceptor).
 
-    def submit(self, work: Work, release_in_parent: Work) -> None:
-        """Never called: the loop accepts and reads by itself."""
-        raise RuntimeError("an evented() loop serves its requests itself")
+    def fileno(self) -> int:
+        return self._acceptor.fileno()
+
+    def get_request(self) -> tuple[Any, Address]:
+        return self._acceptor.accept()
+
+    def verify_request(self, request: Any, client_address: Address) -> bool:
+        return True
+
+    def process_request(self, request: Any, client_address: Address) -> None:
+        """Never called: the loop serves what it takes itself."""
+
+    def handle_error(self, request: Any, client_address: Address) -> None:
+        """Never called: the loop logs how each request ends itself."""
+
+    def handle_timeout(self) -> None:
+        """Nothing to do when `handle_request` times out."""
 
     def service_actions(self) -> None:
         """Nothing runs in the background, so there is nothing to tidy."""
+
+    def shutdown_request(self, request: Any) -> None:
+        self._service.transport.close_request(request)
+
+    # The runtime contract.
+
+    def stop(self) -> None:
+        self.request_stop()
+
+    def in_request(self) -> bool:
+        """Handlers run on the loop's own thread."""
+        return self.serving_thread is threading.current_thread()
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        if self._sweep_every is not None:
+            poll_interval = min(poll_interval, self._sweep_every)
+        with self.running_loop() as wake_reader:
+            self._wake_reader = wake_reader
+            self._poller.register(wake_reader, False, _WAKE)
+            try:
+                while not self._stop_requested:
+                    self._turn(self._poller.poll(self._wait_limit(poll_interval)))
+            finally:
+                self._poller.unregister(wake_reader)
+
+    def handle_request(self, timeout: float | None) -> None:
+        """Run one turn of the loop; ``handle_timeout`` if nothing happened in `timeout` s."""
+        ready = self._poller.poll(self._wait_limit(timeout))
+        if ready:
+            self._turn(ready)
+        else:
+            self.handle_timeout()
+
+    def _wait_limit(self, timeout: float | None) -> float | None:
+        assert self.gate is not None  # made in __init__
+        return self.gate.bound(timeout)
+
+    def drain(self, deadline: Deadline) -> DrainReport:
+        # The loop owns its connections and is not thread-safe: it drains them
+        # itself, from here, once its serve_forever has returned.
+        self.request_stop()
+        if not self.wait_stopped(deadline.remaining()):
+            logger.warning("the event loop of %r did not stop within the drain", self._service)
+        return drain_requests(self, deadline)
 
     def close(self) -> None:
         """Close every open connection and the poller."""
@@ -151,45 +229,50 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
     def __len__(self) -> int:
         return len(self._connections)
 
-    # Loop side.
+    @property
+    def waits_on_close(self) -> bool:
+        """Closing the server drains its connections."""
+        return True
 
-    def serve_forever(self, poll_interval: float = 0.5) -> None:
-        if self._sweep_every is not None:
-            poll_interval = min(poll_interval, self._sweep_every)
-        with self.running_loop() as wake_reader:
-            self._wake_reader = wake_reader
-            self._poller.register(wake_reader, False, _WAKE)
-            try:
-                while not self._stop_requested:
-                    self._turn(self._poller.poll(poll_interval))
-                    self._lifecycle.service_actions()
-            finally:
-                self._poller.unregister(wake_reader)
+    def _reply_fn(self, peer: Address) -> MessageFn:
+        """The reply function for a new connection or datagram from `peer`."""
+        form = self._form
+        if form.fn is not None:
+            return form.fn  # the handler keeps no state: no context to make
+        return form.open(self._acceptor.context(peer))
 
-    def handle_request(self, timeout: float | None) -> None:
-        """Run one turn of the loop; ``handle_timeout`` if nothing happened in `timeout` s."""
-        ready = self._poller.poll(timeout)
-        if ready:
-            self._turn(ready)
-        else:
-            self._lifecycle.handle_timeout()
+    # The drain's view of the connections (see `DrainTarget`).
 
-    def drain(self, deadline: float) -> DrainReport:
-        """Close idle connections, serve the rest until idle or `deadline`, cut the others."""
+    def begin(self) -> None:
         self._draining = True
-        self._stop_accepting()
-        in_flight = len(self._connections)
+        self._watch_listener(False)
+        self._service.stop_listening()
+        self._drained = len(self._connections)
         # Read what has already arrived first, so that a connection whose request
         # is in its socket buffer is not taken for idle.
         self._turn(self._poller.poll(0))
-        closed_idle = self._close_idle()
-        while self._connections and (remaining := deadline - time.monotonic()) > 0:
-            self._turn(self._poller.poll(remaining))
-            self._close_idle()
-        cut = len(self._connections)
+        self._closed_idle += self._close_idle()
+
+    def wait(self, timeout: float) -> None:
+        self._turn(self._poller.poll(timeout))
+        self._close_idle()  # those finished their request: counted as finished
+
+    def cut(self) -> None:
+        self._cut = len(self._connections)
         for connection in list(self._connections):
             self._drop(connection)
-        return DrainReport(finished=in_flight - closed_idle - cut, closed_idle=closed_idle, cut=cut)
+
+    def settle(self, timeout: float) -> bool:
+        return True  # dropped connections are closed at once
+
+    def tally(self) -> DrainReport:
+        return DrainReport(
+            finished=self._drained - self._closed_idle - self._cut,
+            closed_idle=self._closed_idle,
+            cut=self._cut,
+        )
+
+    # The loop.
 
     def _close_idle(self) -> int:
         idle = [connection for connection in self._connections if connection.idle]
@@ -210,6 +293,8 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
                 self._flush(connection)
             else:
                 self._read(connection)
+        if not self._listener_watched:
+            self._update_listener()
         if self._sweep_every is not None and now >= self._next_sweep:
             self._next_sweep = now + self._sweep_every
             self._close_timed_out(now)
@@ -218,20 +303,28 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         limits = self._limits
         for connection in list(self._connections):
             if error := connection.timed_out(limits, now):
-                logger.info("closed %s: %s", peer_repr(connection.peer), error)
+                log_outcome(connection.peer, error)
                 self._drop(connection)
-
-    def _stop_accepting(self) -> None:
-        if not self.paused:
-            self.paused = True
-            self._poller.unregister(self._lifecycle)
 
     def _has_room(self) -> bool:
         cap = self._limits.max_connections
         return cap is None or len(self._connections) < cap
 
-    def _failed(self, connection: _Connection, error: OSError) -> None:
-        logger.debug("connection from %s failed: %s", peer_repr(connection.peer), error)
+    def _update_listener(self) -> None:
+        """Watch the listening socket while the gate is open and no drain is on."""
+        assert self.gate is not None  # made in __init__
+        self._watch_listener(not self._draining and self.gate.open())
+
+    def _watch_listener(self, watch: bool) -> None:
+        if watch != self._listener_watched:
+            self._listener_watched = watch
+            if watch:
+                self._poller.register(self._acceptor, False, _LISTENER)
+            else:
+                self._poller.unregister(self._acceptor)
+
+    def _failed(self, connection: _Connection, error: Exception) -> None:
+        log_outcome(connection.peer, error)
         self._drop(connection)
 
     def _drop(self, connection: _Connection) -> None:
@@ -242,40 +335,39 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         # KeyError/ValueError: the poller never had it or is closed (close() ends both).
         with contextlib.suppress(KeyError, ValueError):
             self._poller.unregister(sock)
-        self._lifecycle.shutdown_request(sock)
-        if self.paused and not self._draining and self._has_room():
-            self.paused = False
-            self._poller.register(self._lifecycle, False, _LISTENER)
+        self.shutdown_request(sock)
+        if not self._listener_watched:
+            self._update_listener()
 
 
 class _StreamLoop(_EventedLoop):
     """Serves the connections of a stream transport."""
 
-    def __init__(
-        self,
-        lifecycle: RequestLifecycle[Any],
-        handler: StreamMessageHandler,
-        *,
-        recv_size: int,
-        limits: Limits,
-    ) -> None:
-        super().__init__(lifecycle, handler.fn, recv_size=recv_size, limits=limits)
-        self._framing = handler.framing
+    def __init__(self, service: Service[Any], form: MessageForm, *, recv_size: int) -> None:
+        super().__init__(service, form, recv_size=recv_size)
+        framing = form.framing
+        assert isinstance(framing, StreamFraming)  # checked by Evented.check
+        self._framing = framing
 
     def _on_listener(self) -> None:
         for _ in range(BATCH):
-            taken = take_request(self._lifecycle)
+            taken = take_request(self)
             if taken is None:
-                return  # nothing left to accept (or one refused: the next event goes on)
+                break  # nothing left to accept (or one refused: the next event goes on)
             sock, peer = taken
             sock.setblocking(False)
-            connection = _Connection(sock, peer, self._framing.decoder(), self._now)
+            try:
+                fn = self._reply_fn(peer)
+            except Exception as error:
+                log_outcome(peer, error)
+                self.shutdown_request(sock)
+                continue
+            connection = _Connection(sock, peer, self._framing.decoder(), fn, self._now)
             self._connections.add(connection)
             self._poller.register(sock, False, connection)
             if not self._has_room():
-                # At max_connections: new clients wait in the listen backlog.
-                self._stop_accepting()
-                return
+                break
+        self._update_listener()
 
     def _read(self, connection: _Connection) -> None:
         buffer = self._buffer
@@ -290,14 +382,13 @@ class _StreamLoop(_EventedLoop):
             self._end_of_stream(connection)
             return
         try:
-            out = connection.decoder.reply_to_whole(self._view, size, self._fn)
+            out = connection.decoder.reply_to_whole(self._view, size, connection.fn)
             if out is None:
                 out = self._decode(connection, size)
             else:
                 connection.since = self._now
-        except Exception:
-            logger.exception("error while serving %s", peer_repr(connection.peer))
-            self._drop(connection)
+        except Exception as error:
+            self._failed(connection, error)
             return
         if out:
             self._send(connection, out)
@@ -310,13 +401,11 @@ class _StreamLoop(_EventedLoop):
         try:
             messages = decoder.feed(self._view[:size])
         except MessageTooLargeError as error:
-            self._send(connection, replies(self._fn, self._framing, error.messages))
-            log_framing_error(error, connection.peer)
-            self._drop(connection)
-            return b""
+            self._send(connection, replies(connection.fn, self._framing, error.messages))
+            raise
         if not decoder.pending:
             connection.since = self._now
-        return replies(self._fn, self._framing, messages)
+        return replies(connection.fn, self._framing, messages)
 
     def _send(self, connection: _Connection, out: bytes) -> None:
         try:
@@ -353,8 +442,8 @@ class _StreamLoop(_EventedLoop):
     def _end_of_stream(self, connection: _Connection) -> None:
         try:
             connection.decoder.close()
-        except TruncatedMessageError as error:
-            log_framing_error(error, connection.peer)
+        except Exception as error:
+            log_outcome(connection.peer, error)
         self._drop(connection)
 
 
@@ -362,19 +451,17 @@ class _DatagramLoop(_EventedLoop):
     """Serves the datagrams of a datagram transport: each one is a message."""
 
     def _on_listener(self) -> None:
-        lifecycle = self._lifecycle
-        fn = self._fn
         for _ in range(BATCH):
-            taken = take_request(lifecycle)
+            taken = take_request(self)
             if taken is None:
                 return  # nothing left to read (or one refused: the next event goes on)
             datagram, peer = taken
             try:
-                reply = fn(datagram.data)
+                reply = self._reply_fn(peer)(datagram.data)
                 if reply is not None:
                     datagram.reply(reply)
-            except Exception:
-                lifecycle.handle_error(datagram, peer)
+            except Exception as error:
+                log_outcome(peer, error)
 
     def _read(self, connection: _Connection) -> None:
         """A datagram loop has no connections."""
@@ -391,25 +478,20 @@ class Evented(EventLoopConcurrency):
     recv_size: int = attrs.field(default=DEFAULT_RECV_SIZE, validator=positive_int)
     """Size of the one receive buffer the loop reuses for every read."""
 
-    def check_handler(self, handler: Handler[Any]) -> None:
-        if not isinstance(handler, (StreamMessageHandler, DatagramMessageHandler)):
+    def check(self, transport: Transport[Any], handler: Handler[Any]) -> None:
+        if handler.for_event_loop() is None:
             raise HandlerMismatchError(
                 f"evented() serves only message handlers, not {type(handler).__name__}: "
                 "use message_handler(fn), or a blocking concurrency such as threaded() or pooled()"
             )
+        self.check_transport(transport)
 
-    def event_loop(
-        self,
-        lifecycle: RequestLifecycle[Any],
-        handler: Handler[Any],
-        limits: Limits,
-        transport: Transport[Any],
-    ) -> EventLoop:
-        self.check_handler(handler)
-        if isinstance(handler, StreamMessageHandler):
-            return _StreamLoop(lifecycle, handler, recv_size=self.recv_size, limits=limits)
-        assert isinstance(handler, DatagramMessageHandler)
-        return _DatagramLoop(lifecycle, handler.fn, recv_size=self.recv_size, limits=limits)
+    def build(self, service: Service[Any]) -> Runtime:
+        form = service.handler.for_event_loop()
+        assert form is not None  # checked by `check`
+        if service.transport.kind == "stream":
+            return _StreamLoop(service, form, recv_size=self.recv_size)
+        return _DatagramLoop(service, form, recv_size=self.recv_size)
 
 
 def evented(*, recv_size: int = DEFAULT_RECV_SIZE) -> Evented:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
+from collections.abc import Callable
 
 import attrs
 
 from .._errors import ConfigurationError
+from .._limits import DrainReport
 from .._log import logger
+from .._runtime import Deadline, Job, Scheduler, drain_requests
 from .._validate import flag, positive_int
-from ._base import BlockingConcurrency, Scheduler, Work
+from ._base import BlockingConcurrency
 
 __all__ = ["ForkScheduler", "Forking", "forking"]
 
@@ -21,42 +25,77 @@ __all__ = ["ForkScheduler", "Forking", "forking"]
 _FIRST_POLL = 0.001
 _MAX_POLL = 0.05
 
+# How a request child exits: served (or ended by its handler's error, logged in the
+# child), or closed by a drain while it waited for a request.
+_SERVED = 0
+_FAILED = 1
+_CLOSED_IDLE = 3
 
-_in_request_child = False
 
-
-def in_request_child() -> bool:
-    """Whether this process is a child that `ForkScheduler` forked to serve one request.
-
-    Worker processes of `workers()` are forked too, but they run a whole server loop,
-    so a pid comparison cannot tell them apart from request children.
-    """
-    return _in_request_child
+def _nothing_ended() -> None:
+    """The classic mixin has no loop to wake when a child ends."""
 
 
 class ForkScheduler:
-    """Forks a child per request and reaps only its own children (never ``waitpid(-1)``)."""
+    """Forks a child per request and reaps only its own children (never ``waitpid(-1)``).
 
-    def __init__(self, *, max_children: int, block_on_close: bool) -> None:
+    A draining parent sends SIGTERM to its children: a child waiting for a request
+    closes its connection and exits, one serving a request finishes it. SIGTERM is
+    blocked in the forking thread around the fork, so a child forked as a drain
+    begins gets the signal only once its handler is in place.
+    """
+
+    def __init__(
+        self,
+        request_ended: Callable[[], None] = _nothing_ended,
+        *,
+        max_children: int,
+        block_on_close: bool,
+    ) -> None:
         self.max_children = max_children
         self.block_on_close = block_on_close
         self.children: set[int] = set()
+        self._request_ended = request_ended
+        self._lock = threading.Lock()
+        self._draining = False
+        self._drained: set[int] = set()
+        self._closed_idle = 0
+        self._cut = 0
 
-    def submit(self, work: Work, release_in_parent: Work) -> None:
+    def submit(self, job: Job) -> None:
         while len(self.children) >= self.max_children:
             self._wait_for_one()
-        pid = os.fork()
-        if pid == 0:
-            global _in_request_child  # noqa: PLW0603  # a fact about this whole process
-            _in_request_child = True
-            status = 1
-            try:
-                work()
-                status = 0
-            finally:
-                os._exit(status)
-        self.children.add(pid)
-        release_in_parent()
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        try:
+            pid = os.fork()
+            if pid == 0:
+                self._serve_in_child(job, blocked)
+            with self._lock:
+                self.children.add(pid)
+                if self._draining:
+                    self._drained.add(pid)
+                    # The child copied the flag if it forked after the drain began;
+                    # if not, the signal tells it (a second one is harmless).
+                    os.kill(pid, signal.SIGTERM)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        job.release_in_parent()
+
+    def _serve_in_child(self, job: Job, mask: set[int | signal.Signals]) -> None:
+        """The body of a request child; never returns."""
+        status = _FAILED
+        try:
+            job.enter_child()
+            signal.signal(signal.SIGTERM, lambda _signum, _frame: job.drain())
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            if self._draining:
+                job.drain()
+            job.run()
+            status = _CLOSED_IDLE if job.closed_idle else _SERVED
+        finally:
+            with contextlib.suppress(BaseException):
+                self._request_ended()
+            os._exit(status)
 
     def service_actions(self) -> None:
         self.reap()
@@ -70,33 +109,16 @@ class ForkScheduler:
                 self.children.discard(pid)  # reaped elsewhere (e.g. SIGCHLD ignored)
                 continue
             if done:
-                self.children.discard(pid)
-                if status:
-                    logger.debug("request child %d exited with status %#x", pid, status)
+                self._collected(pid, status)
         return len(self.children)
 
-    def ask_to_finish(self) -> None:
-        """SIGTERM every child: a child serving a request closes its connection when idle."""
-        self._signal_all(signal.SIGTERM)
-
-    def terminate(self) -> int:
-        """SIGKILL every child still running, wait for each; return how many there were."""
-        running = self._signal_all(signal.SIGKILL)
-        for pid in running:
-            # ChildProcessError: reaped elsewhere (e.g. SIGCHLD ignored).
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-            self.children.discard(pid)
-        return len(running)
-
-    def _signal_all(self, signum: int) -> list[int]:
-        self.reap()
-        running = list(self.children)
-        for pid in running:
-            # ProcessLookupError: it exited after the reap above; waitpid collects it.
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
-        return running
+    def _collected(self, pid: int, status: int) -> None:
+        self.children.discard(pid)
+        code = os.waitstatus_to_exitcode(status)
+        if code == _CLOSED_IDLE and pid in self._drained:
+            self._closed_idle += 1
+        elif code not in (_SERVED, _CLOSED_IDLE):
+            logger.debug("request child %d exited with status %#x", pid, status)
 
     def _wait_for_one(self) -> None:
         before = len(self.children)
@@ -110,6 +132,49 @@ class ForkScheduler:
         while self.children:
             self._wait_for_one()
 
+    def drain(self, deadline: Deadline) -> DrainReport:
+        return drain_requests(self, deadline)
+
+    # The drain's view of the children (see `DrainTarget`).
+
+    def begin(self) -> None:
+        with self._lock:
+            self._draining = True
+            self.reap()
+            self._drained |= self.children
+            running = list(self.children)
+        for pid in running:
+            # ProcessLookupError: it exited after the reap above; waitpid collects it.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    def wait(self, timeout: float) -> None:
+        # Children cannot notify this thread: poll for them.
+        if self.reap():
+            time.sleep(min(timeout, _MAX_POLL))
+            self.reap()
+
+    def cut(self) -> None:
+        self.reap()
+        for pid in list(self.children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            # ChildProcessError: reaped elsewhere (e.g. SIGCHLD ignored).
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            self.children.discard(pid)
+            self._cut += 1
+
+    def settle(self, timeout: float) -> bool:
+        return not self.reap()
+
+    def tally(self) -> DrainReport:
+        return DrainReport(
+            finished=len(self._drained) - self._closed_idle - self._cut,
+            closed_idle=self._closed_idle,
+            cut=self._cut,
+        )
+
     def close(self) -> None:
         """Wait for every child if `block_on_close`, else collect those already done."""
         if self.block_on_close:
@@ -119,6 +184,11 @@ class ForkScheduler:
 
     def __len__(self) -> int:
         return len(self.children)
+
+    @property
+    def waits_on_close(self) -> bool:
+        """`block_on_close`: whether closing the server drains and waits for the children."""
+        return self.block_on_close
 
 
 @attrs.frozen
@@ -134,14 +204,18 @@ class Forking(BlockingConcurrency):
         if not hasattr(os, "fork"):
             raise ConfigurationError("forking() needs os.fork, which this platform lacks")
 
-    def scheduler(self) -> Scheduler:
-        return ForkScheduler(max_children=self.max_children, block_on_close=self.block_on_close)
+    def scheduler(self, request_ended: Callable[[], None]) -> Scheduler:
+        return ForkScheduler(
+            request_ended, max_children=self.max_children, block_on_close=self.block_on_close
+        )
 
 
 def forking(*, max_children: int = 40, block_on_close: bool = True) -> Forking:
     """Serve each request in a forked child process (POSIX only).
 
     At most `max_children` run at once. Children are reaped as they finish and,
-    by default, waited for when the server closes, so none is left behind.
+    by default, waited for when the server closes, so none is left behind. A
+    draining server asks each child to finish (SIGTERM): one waiting for a new
+    request closes its connection at once.
     """
     return Forking(max_children=max_children, block_on_close=block_on_close)

@@ -23,16 +23,9 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._server._lifecycle import (
-    BATCH,
-    RequestLifecycle,
-    ServeLoop,
-    new_selector,
-    take_request,
-)
+from .._runtime import BATCH, ListenerGate, RequestLifecycle, ServeLoop, new_selector, take_request
 
 if TYPE_CHECKING:
     from ._pooled import PoolScheduler
@@ -55,7 +48,6 @@ class _Run:
         "leader_progress",
         "over",
         "poll_interval",
-        "progress",
         "selecting",
         "selector",
         "turns",
@@ -80,18 +72,12 @@ class _Run:
         """Workers waiting to become the leader."""
         self.workers = 0
         """Workers started for this run and not yet gone."""
-        self.progress: list[_Progress] = []
-        """The counts of those workers."""
         self.over = False
-
-    def serving(self) -> int:
-        """How many requests the workers of this run are serving now."""
-        return sum(p.started - p.finished for p in list(self.progress))
 
 
 class _Progress:
     """How many requests one worker began and finished: written by that worker alone,
-    without a lock, and read by the watcher and by the pool's `len()`."""
+    without a lock, and read by the watcher."""
 
     __slots__ = ("finished", "started")
 
@@ -104,12 +90,9 @@ class PoolLoop(ServeLoop):
     """`ServeLoop` run by the pool's workers in turn instead of by one thread."""
 
     def __init__(
-        self,
-        lifecycle: RequestLifecycle[Any],
-        pool: PoolScheduler,
-        has_capacity: Callable[[], bool] | None = None,
+        self, lifecycle: RequestLifecycle[Any], pool: PoolScheduler, gate: ListenerGate
     ) -> None:
-        super().__init__(lifecycle, has_capacity)
+        super().__init__(lifecycle, gate)
         self._pool = pool
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
@@ -118,7 +101,6 @@ class PoolLoop(ServeLoop):
             selector.register(wake_reader, selectors.EVENT_READ)
             self._listening = False
             run = _Run(selector, wake_reader, poll_interval)
-            self._pool.count_inline_with(run.serving)
             with run.turns:
                 self._start_worker(run)
             try:
@@ -173,7 +155,6 @@ class PoolLoop(ServeLoop):
         me = threading.current_thread()
         progress = _Progress()
         with run.turns:
-            run.progress.append(progress)
             try:
                 while self._lead(run, me, progress):
                     taken = self._receive(run)
@@ -188,7 +169,6 @@ class PoolLoop(ServeLoop):
                     run.leader = None
                     run.leader_progress = None
                 run.workers -= 1
-                run.progress.remove(progress)
 
     def _lead(self, run: _Run, me: threading.Thread, progress: _Progress) -> bool:
         """Wait until `me` may lead; False once the run is over. Holds ``run.turns``."""
@@ -224,7 +204,7 @@ class PoolLoop(ServeLoop):
         the counts in `progress` tell the watcher what it needs, and a leader that
         notices late that it was replaced only receives alongside the new one."""
         lifecycle = self._lifecycle
-        has_capacity = self._has_capacity
+        gate = self.gate
         served = 0
         while True:
             progress.started += 1
@@ -238,7 +218,7 @@ class PoolLoop(ServeLoop):
                 or run.leader is not me
                 or run.over
                 or self._stop_requested
-                or (has_capacity is not None and not has_capacity())
+                or (gate is not None and not gate.has_room())
             ):
                 return
             next_taken = take_request(lifecycle)

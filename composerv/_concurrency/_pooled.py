@@ -6,34 +6,34 @@ import itertools
 import queue
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import attrs
 
-from .._errors import ComposervError, ConfigurationError
+from .._errors import ConfigurationError, PoolFullError
+from .._limits import DrainReport
+from .._runtime import (
+    BlockingRuntime,
+    Deadline,
+    InProcessJobs,
+    Job,
+    ListenerGate,
+    Runtime,
+    Scheduler,
+    ServeLoop,
+    Service,
+    drain_requests,
+)
 from .._validate import positive_int
-from ._base import BlockingConcurrency, Built, Work
+from ._base import BlockingConcurrency
+from ._pool_loop import PoolLoop
 
-if TYPE_CHECKING:
-    from .._handlers._base import Handler
-    from .._limits import Limits
-    from .._server._lifecycle import RequestLifecycle
-    from .._transports._base import Transport
-
-__all__ = ["PoolFullError", "PoolScheduler", "Pooled", "pooled"]
+__all__ = ["PoolScheduler", "Pooled", "pooled"]
 
 _pool_numbers = itertools.count(1)
 
 # Which pool, if any, the current thread belongs to as a receiving worker.
 _receiving = threading.local()
-
-
-def _none_inline() -> int:
-    return 0
-
-
-class PoolFullError(ComposervError, RuntimeError):
-    """A request was refused because every worker was busy and the queue was full."""
 
 
 class PoolScheduler:
@@ -46,10 +46,13 @@ class PoolScheduler:
     locking) bounded by a semaphore to `queue_size` waiting requests.
     """
 
-    def __init__(self, *, workers: int, queue_size: int, when_full: str) -> None:
+    def __init__(
+        self, request_ended: Callable[[], None], *, workers: int, queue_size: int, when_full: str
+    ) -> None:
         self.workers = workers
         self.when_full = when_full
-        self._work: queue.SimpleQueue[Work | None] = queue.SimpleQueue()
+        self._jobs = InProcessJobs(request_ended)
+        self._work: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._capacity = workers + queue_size
         self._lock = threading.Lock()
         # Waited on only while the pool is full: a threading.Semaphore would run
@@ -60,12 +63,6 @@ class PoolScheduler:
         self._threads: list[threading.Thread] = []
         self._receivers: list[threading.Thread] = []
         self._name = f"composerv-pool-{next(_pool_numbers)}"
-        self._count_inline: Callable[[], int] = _none_inline
-
-    def count_inline_with(self, counter: Callable[[], int]) -> None:
-        """Let `len()` add the requests that receiving workers serve inline, which the
-        loop running them counts (`PoolLoop`) without a lock per request."""
-        self._count_inline = counter
 
     def start_receiver(self, target: Callable[[], None]) -> None:
         """Start a worker that receives requests itself (for `PoolLoop`); `close` joins it."""
@@ -84,9 +81,9 @@ class PoolScheduler:
         _receiving.pool = self
         target()
 
-    def submit(self, work: Work, release_in_parent: Work) -> None:
+    def submit(self, job: Job) -> None:
         if getattr(_receiving, "pool", None) is self:
-            work()  # counted by the receiving loop (see `count_inline_with`)
+            self._jobs.run(job)
             return
         with self._lock:
             while self._active >= self._capacity:
@@ -111,15 +108,17 @@ class PoolScheduler:
                     daemon=True,
                 )
                 self._threads.append(thread)
+        self._jobs.add(job)
         if start:
             thread.start()
-        self._work.put(work)
+        self._work.put(job)
 
     def _worker(self) -> None:
-        while (work := self._work.get()) is not None:
+        while (job := self._work.get()) is not None:
             try:
-                work()
+                job.run()
             finally:
+                self._jobs.discard(job)
                 with self._lock:
                     self._active -= 1
                     if self._waiting_for_room:
@@ -127,6 +126,14 @@ class PoolScheduler:
 
     def service_actions(self) -> None:
         """Workers run until the pool closes; nothing to tidy."""
+
+    def drain(self, deadline: Deadline) -> DrainReport:
+        return drain_requests(self._jobs, deadline)
+
+    @property
+    def waits_on_close(self) -> bool:
+        """Closing the server drains its requests, then joins the workers."""
+        return True
 
     def close(self) -> None:
         """Let the workers finish the requests already taken, then join them."""
@@ -143,9 +150,7 @@ class PoolScheduler:
                 thread.join()
 
     def __len__(self) -> int:
-        with self._lock:
-            handed_over = self._active
-        return handed_over + self._count_inline()
+        return len(self._jobs)
 
 
 def _when_full(_instance: object, attribute: attrs.Attribute[str], value: object) -> None:
@@ -166,27 +171,24 @@ class Pooled(BlockingConcurrency):
     """With every worker busy: ``"wait"`` takes no new request until a worker is
     free, ``"reject"`` closes (or drops) each new request over `queue` and logs it."""
 
-    def scheduler(self) -> PoolScheduler:
-        return PoolScheduler(workers=self.workers, queue_size=self.queue, when_full=self.when_full)
+    def scheduler(self, request_ended: Callable[[], None]) -> Scheduler:
+        return PoolScheduler(
+            request_ended, workers=self.workers, queue_size=self.queue, when_full=self.when_full
+        )
 
-    def build(
-        self,
-        lifecycle: RequestLifecycle[Any],
-        handler: Handler[Any],
-        limits: Limits,
-        has_capacity: Callable[[], bool] | None,
-        transport: Transport[Any],
-    ) -> Built:
-        if handler.kind != "datagram" or self.when_full == "reject":
+    def build(self, service: Service[Any]) -> Runtime:
+        if service.transport.kind != "datagram" or self.when_full == "reject":
             # A connection holds its worker until it closes, so a hand-off per
             # connection is cheap next to it (and measured 10% faster than passing
             # the receiving role on); only a loop that receives on behalf of the
             # workers can refuse requests.
-            return super().build(lifecycle, handler, limits, has_capacity, transport)
-        from ._pool_loop import PoolLoop
+            return super().build(service)
+        return BlockingRuntime(service, self.scheduler, _pool_loop)
 
-        pool = self.scheduler()
-        return Built(PoolLoop(lifecycle, pool, has_capacity), pool, None)
+
+def _pool_loop(runtime: BlockingRuntime, gate: ListenerGate, scheduler: Scheduler) -> ServeLoop:
+    assert isinstance(scheduler, PoolScheduler)  # made by Pooled.scheduler
+    return PoolLoop(runtime, scheduler, gate)
 
 
 def pooled(

@@ -2,35 +2,52 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import attrs
 
-from ._base import BlockingConcurrency, Scheduler, Work
+from .._limits import DrainReport
+from .._runtime import Deadline, InProcessJobs, Job, Scheduler, drain_requests
+from ._base import BlockingConcurrency
 
-__all__ = ["Sync", "sync"]
+__all__ = ["InlineScheduler", "Sync", "sync"]
 
 
-class _InlineScheduler:
-    __slots__ = ()
+class InlineScheduler:
+    """Runs each request at once in the calling thread (the loop's)."""
 
-    def submit(self, work: Work, release_in_parent: Work) -> None:
-        work()
+    __slots__ = ("_jobs",)
+
+    def __init__(self, request_ended: Callable[[], None]) -> None:
+        self._jobs = InProcessJobs(request_ended)
+
+    def submit(self, job: Job) -> None:
+        self._jobs.run(job)
 
     def service_actions(self) -> None:
         """Nothing runs in the background, so there is nothing to tidy."""
+
+    def drain(self, deadline: Deadline) -> DrainReport:
+        return drain_requests(self._jobs, deadline)
 
     def close(self) -> None:
         """Nothing runs in the background, so there is nothing to wait for."""
 
     def __len__(self) -> int:
-        return 0
+        return len(self._jobs)
+
+    @property
+    def waits_on_close(self) -> bool:
+        """Closing from another thread lets the request in hand finish (drains it)."""
+        return True
 
 
 @attrs.frozen
 class Sync(BlockingConcurrency):
     """Serve each request to completion before taking the next; build it with `sync`."""
 
-    def scheduler(self) -> Scheduler:
-        return _InlineScheduler()
+    def scheduler(self, request_ended: Callable[[], None]) -> Scheduler:
+        return InlineScheduler(request_ended)
 
 
 def sync() -> Sync:

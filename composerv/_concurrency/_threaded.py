@@ -6,11 +6,14 @@ import contextvars
 import itertools
 import queue
 import threading
+from collections.abc import Callable
 
 import attrs
 
+from .._limits import DrainReport
+from .._runtime import Deadline, InProcessJobs, Job, Scheduler, drain_requests
 from .._validate import flag, non_negative_number
-from ._base import BlockingConcurrency, Scheduler, Work
+from ._base import BlockingConcurrency
 
 __all__ = ["DEFAULT_KEEP_IDLE", "ThreadScheduler", "Threaded", "threaded"]
 
@@ -35,30 +38,46 @@ class ThreadScheduler:
     may be seen by a later request on the same thread.
     """
 
-    def __init__(self, *, daemon: bool, block_on_close: bool, keep_idle: float = 0.0) -> None:
+    def __init__(
+        self,
+        request_ended: Callable[[], None],
+        *,
+        daemon: bool,
+        block_on_close: bool,
+        keep_idle: float = 0.0,
+    ) -> None:
         self.daemon = daemon
         self.block_on_close = block_on_close
         self.keep_idle = keep_idle
+        self._jobs = InProcessJobs(request_ended)
         self._live: set[threading.Thread] = set()
         self._lock = threading.Lock()
         # Requests handed to idle threads; None tells one to end.
-        self._handed: queue.SimpleQueue[Work | None] = queue.SimpleQueue()
+        self._handed: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._idle = 0
-        self._busy = 0
         self._closed = False
 
-    def submit(self, work: Work, release_in_parent: Work) -> None:
+    def submit(self, job: Job) -> None:
+        # Tracked from here, not from when the thread starts, so that
+        # max_connections counts a request whose thread has not started yet.
+        self._jobs.add(job)
+        try:
+            self._start(job)
+        except BaseException:
+            self._jobs.discard(job)
+            raise
+
+    def _start(self, job: Job) -> None:
         with self._lock:
-            self._busy += 1
             if self._idle:
                 # Put under the lock: an idle thread that times out and finds its
                 # place taken (see `_next`) knows the request is already queued.
                 self._idle -= 1
-                self._handed.put(work)
+                self._handed.put(job)
                 return
             thread = threading.Thread(
                 target=self._run,
-                args=(work,),
+                args=(job,),
                 name=f"composerv-request-{next(_thread_numbers)}",
                 daemon=self.daemon,
             )
@@ -68,28 +87,26 @@ class ThreadScheduler:
         except BaseException:
             with self._lock:
                 self._live.discard(thread)
-                self._busy -= 1
             raise
 
-    def _run(self, work: Work) -> None:
-        next_work: Work | None = work
+    def _run(self, job: Job) -> None:
+        next_job: Job | None = job
         try:
-            while next_work is not None:
+            while next_job is not None:
                 finished = False
                 try:
-                    contextvars.Context().run(next_work)
+                    contextvars.Context().run(next_job.run)
                     finished = True
                 finally:
-                    next_work = self._next(wait=finished)
+                    self._jobs.discard(next_job)
+                    next_job = self._next(wait=finished)
         finally:
             with self._lock:
                 self._live.discard(threading.current_thread())
 
-    def _next(self, *, wait: bool) -> Work | None:
+    def _next(self, *, wait: bool) -> Job | None:
         """After a request: the next one handed to this thread, or None to end it."""
         with self._lock:
-            # In one step, so that a request seen ended finds this thread idle.
-            self._busy -= 1
             if not wait or self._closed or self.keep_idle <= 0:
                 return None
             self._idle += 1
@@ -106,6 +123,15 @@ class ThreadScheduler:
 
     def service_actions(self) -> None:
         """Finished threads remove themselves; nothing to do."""
+
+    def drain(self, deadline: Deadline) -> DrainReport:
+        return drain_requests(self._jobs, deadline)
+
+    @property
+    def waits_on_close(self) -> bool:
+        """Whether closing the server drains its requests: `block_on_close`, for
+        threads that are not daemons."""
+        return self.block_on_close and not self.daemon
 
     def close(self) -> None:
         """End idle threads; join every live one if `block_on_close` and not daemons."""
@@ -125,8 +151,7 @@ class ThreadScheduler:
                 thread.join()
 
     def __len__(self) -> int:
-        with self._lock:
-            return self._busy
+        return len(self._jobs)
 
 
 @attrs.frozen
@@ -140,9 +165,12 @@ class Threaded(BlockingConcurrency):
     keep_idle: float = attrs.field(default=DEFAULT_KEEP_IDLE, validator=non_negative_number)
     """Seconds a thread whose request is done waits to serve another before it ends."""
 
-    def scheduler(self) -> Scheduler:
+    def scheduler(self, request_ended: Callable[[], None]) -> Scheduler:
         return ThreadScheduler(
-            daemon=self.daemon, block_on_close=self.block_on_close, keep_idle=self.keep_idle
+            request_ended,
+            daemon=self.daemon,
+            block_on_close=self.block_on_close,
+            keep_idle=self.keep_idle,
         )
 
 

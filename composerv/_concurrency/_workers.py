@@ -1,56 +1,48 @@
 """`workers(n, concurrency)`: one listening socket served by n worker processes.
 
-The parent binds and listens, then forks the workers; each runs the server's
-loop on the shared socket with the inner concurrency (a worker that loses the
-race for a connection gets ``BlockingIOError``, which the loop ignores, because
-the server's socket is non-blocking). The parent accepts nothing: it supervises.
-It restarts a worker that dies, pausing when workers die young so a crash loop
-does not spin, and on shutdown sends SIGTERM to every worker (each stops
-accepting and finishes its requests), waits up to `stop_timeout`, then SIGKILLs
-what is left. It waits only for its own children, by pid. A worker whose parent
-dies gets SIGTERM from the kernel (Linux) and finishes on its own.
+The parent binds and listens, then forks the workers; each builds the inner
+concurrency's runtime on the shared socket and serves (a worker that loses the
+race for a connection gets ``BlockingIOError``, which its loop ignores, because
+the socket is non-blocking). The parent accepts nothing: it supervises. It
+restarts a worker that dies, pausing when workers die young so a crash loop does
+not spin, and waits only for its own children, by pid.
+
+Each worker has a control channel to the parent (a socket pair). On it the
+parent tells a worker to drain by a deadline, and the worker sends back what its
+drain did, so the server's `DrainReport` counts every worker's requests. When
+the parent dies, the channel reaches end of stream and the worker stops (closes
+its listening socket, drains, exits) on its own: this works on any system and,
+unlike Linux's parent-death signal, is not set off when the thread that forked
+the worker ends. A SIGTERM sent to a worker directly drains it by the limits'
+``drain_timeout``.
+
+Signal handlers here only set a flag and write to a wake-up socket: nothing that
+takes a lock or starts a thread, which the interrupted code may be in the middle of.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
+import json
 import os
 import selectors
 import signal
 import socket
-import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    Generic,
-    Protocol,
-    TypeVar,
-    overload,
-    runtime_checkable,
-)
+from typing import Any, Generic, TypeVar, overload
 
 import attrs
 
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, ConfigurationTypeError
+from .._limits import DrainReport
 from .._log import logger
+from .._runtime import CUT_GRACE, Concurrency, Deadline, Handler, Runtime, Service
+from .._transports._base import Transport
 from .._validate import positive_int
-from ._base import Built, Concurrency, Loop, Scheduler, Work
+from ._threaded import Threaded, threaded
 
-if TYPE_CHECKING:
-    from .._handlers._base import Handler
-    from .._limits import Limits
-    from .._server._lifecycle import RequestLifecycle
-    from .._transports._base import Transport
-    from ._threaded import Threaded
-
-__all__ = ["Supervisor", "WorkerPool", "Workers", "workers"]
-
-DEFAULT_STOP_TIMEOUT = 30.0
+__all__ = ["WorkerSupervisor", "Workers", "workers"]
 
 # A worker that dies sooner than this after starting is taken for a crash loop
 # (a bad import, a port it cannot use): restarts then wait, doubling from
@@ -60,45 +52,51 @@ _FIRST_RESTART_DELAY = 0.1
 _MAX_RESTART_DELAY = 10.0
 # Without pidfds (Linux < 5.3, other systems) exits are found by polling this often.
 _EXIT_POLL = 0.1
-_PR_SET_PDEATHSIG = 1
+# The longest control message: a drain order or a report, a line of JSON.
+_MAX_MESSAGE = 4096
 
 
-@runtime_checkable
-class Supervisor(Protocol):
-    """A scheduler that runs the server's loop in other processes and watches them.
+class _Worker:
+    """What the parent knows of one worker process."""
 
-    `Server.serve_forever` calls `supervise` instead of running the loop itself,
-    and `Server.shutdown` calls `stop`.
-    """
+    __slots__ = ("control", "pid", "report", "started")
 
-    def supervise(self, poll_interval: float) -> None:
-        """Serve in worker processes until `stop`; take them all down before returning."""
+    def __init__(self, pid: int, control: socket.socket) -> None:
+        self.pid = pid
+        self.control = control
+        self.started = time.monotonic()
+        self.report: DrainReport | None = None
 
-    def stop(self) -> None:
-        """End `supervise`; from another thread, return once it has ended."""
+    def order_drain(self, deadline: Deadline) -> None:
+        """Tell the worker to stop and drain by `deadline` (or bring its deadline forward)."""
+        message = json.dumps({"drain": deadline.remaining()}).encode() + b"\n"
+        try:
+            self.control.sendall(message)
+        except OSError:
+            # The channel is gone (the worker is exiting): a signal still reaches it.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
+
+    def collect_report(self) -> None:
+        """Read the report the worker sent before it exited, if it sent one."""
+        self.control.setblocking(False)
+        data = b""
+        with contextlib.suppress(OSError):
+            while chunk := self.control.recv(_MAX_MESSAGE):
+                data += chunk
+        for line in data.splitlines():
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                fields = json.loads(line)["report"]
+                self.report = DrainReport(**fields)
 
 
-class WorkerPool:
-    """The scheduler of `workers`: a supervisor in the parent, the inner scheduler in a worker."""
+class WorkerSupervisor:
+    """The runtime of `workers`, in the parent: starts, watches and restarts the workers."""
 
-    def __init__(
-        self,
-        *,
-        count: int,
-        build: Callable[[], Built],
-        drain_timeout: float,
-        stop_timeout: float,
-    ) -> None:
-        self.count = count
-        self.drain_timeout = drain_timeout
-        self.stop_timeout = stop_timeout
-        # Called in each worker after the fork: an event loop's selector must not
-        # be shared with the other workers.
-        self._build = build
-        self.pids: dict[int, float] = {}
-        """Live workers: pid -> when it started (monotonic)."""
-        self._inner: Scheduler | None = None
-        self._loop: Loop | None = None
+    def __init__(self, service: Service[Any], spec: Workers[Any]) -> None:
+        self._service = service
+        self._spec = spec
+        self._workers: dict[int, _Worker] = {}
         self._lock = threading.Lock()
         self._stop_requested = False
         self._waker: socket.socket | None = None
@@ -106,35 +104,14 @@ class WorkerPool:
         self._done = threading.Event()
         self._done.set()
         self._fast_crashes = 0
+        self._restarts: list[float] = []
+        self._watch: _ExitWatch | None = None
+        self._reports: list[DrainReport] = []
+        self._lost = 0
 
-    # The Scheduler protocol, as a worker process uses it.
+    # The runtime contract.
 
-    def submit(self, work: Work, release_in_parent: Work) -> None:
-        if self._inner is None:
-            raise RuntimeError("workers(): requests are served in worker processes only")
-        self._inner.submit(work, release_in_parent)
-
-    def service_actions(self) -> None:
-        if self._inner is not None:
-            self._inner.service_actions()
-
-    def close(self) -> None:
-        """In a worker, wait for its requests; in the parent, take the workers down."""
-        if self._inner is not None:
-            self._inner.close()
-            return
-        self.stop()
-        self._done.wait()
-
-    def __len__(self) -> int:
-        """Requests in flight in a worker; live workers in the parent."""
-        if self._inner is not None:
-            return len(self._inner)
-        return len(self.pids)
-
-    # The Supervisor protocol, in the parent.
-
-    def supervise(self, poll_interval: float) -> None:
+    def serve_forever(self, poll_interval: float) -> None:
         wake_reader, wake_writer = socket.socketpair()
         wake_reader.setblocking(False)
         wake_writer.setblocking(False)
@@ -146,90 +123,150 @@ class WorkerPool:
             self._done.clear()
             self._waker = wake_writer
             self._supervising_thread = threading.current_thread()
-        watch = _ExitWatch(wake_reader, poll_interval)
+        if self._watch is None:
+            self._watch = _ExitWatch(poll_interval)
+        watch = self._watch
+        watch.set_waker(wake_reader)
         try:
-            restart_at: list[float] = []
-            for _ in range(self.count):
-                self._start(poll_interval, watch)
+            while len(self._workers) + len(self._restarts) < self._spec.count:
+                self._start(poll_interval)
             while not self._stop_requested:
-                watch.wait(min(restart_at, default=None))
+                watch.wait(min(self._restarts, default=None))
                 if self._stop_requested:
                     break
-                restart_at.extend(self._reap(watch))
+                self._restarts.extend(self._reap())
                 now = time.monotonic()
-                for when in [t for t in restart_at if t <= now]:
-                    restart_at.remove(when)
-                    self._start(poll_interval, watch)
+                for when in [t for t in self._restarts if t <= now]:
+                    self._restarts.remove(when)
+                    self._start(poll_interval)
         finally:
-            try:
-                self._take_down(watch)
-            finally:
-                watch.close()
-                wake_writer.close()
-                with self._lock:
-                    self._stop_requested = False
-                    self._waker = None
-                    self._supervising_thread = None
-                    self._done.set()
+            watch.set_waker(None)
+            wake_reader.close()
+            wake_writer.close()
+            with self._lock:
+                self._stop_requested = False
+                self._waker = None
+                self._supervising_thread = None
+                self._done.set()
 
     def stop(self) -> None:
-        if self._inner is not None:
-            # In a worker (a handler under sync() asked the server to stop).
-            assert self._loop is not None
-            self._loop.shutdown()
-            return
-        with self._lock:
-            self._stop_requested = True
-            waker = self._waker
-            supervising_thread = self._supervising_thread
+        # No lock: this may run in a signal handler on the supervising thread.
+        self._stop_requested = True
+        waker = self._waker
         if waker is not None:
             # OSError: the pair is full (a wake-up is pending) or closed (supervise ended).
             with contextlib.suppress(OSError):
                 waker.send(b"\0")
-        # From the supervising thread itself (a signal handler), waiting would deadlock.
-        if supervising_thread not in (None, threading.current_thread()):
-            self._done.wait()
 
-    def _start(self, poll_interval: float, watch: _ExitWatch) -> None:
+    def wait_stopped(self, timeout: float | None) -> bool:
+        return self._done.wait(timeout)
+
+    @property
+    def serving_thread(self) -> object | None:
+        return self._supervising_thread
+
+    def in_request(self) -> bool:
+        """The parent serves no request itself."""
+        return False
+
+    def handle_request(self, timeout: float | None) -> None:
+        raise RuntimeError(
+            "under workers(), requests are served in the worker processes: call "
+            "serve_forever(), which starts and supervises them"
+        )
+
+    def drain(self, deadline: Deadline) -> DrainReport:
+        """Stop supervising, have every worker drain by `deadline`, and sum their reports.
+
+        A worker still running at the deadline (plus the time its own drain needs
+        to cut and settle) is killed; what it was serving is counted as cut."""
+        self.stop()
+        self._done.wait(deadline.remaining())
+        self._service.stop_listening()
+        for worker in list(self._workers.values()):
+            worker.order_drain(deadline)
+        self._take_down(Deadline(deadline.at + CUT_GRACE + _EXIT_POLL))
+        finished = closed_idle = cut = 0
+        for report in self._reports:
+            finished += report.finished
+            closed_idle += report.closed_idle
+            cut += report.cut
+        return DrainReport(finished=finished, closed_idle=closed_idle, cut=cut + self._lost)
+
+    def close(self) -> None:
+        """Take down any worker still running (a server closed without a drain)."""
+        if self._workers:
+            for worker in list(self._workers.values()):
+                worker.order_drain(Deadline(time.monotonic()))
+            self._take_down(Deadline.after(CUT_GRACE))
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
+
+    def __len__(self) -> int:
+        """How many worker processes run."""
+        return len(self._workers)
+
+    @property
+    def waits_on_close(self) -> bool:
+        """Closing the server drains the workers."""
+        return True
+
+    # Supervision.
+
+    def _start(self, poll_interval: float) -> None:
+        assert self._watch is not None  # made by serve_forever
+        parent_end, worker_end = socket.socketpair()
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:
-            self._run_worker(poll_interval, parent, watch)
-        self.pids[pid] = time.monotonic()
-        watch.add(pid)
+            parent_end.close()
+            self._run_worker(worker_end, poll_interval, parent)
+        worker_end.close()
+        self._workers[pid] = _Worker(pid, parent_end)
+        self._watch.add(pid)
         logger.info("started worker %d", pid)
 
-    def _run_worker(self, poll_interval: float, parent: int, watch: _ExitWatch) -> None:
+    def _run_worker(self, control: socket.socket, poll_interval: float, parent: int) -> None:
         """The body of a worker process; never returns."""
         status = 1
         try:
-            watch.abandon()
-            if self._waker is not None:
-                self._waker.close()
-            self.pids.clear()
-            loop, self._inner, event_loop = self._build()
-            self._loop = loop
-            _become_worker(loop, parent)
-            loop.serve_forever(poll_interval)
-            if event_loop is not None:
-                # The event loop owns its connections: it drains them itself.
-                event_loop.drain(time.monotonic() + self.drain_timeout)
-            self._inner.close()
+            self._forget_parent_state()
+            limits = self._service.limits
+            # Only the parent removes what binding left (a unix path): others still serve.
+            service = attrs.evolve(self._service, stop_listening=self._service.socket.close)
+            runtime = self._spec.concurrency.build(service)
+            worker = _WorkerSide(runtime, control, limits.drain_timeout)
+            worker.start(parent)
+            runtime.serve_forever(poll_interval)
+            report = runtime.drain(worker.deadline())
+            runtime.close()
+            worker.send_report(report)
             status = 0
         except BaseException:
             logger.exception("worker %d failed", os.getpid())
         finally:
             os._exit(status)
 
-    def _reap(self, watch: _ExitWatch) -> list[float]:
+    def _forget_parent_state(self) -> None:
+        """In a new worker: close this process's copies of the parent's descriptors."""
+        if self._watch is not None:
+            self._watch.abandon()
+        if self._waker is not None:
+            self._waker.close()
+        for worker in self._workers.values():
+            worker.control.close()
+        self._workers.clear()
+
+    def _reap(self) -> list[float]:
         """Collect workers that exited; return when to start their replacements."""
         restarts = []
-        for pid, started in list(self.pids.items()):
-            done, status = os.waitpid(pid, os.WNOHANG)
+        for worker in list(self._workers.values()):
+            done, status = os.waitpid(worker.pid, os.WNOHANG)
             if not done:
                 continue
-            self._forget(pid, watch)
-            lived = time.monotonic() - started
+            self._forget(worker)
+            lived = time.monotonic() - worker.started
             self._fast_crashes = self._fast_crashes + 1 if lived < _MIN_UPTIME else 0
             delay = 0.0
             if self._fast_crashes:
@@ -238,7 +275,7 @@ class WorkerPool:
                 )
             logger.error(
                 "worker %d %s after %.1fs; starting another%s",
-                pid,
+                worker.pid,
                 _describe_exit(status),
                 lived,
                 f" in {delay:.1f}s" if delay else "",
@@ -246,32 +283,92 @@ class WorkerPool:
             restarts.append(time.monotonic() + delay)
         return restarts
 
-    def _forget(self, pid: int, watch: _ExitWatch) -> None:
-        del self.pids[pid]
-        watch.remove(pid)
+    def _forget(self, worker: _Worker) -> None:
+        worker.collect_report()
+        if worker.report is not None:
+            self._reports.append(worker.report)
+        worker.control.close()
+        del self._workers[worker.pid]
+        assert self._watch is not None  # made by serve_forever
+        self._watch.remove(worker.pid)
 
-    def _take_down(self, watch: _ExitWatch) -> None:
-        if not self.pids:
+    def _take_down(self, deadline: Deadline) -> None:
+        """Wait for every worker to exit by `deadline`, then kill what is left."""
+        self._restarts.clear()
+        if not self._workers:
             return
-        logger.info("stopping %d workers (up to %.1fs)", len(self.pids), self.stop_timeout)
-        for pid in self.pids:
+        assert self._watch is not None  # made by serve_forever
+        logger.info("stopping %d workers (up to %.1fs)", len(self._workers), deadline.remaining())
+        while self._workers and not deadline.expired:
+            for worker in list(self._workers.values()):
+                if os.waitpid(worker.pid, os.WNOHANG)[0]:
+                    self._forget(worker)
+            if self._workers:
+                self._watch.wait(min(deadline.at, time.monotonic() + _EXIT_POLL))
+        for worker in list(self._workers.values()):
+            logger.warning("worker %d did not stop in time; killing it", worker.pid)
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + self.stop_timeout
-        while self.pids and time.monotonic() < deadline:
-            for pid in list(self.pids):
-                if os.waitpid(pid, os.WNOHANG)[0]:
-                    self._forget(pid, watch)
-            if self.pids:
-                watch.wait(min(deadline, time.monotonic() + _EXIT_POLL))
-        for pid in list(self.pids):
-            logger.warning(
-                "worker %d did not stop within %.1fs; killing it", pid, self.stop_timeout
-            )
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            self._forget(pid, watch)
+                os.kill(worker.pid, signal.SIGKILL)
+            os.waitpid(worker.pid, 0)
+            self._lost += 1
+            self._forget(worker)
+
+
+class _WorkerSide:
+    """A worker's end of its control channel: drain orders in, its report out.
+
+    A thread reads the channel: an order to drain stops the runtime (and brings
+    its drain deadline forward); the end of the channel means the parent died.
+    SIGTERM stops the runtime the same way; SIGINT is the parent's to decide on.
+    """
+
+    def __init__(self, runtime: Runtime, control: socket.socket, drain_timeout: float) -> None:
+        self._runtime = runtime
+        self._control = control
+        self._drain_timeout = drain_timeout
+        self._deadline: Deadline | None = None
+
+    def start(self, parent: int) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        # Unblock only now (a supervisor such as the CLI may block these to take
+        # them with sigwait), so that a SIGTERM already pending finds the handler.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+        threading.Thread(target=self._listen, name="composerv-worker-control", daemon=True).start()
+        if os.getppid() != parent:
+            self._stop(self._drain_timeout)  # the parent died before the watch was armed
+
+    def deadline(self) -> Deadline:
+        """The drain deadline: the parent's, or the limits' from when the stop came."""
+        if self._deadline is None:
+            self._deadline = Deadline.after(self._drain_timeout)
+        return self._deadline
+
+    def _on_sigterm(self, _signum: int, _frame: object) -> None:
+        self._stop(self._drain_timeout)
+
+    def _stop(self, seconds: float) -> None:
+        at = time.monotonic() + seconds
+        if self._deadline is None:
+            self._deadline = Deadline(at)
+        else:
+            self._deadline.bring_forward(at)
+        self._runtime.stop()
+
+    def _listen(self) -> None:
+        reader = self._control.makefile("rb")
+        with contextlib.suppress(OSError, ValueError):
+            for line in reader:
+                with contextlib.suppress(ValueError, TypeError, KeyError):
+                    self._stop(float(json.loads(line)["drain"]))
+        if self._deadline is None:
+            logger.warning("worker %d: the supervisor is gone; stopping", os.getpid())
+            self._stop(self._drain_timeout)
+
+    def send_report(self, report: DrainReport) -> None:
+        message = {"report": attrs.asdict(report)}
+        with contextlib.suppress(OSError):
+            self._control.sendall(json.dumps(message).encode() + b"\n")
 
 
 class _ExitWatch:
@@ -282,16 +379,23 @@ class _ExitWatch:
     longer than the server's poll interval.
     """
 
-    def __init__(self, wake_reader: socket.socket, poll_interval: float) -> None:
-        self._wake_reader = wake_reader
+    def __init__(self, poll_interval: float) -> None:
         # Python runs signal handlers in the main thread only between bytecodes: if
         # the kernel delivers the signal to another thread, a select() here without
         # a timeout would keep a handler that calls shutdown() from running.
         self._max_wait = poll_interval
         self._selector = selectors.DefaultSelector()
-        self._selector.register(wake_reader, selectors.EVENT_READ)
+        self._wake_reader: socket.socket | None = None
         self._pidfds: dict[int, int] = {}
         self._poll = not hasattr(os, "pidfd_open")
+
+    def set_waker(self, wake_reader: socket.socket | None) -> None:
+        """Wake on `wake_reader` too (None: no longer)."""
+        if self._wake_reader is not None:
+            self._selector.unregister(self._wake_reader)
+        self._wake_reader = wake_reader
+        if wake_reader is not None:
+            self._selector.register(wake_reader, selectors.EVENT_READ)
 
     def add(self, pid: int) -> None:
         if self._poll:
@@ -324,7 +428,6 @@ class _ExitWatch:
         for pid in list(self._pidfds):
             self.remove(pid)
         self._selector.close()
-        self._wake_reader.close()
 
     def abandon(self) -> None:
         """Close this process's copies of the descriptors, in a forked worker.
@@ -335,27 +438,6 @@ class _ExitWatch:
         for pidfd in self._pidfds.values():
             os.close(pidfd)
         self._selector.close()
-        self._wake_reader.close()
-
-
-def _become_worker(loop: Loop, parent: int) -> None:
-    # A supervisor (the CLI) may block these signals to take them with sigwait; a
-    # worker takes SIGTERM itself. Ctrl-C reaches the whole process group: the
-    # parent decides, and stops the workers with SIGTERM.
-    def on_sigterm(_signum: int, _frame: object) -> None:
-        # shutdown() waits for the loop, which runs in this very thread: ask from another.
-        threading.Thread(target=loop.shutdown, name="composerv-worker-stop").start()
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, on_sigterm)
-    # Unblock only now, so that a SIGTERM already pending finds the handler.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:
-        # The parent died before the death signal was armed.
-        loop.shutdown()
 
 
 def _describe_exit(status: int) -> str:
@@ -370,16 +452,9 @@ def _worker_concurrency(_instance: object, attribute: attrs.Attribute[Any], valu
             "workers() cannot run inside workers(): give it threaded(), pooled() or evented()"
         )
     if not isinstance(value, Concurrency):
-        raise ConfigurationError(
+        raise ConfigurationTypeError(
             f"{attribute.name} must be a concurrency value such as threaded(), pooled() or "
             f"evented(), not {value!r}"
-        )
-
-
-def _positive_seconds(_instance: object, attribute: attrs.Attribute[float], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ConfigurationError(
-            f"{attribute.name} must be a positive number of seconds, not {value!r}"
         )
 
 
@@ -395,8 +470,6 @@ class Workers(Concurrency, Generic[C_co]):
     """How many worker processes serve at once."""
     concurrency: C_co = attrs.field(validator=_worker_concurrency)
     """How each worker serves its requests."""
-    stop_timeout: float = attrs.field(default=DEFAULT_STOP_TIMEOUT, validator=_positive_seconds)
-    """On shutdown, how long workers get to finish their requests before SIGKILL."""
 
     def __attrs_post_init__(self) -> None:
         if not hasattr(os, "fork"):
@@ -407,72 +480,41 @@ class Workers(Concurrency, Generic[C_co]):
         """As the concurrency each worker runs."""
         return self.concurrency.nodelay
 
-    def check_handler(self, handler: Handler[Any]) -> None:
-        self.concurrency.check_handler(handler)
+    def check(self, transport: Transport[Any], handler: Handler[Any]) -> None:
+        self.concurrency.check(transport, handler)
 
-    def check_transport(self, transport: Transport[Any]) -> None:
-        self.concurrency.check_transport(transport)
-
-    def build(
-        self,
-        lifecycle: RequestLifecycle[Any],
-        handler: Handler[Any],
-        limits: Limits,
-        has_capacity: Callable[[], bool] | None,
-        transport: Transport[Any],
-    ) -> Built:
-        from .._server._lifecycle import ServeLoop
-
-        pool = WorkerPool(
-            count=self.count,
-            build=functools.partial(
-                self.concurrency.build, lifecycle, handler, limits, has_capacity, transport
-            ),
-            drain_timeout=limits.drain_timeout,
-            stop_timeout=self.stop_timeout,
-        )
-        # The parent serves nothing; its loop only stands for the server's state.
-        return Built(ServeLoop(lifecycle, has_capacity), pool, None)
+    def build(self, service: Service[Any]) -> Runtime:
+        return WorkerSupervisor(service, self)
 
 
 C = TypeVar("C", bound=Concurrency)
 
 
 @overload
-def workers(
-    count: int | None = None, *, stop_timeout: float = DEFAULT_STOP_TIMEOUT
-) -> Workers[Threaded]: ...
+def workers(count: int | None = None) -> Workers[Threaded]: ...
 
 
 @overload
-def workers(
-    count: int | None, concurrency: C, *, stop_timeout: float = DEFAULT_STOP_TIMEOUT
-) -> Workers[C]: ...
+def workers(count: int | None, concurrency: C) -> Workers[C]: ...
 
 
-def workers(
-    count: int | None = None,
-    concurrency: Concurrency | None = None,
-    *,
-    stop_timeout: float = DEFAULT_STOP_TIMEOUT,
-) -> Workers[Any]:
+def workers(count: int | None = None, concurrency: Concurrency | None = None) -> Workers[Any]:
     """Serve with `count` processes (default: one per core), each using `concurrency`.
 
     Example::
 
         server = serve(tcp(("0.0.0.0", 8000)), workers(4, evented()), message_handler(fn))
-        server.serve_forever()  # supervises; server.shutdown() stops every worker
+        server.serve_forever()  # supervises; server.shutdown(drain=5.0) drains every worker
 
     `concurrency` defaults to `threaded()`; any concurrency but `workers` itself
     works, an event loop included (each worker runs its own). A worker that dies
-    is replaced; on shutdown the workers get `stop_timeout` seconds to finish
-    their requests (an event loop drains its connections for the limits'
-    ``drain_timeout``).
+    is replaced. A drain (``shutdown(drain=...)``, ``server_close()``) reaches every
+    worker: each stops accepting, closes its idle connections, lets its requests
+    finish by the deadline and reports, so the `DrainReport` covers them all. A
+    worker whose parent dies stops by itself. Module state is per process: each
+    worker has its own copy of what the parent held when it forked.
     """
-    from ._threaded import threaded
-
     return Workers(
         count=(os.cpu_count() or 1) if count is None else count,
         concurrency=threaded() if concurrency is None else concurrency,
-        stop_timeout=stop_timeout,
     )

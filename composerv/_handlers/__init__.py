@@ -1,7 +1,6 @@
 """Handlers: what a server does with each request."""
 
 from ._async import AsyncStreamHandler, async_stream_handler
-from ._base import Handler
 from ._classic import (
     ClassicDatagramHandler,
     ClassicServer,
@@ -11,7 +10,6 @@ from ._classic import (
 from ._datagram import DatagramHandler, datagram_handler
 from ._message import (
     DatagramMessageHandler,
-    MessageFn,
     MessageHandler,
     StreamMessageHandler,
     message_handler,
@@ -25,8 +23,6 @@ __all__ = [
     "ClassicStreamHandler",
     "DatagramHandler",
     "DatagramMessageHandler",
-    "Handler",
-    "MessageFn",
     "MessageHandler",
     "StreamHandler",
     "StreamMessageHandler",

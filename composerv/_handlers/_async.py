@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import socket
 from collections.abc import Awaitable, Callable
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 
 import attrs
 
 from .._addresses import Address
+from .._context import RequestContext
+from .._errors import ConfigurationTypeError
+from .._runtime import AsyncForm, Handler
 from .._transports._tls import TLS, log_failed_handshake
-from .._validate import callable_value, positive_int
-from ._base import Handler
+from .._validate import positive_int
 
 __all__ = ["AsyncStreamFn", "AsyncStreamHandler", "async_stream_handler", "serve_with_streams"]
 
@@ -28,19 +31,30 @@ AsyncStreamFn = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable
 _NO_HANDSHAKE_TIMEOUT = 365 * 86400.0
 
 
+def _plain_reader(limit: int, loop: asyncio.AbstractEventLoop) -> asyncio.StreamReader:
+    return asyncio.StreamReader(limit=limit, loop=loop)
+
+
 async def serve_with_streams(
-    handler: AsyncStreamHandler, sock: socket.socket, peer: Address, tls: TLS | None = None
+    form: AsyncForm,
+    sock: socket.socket,
+    peer: Address,
+    tls: TLS | None = None,
+    *,
+    reader: Callable[[int, asyncio.AbstractEventLoop], asyncio.StreamReader] = _plain_reader,
+    opened: Callable[[asyncio.Transport], None] | None = None,
 ) -> None:
     """Run the handler's function on asyncio streams over the connected `sock`, then
     close the streams. Over `tls`, asyncio first runs the server side of the
     handshake, within the transport's ``handshake_timeout``; a failed one is logged
-    (see `log_failed_handshake`) and the handler does not run.
+    (see `log_failed_handshake`) and the handler does not run. `reader` makes the
+    stream reader; `opened` is told the transport once it exists.
 
     Must run on the event loop that is to own `sock`.
     """
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=handler.limit, loop=loop)
-    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    stream_reader = reader(form.limit, loop)
+    protocol = asyncio.StreamReaderProtocol(stream_reader, loop=loop)
     if tls is None:
         transport, _ = await loop.connect_accepted_socket(lambda: protocol, sock)
     else:
@@ -55,9 +69,11 @@ async def serve_with_streams(
         except OSError as error:  # ssl.SSLError, a timeout, a reset: all OSErrors
             log_failed_handshake(peer, error)
             return
-    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    if opened is not None:
+        opened(transport)
+    writer = asyncio.StreamWriter(transport, protocol, stream_reader, loop)
     try:
-        await handler.fn(reader, writer)
+        await form.fn(stream_reader, writer)
     finally:
         writer.close()
         # OSError: the peer may be gone already; the stream is closed either way.
@@ -65,21 +81,43 @@ async def serve_with_streams(
             await writer.wait_closed()
 
 
+def _coroutine_function(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not callable(value):
+        raise ConfigurationTypeError(
+            f"{attribute.name} must be an async function, not {type(value).__name__} {value!r}"
+        )
+    # An instance with an async __call__ is a coroutine function too.
+    target: object = value if inspect.isroutine(value) else type(value).__call__
+    if not (inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(target)):
+        raise ConfigurationTypeError(
+            f"{attribute.name} must be an async function (async def fn(reader, writer)), "
+            f"not the plain function {value!r}: for a blocking function use stream_handler(fn)"
+        )
+
+
 @attrs.frozen
 class AsyncStreamHandler(Handler[socket.socket]):
     """Calls ``await fn(reader, writer)`` per connection; build it with `async_stream_handler`."""
 
-    kind: ClassVar[str] = "stream"
+    kind: ClassVar[Literal["stream", "datagram"]] = "stream"
 
-    fn: AsyncStreamFn = attrs.field(validator=callable_value)
+    fn: AsyncStreamFn = attrs.field(validator=_coroutine_function)
     """The coroutine function serving one connection; the streams close when it returns."""
     limit: int = attrs.field(default=DEFAULT_LIMIT, validator=positive_int)
     """The reader's buffer limit: the longest line ``readline`` returns (asyncio's own
     default is 64 KiB); a longer one raises ``ValueError`` in the coroutine."""
 
-    def handle(self, request: socket.socket, peer: Address) -> None:
-        """Under a blocking concurrency, serve the connection on an event loop of its own."""
-        asyncio.run(serve_with_streams(self, request, peer))
+    def handle(self, request: socket.socket, context: RequestContext) -> None:
+        """Under a blocking concurrency, serve the connection on an event loop of its own.
+
+        asyncio takes a plain socket and does its own reads: a drain can cut the
+        connection, but timeouts are the coroutine's business (``asyncio.timeout``)."""
+        plain = socket.socket(request.family, request.type, request.proto, request.detach())
+        context.watch(plain)
+        asyncio.run(serve_with_streams(self.for_asyncio(), plain, context.peer))
+
+    def for_asyncio(self) -> AsyncForm:
+        return AsyncForm(self.fn, self.limit)
 
 
 def async_stream_handler(fn: AsyncStreamFn, *, limit: int = DEFAULT_LIMIT) -> AsyncStreamHandler:

@@ -9,9 +9,11 @@ from typing import Any, ClassVar, Literal, overload
 import attrs
 
 from .._addresses import Address
+from .._context import RequestContext
 from .._datagram import Datagram
+from .._errors import ConfigurationError
+from .._runtime import Handler
 from .._validate import callable_value
-from ._base import Handler
 
 __all__ = [
     "ClassicDatagramHandler",
@@ -48,29 +50,32 @@ DatagramHandlerClass = Callable[[tuple[bytes, socket.socket], Any, ClassicServer
 class ClassicStreamHandler(Handler[socket.socket]):
     """Instantiates a classic handler class per connection; build it with `request_handler`."""
 
-    kind: ClassVar[str] = "stream"
+    kind: ClassVar[Literal["stream", "datagram"]] = "stream"
 
     handler_class: StreamHandlerClass = attrs.field(validator=callable_value)
     """Called as ``handler_class(connection, client_address, server)``, like
-    ``socketserver.StreamRequestHandler`` subclasses."""
+    ``socketserver.StreamRequestHandler`` subclasses. The connection's own
+    ``recv``, ``sendall`` and ``makefile`` keep the server's limits."""
 
-    def handle(self, request: socket.socket, peer: Address) -> None:
-        self.handler_class(request, peer, ClassicServer(request.getsockname(), request))
+    def handle(self, request: socket.socket, context: RequestContext) -> None:
+        self.handler_class(request, context.peer, ClassicServer(request.getsockname(), request))
 
 
 @attrs.frozen
 class ClassicDatagramHandler(Handler[Datagram]):
     """Instantiates a classic handler class per datagram; build it with `request_handler`."""
 
-    kind: ClassVar[str] = "datagram"
+    kind: ClassVar[Literal["stream", "datagram"]] = "datagram"
 
     handler_class: DatagramHandlerClass = attrs.field(validator=callable_value)
     """Called as ``handler_class((data, socket), client_address, server)``, like
     ``socketserver.DatagramRequestHandler`` subclasses."""
 
-    def handle(self, request: Datagram, peer: Address) -> None:
+    def handle(self, request: Datagram, context: RequestContext) -> None:
         sock = request.socket
-        self.handler_class((request.data, sock), peer, ClassicServer(sock.getsockname(), sock))
+        self.handler_class(
+            (request.data, sock), context.peer, ClassicServer(sock.getsockname(), sock)
+        )
 
 
 @overload
@@ -106,4 +111,4 @@ def request_handler(
         return ClassicStreamHandler(handler_class)
     if kind == "datagram":
         return ClassicDatagramHandler(handler_class)
-    raise ValueError(f"kind must be 'stream' or 'datagram', not {kind!r}")
+    raise ConfigurationError(f"kind must be 'stream' or 'datagram', not {kind!r}")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import attrs
 
-from .._addresses import Address
+from .._context import RequestContext
 from .._datagram import Datagram
+from .._runtime import Handler
 from .._validate import callable_value
-from ._base import Handler
 
 __all__ = ["DatagramHandler", "datagram_handler"]
 
@@ -19,12 +19,12 @@ __all__ = ["DatagramHandler", "datagram_handler"]
 class DatagramHandler(Handler[Datagram]):
     """Calls `fn` with each `Datagram`; build it with `datagram_handler`."""
 
-    kind: ClassVar[str] = "datagram"
+    kind: ClassVar[Literal["stream", "datagram"]] = "datagram"
 
     fn: Callable[[Datagram], object] = attrs.field(validator=callable_value)
     """Called once per datagram; answer with ``datagram.reply(data)``."""
 
-    def handle(self, request: Datagram, peer: Address) -> None:
+    def handle(self, request: Datagram, context: RequestContext) -> None:
         self.fn(request)
 
 

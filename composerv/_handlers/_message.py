@@ -5,22 +5,20 @@ from __future__ import annotations
 import abc
 import socket
 from collections.abc import Iterable
-from typing import ClassVar, overload
+from typing import ClassVar, Literal, overload
 
 import attrs
 
-from .._addresses import Address, peer_repr
+from .._context import RequestContext
 from .._datagram import Datagram
-from .._errors import MessageTooLargeError, TruncatedMessageError
+from .._errors import MessageTooLargeError
 from .._framing import Datagrams, MessageFn, StreamFraming, lines
-from .._log import logger
+from .._runtime import Handler, MessageForm
 from .._transports._base import R
 from .._validate import callable_value, instance_of
-from ._base import Handler
 
 __all__ = [
     "DatagramMessageHandler",
-    "MessageFn",
     "MessageHandler",
     "StreamMessageHandler",
     "message_handler",
@@ -38,7 +36,8 @@ class MessageHandler(Handler[R]):
 
     It runs under every concurrency: under a blocking one its `handle` reads
     frames, calls the function and writes the replies; an event loop (`evented`)
-    calls the function itself. Build it with `message_handler`.
+    takes the function and framing from `for_event_loop` and calls it itself.
+    Build it with `message_handler`.
     """
 
     __slots__ = ()
@@ -48,6 +47,9 @@ class MessageHandler(Handler[R]):
     def fn(self) -> MessageFn:
         """The function called once per message."""
 
+    def _open(self, context: RequestContext) -> MessageFn:
+        return self.fn
+
 
 def replies(fn: MessageFn, framing: StreamFraming, messages: Iterable[bytes]) -> bytes:
     """The framed replies of `fn` to `messages`, joined for one send."""
@@ -55,16 +57,11 @@ def replies(fn: MessageFn, framing: StreamFraming, messages: Iterable[bytes]) ->
     return b"".join([encode(reply) for message in messages if (reply := fn(message)) is not None])
 
 
-def log_framing_error(error: MessageTooLargeError | TruncatedMessageError, peer: Address) -> None:
-    """Say why a connection is being closed for its framing."""
-    logger.warning("closing the connection from %s: %s", peer_repr(peer), error)
-
-
 @attrs.frozen
 class StreamMessageHandler(MessageHandler[socket.socket]):
     """Serves a stream transport: messages cut by a `StreamFraming`, replies framed alike."""
 
-    kind: ClassVar[str] = "stream"
+    kind: ClassVar[Literal["stream", "datagram"]] = "stream"
 
     fn: MessageFn = attrs.field(validator=callable_value)
     """Called once per message with its payload (without framing)."""
@@ -73,33 +70,43 @@ class StreamMessageHandler(MessageHandler[socket.socket]):
     )
     """How messages and replies are framed on the wire."""
 
-    def handle(self, request: socket.socket, peer: Address) -> None:
+    def handle(self, request: socket.socket, context: RequestContext) -> None:
+        """Read messages, answer each; a message must arrive whole within
+        ``read_timeout`` of its first byte, however slowly it trickles in."""
         decoder = self.framing.decoder()
+        fn = self._open(context)
         buffer = bytearray(RECV_SIZE)
+        receive, recv_into = context.receive, context.raw_recv_into
+        context.begin_read(False)
         with memoryview(buffer) as view:
-            while size := request.recv_into(buffer):
+            while size := receive(recv_into, buffer, 0):
                 try:
                     messages = decoder.feed(view[:size])
                 except MessageTooLargeError as error:
-                    self._reply(request, error.messages)
-                    log_framing_error(error, peer)
-                    return
-                self._reply(request, messages)
-        try:
-            decoder.close()
-        except TruncatedMessageError as error:
-            log_framing_error(error, peer)
+                    self._reply(context, fn, error.messages)
+                    raise
+                if messages:
+                    # A message ended: the next read waits for a new one, or (its
+                    # first bytes are here) its read clock starts now.
+                    self._reply(context, fn, messages)
+                    context.begin_read(decoder.pending > 0)
+                elif not decoder.pending:
+                    context.begin_read(False)
+        decoder.close()
 
-    def _reply(self, request: socket.socket, messages: list[bytes]) -> None:
-        if out := replies(self.fn, self.framing, messages):
-            request.sendall(out)
+    def _reply(self, context: RequestContext, fn: MessageFn, messages: list[bytes]) -> None:
+        if out := replies(fn, self.framing, messages):
+            context.send_all(out)
+
+    def for_event_loop(self) -> MessageForm:
+        return MessageForm(self.framing, self._open, self.fn)
 
 
 @attrs.frozen
 class DatagramMessageHandler(MessageHandler[Datagram]):
     """Serves a datagram transport: each datagram is a message, each reply a datagram."""
 
-    kind: ClassVar[str] = "datagram"
+    kind: ClassVar[Literal["stream", "datagram"]] = "datagram"
 
     fn: MessageFn = attrs.field(validator=callable_value)
     """Called once per datagram with its payload."""
@@ -108,10 +115,13 @@ class DatagramMessageHandler(MessageHandler[Datagram]):
     )
     """Always `datagrams()`."""
 
-    def handle(self, request: Datagram, peer: Address) -> None:
+    def handle(self, request: Datagram, context: RequestContext) -> None:
         reply = self.fn(request.data)
         if reply is not None:
             request.reply(reply)
+
+    def for_event_loop(self) -> MessageForm:
+        return MessageForm(self.framing, self._open, self.fn)
 
 
 @overload

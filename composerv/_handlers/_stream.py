@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import attrs
 
-from .._addresses import Address
-from .._connection import Connection
+from .._connection import Connection, connection_of
+from .._context import RequestContext
+from .._runtime import Handler
 from .._validate import callable_value
-from ._base import Handler
 
 __all__ = ["StreamHandler", "stream_handler"]
 
@@ -20,13 +20,13 @@ __all__ = ["StreamHandler", "stream_handler"]
 class StreamHandler(Handler[socket.socket]):
     """Calls `fn` with a `Connection` per accepted connection; build it with `stream_handler`."""
 
-    kind: ClassVar[str] = "stream"
+    kind: ClassVar[Literal["stream", "datagram"]] = "stream"
 
     fn: Callable[[Connection], object] = attrs.field(validator=callable_value)
     """Called once per connection; the connection closes when it returns."""
 
-    def handle(self, request: socket.socket, peer: Address) -> None:
-        connection = Connection(request, peer)
+    def handle(self, request: socket.socket, context: RequestContext) -> None:
+        connection = connection_of(request, context)
         try:
             self.fn(connection)
         finally:

@@ -1,6 +1,6 @@
 """Transports: where a server's requests come from."""
 
-from ._base import Cleanup, DatagramTooLargeError, DatagramTransport, StreamTransport, Transport
+from ._base import Cleanup, DatagramTransport, StreamTransport, Transport
 from ._inet import TCP, UDP, tcp, udp
 from ._inherited import InheritedDatagram, InheritedStream, inherited, systemd_sockets
 from ._tls import TLS, tls
@@ -11,7 +11,6 @@ __all__ = [
     "TLS",
     "UDP",
     "Cleanup",
-    "DatagramTooLargeError",
     "DatagramTransport",
     "InheritedDatagram",
     "InheritedStream",

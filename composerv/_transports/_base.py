@@ -7,13 +7,19 @@ import contextlib
 import socket
 import sys
 from collections.abc import Callable
-from typing import ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Generic, Literal, TypeVar
 
 from .._addresses import Address
 from .._datagram import Datagram
+from .._errors import DatagramTooLargeError
+
+if TYPE_CHECKING:
+    from .._context import RequestContext
+    from ._tls import TLS
 
 __all__ = [
     "INET_FAMILIES",
+    "LISTENER_OPTIONS_INHERITED",
     "Cleanup",
     "DatagramTransport",
     "R",
@@ -54,7 +60,7 @@ class Transport(Generic[R], metaclass=abc.ABCMeta):
 
     __slots__ = ()
 
-    kind: ClassVar[str]
+    kind: ClassVar[Literal["stream", "datagram"]]
     """``"stream"`` or ``"datagram"``: what handlers this transport can feed."""
 
     @property
@@ -78,17 +84,31 @@ class Transport(Generic[R], metaclass=abc.ABCMeta):
     def get_request(self, sock: socket.socket) -> tuple[R, Address]:
         """Take one request off a readable socket; raises `OSError` if there is none."""
 
+    @property
+    def nodelay(self) -> bool | None:
+        """Whether accepted TCP connections get TCP_NODELAY; None: the concurrency
+        decides (see `Concurrency.nodelay`), and for transports without TCP."""
+        return None
+
+    @property
+    def tls(self) -> TLS | None:
+        """The TLS layer of this transport, if it has one: an event loop that runs
+        handshakes itself (asyncio's) takes its context from there."""
+        return None
+
     prepares_requests: ClassVar[bool] = False
     """Whether `prepare_request` does blocking work per request (a TLS handshake),
     which an event loop, serving every client from one thread, cannot run."""
 
-    def prepare_request(self, request: R, peer: Address) -> R | None:
+    def prepare_request(self, request: R, context: RequestContext) -> R | None:
         """Make a request ready for the handler, where it is served (thread or child).
 
-        Work that may block per client (a TLS handshake) belongs here, not in
-        `get_request`, which runs on the accept loop. Returns the request to hand
-        to the handler, or None to drop it (the transport has logged why and
-        closed what it made). The default hands the request on as it is.
+        Work that may block per client (a TLS handshake, a PROXY protocol header)
+        belongs here, not in `get_request`, which runs on the accept loop; it keeps
+        the request's `context` (its deadlines, and its peer, which it may update).
+        Returns the request to hand to the handler, or None to drop it (the
+        transport has logged why and closed what it made). The default hands the
+        request on as it is.
         """
         return request
 
@@ -108,18 +128,12 @@ class StreamTransport(Transport[socket.socket]):
 
     __slots__ = ()
 
-    kind: ClassVar[str] = "stream"
+    kind: ClassVar[Literal["stream", "datagram"]] = "stream"
 
     @property
     @abc.abstractmethod
     def backlog(self) -> int:
         """The listen queue length."""
-
-    @property
-    @abc.abstractmethod
-    def nodelay(self) -> bool | None:
-        """Whether accepted TCP connections get TCP_NODELAY; None: the concurrency
-        decides (see `Concurrency.nodelay`)."""
 
     def activate(self, sock: socket.socket) -> None:
         sock.listen(self.backlog)
@@ -162,7 +176,7 @@ def set_listener_nodelay(sock: socket.socket, nodelay: bool) -> None:
     """Give a TCP listener TCP_NODELAY, for the connections that inherit it (Linux and
     the BSDs). Off Linux, `StreamTransport.get_request` also sets it per connection,
     but only when the transport itself says ``nodelay=True``."""
-    if nodelay and sock.family in INET_FAMILIES:
+    if nodelay and sock.family in INET_FAMILIES and sock.type == socket.SOCK_STREAM:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
@@ -179,7 +193,7 @@ class DatagramTransport(Transport[Datagram]):
 
     __slots__ = ()
 
-    kind: ClassVar[str] = "datagram"
+    kind: ClassVar[Literal["stream", "datagram"]] = "datagram"
 
     @property
     @abc.abstractmethod
@@ -203,14 +217,3 @@ class DatagramTransport(Transport[Datagram]):
 
     def close_request_copy(self, request: Datagram) -> None:
         """A datagram holds no resource of its own."""
-
-
-class DatagramTooLargeError(OSError):
-    """A datagram was longer than the transport's max_datagram_size and was dropped."""
-
-    def __init__(self, peer: Address, limit: int) -> None:
-        super().__init__(
-            f"dropped a datagram from {peer!r} longer than max_datagram_size={limit}; "
-            "raise max_datagram_size on the transport to accept it"
-        )
-        self.peer = peer

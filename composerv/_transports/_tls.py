@@ -3,7 +3,10 @@
 The accept loop only accepts: the handshake runs in `prepare_request`, which the
 server calls where the request is served (a thread, a child process), so a slow
 or hostile client holds up no one else. A failed handshake is logged in one line
-with the peer and closes that connection only.
+with the peer and closes that connection only. After it, the TLS socket reads
+and writes through the request's context like any connection, so the idle, read
+and write timeouts hold over TLS too (with Python-level timeouts: a blocking
+``SSLSocket`` retries on a kernel timeout's EAGAIN instead of failing).
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from typing import Any, ClassVar
 import attrs
 
 from .._addresses import Address, peer_repr
-from .._errors import ConfigurationError
+from .._connection import route_tls_socket
+from .._context import RequestContext
+from .._errors import ConfigurationError, ConfigurationTypeError
 from .._log import logger
 from .._validate import optional_positive_number
 from ._base import Cleanup, StreamTransport, close_connection
@@ -30,7 +35,7 @@ DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 
 def _stream_transport(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, StreamTransport):
-        raise ConfigurationError(
+        raise ConfigurationTypeError(
             f"{attribute.name} must be a stream transport such as tcp(...) or "
             f"unix_stream(...), not {value!r}: TLS runs over streams only"
         )
@@ -38,7 +43,7 @@ def _stream_transport(_instance: object, attribute: attrs.Attribute[Any], value:
 
 def _server_context(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, ssl.SSLContext):
-        raise ConfigurationError(f"{attribute.name} must be an ssl.SSLContext, not {value!r}")
+        raise ConfigurationTypeError(f"{attribute.name} must be an ssl.SSLContext, not {value!r}")
     if value.protocol == ssl.PROTOCOL_TLS_CLIENT:
         raise ConfigurationError(
             f"{attribute.name} is a client context (PROTOCOL_TLS_CLIENT); make a server one "
@@ -61,6 +66,11 @@ class TLS(StreamTransport):
         default=DEFAULT_HANDSHAKE_TIMEOUT, validator=optional_positive_number
     )
     """Seconds a client gets to complete the handshake; None waits forever."""
+
+    @property
+    def tls(self) -> TLS:
+        """This transport itself."""
+        return self
 
     @property
     def bind_and_activate(self) -> bool:
@@ -89,22 +99,29 @@ class TLS(StreamTransport):
     def get_request(self, sock: socket.socket) -> tuple[socket.socket, Address]:
         return self.transport.get_request(sock)
 
-    def prepare_request(self, request: socket.socket, peer: Address) -> socket.socket | None:
-        """Run the server side of the handshake; None (logged) if it fails."""
-        timeout = request.gettimeout()
-        # wrap_socket takes over the descriptor: `request` is detached from here on.
+    def prepare_request(
+        self, request: socket.socket, context: RequestContext
+    ) -> socket.socket | None:
+        """The transport underneath prepares first (the PROXY header comes before the
+        handshake); then the server side of the handshake, within
+        `handshake_timeout`. None (logged) if it fails."""
+        prepared = self.transport.prepare_request(request, context)
+        if prepared is None:
+            return None
+        # wrap_socket takes over the descriptor: `prepared` is detached from here on.
         tls_socket = self.context.wrap_socket(
-            request, server_side=True, do_handshake_on_connect=False
+            prepared, server_side=True, do_handshake_on_connect=False
         )
+        context.watch(tls_socket)  # a drain that cuts now must reach the handshake
         try:
             tls_socket.settimeout(self.handshake_timeout)
             tls_socket.do_handshake()
-            tls_socket.settimeout(timeout)
         except OSError as exc:  # ssl.SSLError, a timeout, a reset: all OSErrors
-            log_failed_handshake(peer, exc)
+            log_failed_handshake(context.peer, exc)
             close_connection(tls_socket)
             return None
-        return tls_socket
+        tls_socket.settimeout(None)
+        return route_tls_socket(tls_socket, context)
 
     def close_request(self, request: socket.socket, *, at_eof: bool = False) -> None:
         if isinstance(request, ssl.SSLSocket):

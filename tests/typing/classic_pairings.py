@@ -5,18 +5,8 @@ the expected messages.
 """
 
 from compat import socketserver
-from composerv import (
-    ClassicDatagramHandler,
-    ClassicStreamHandler,
-    request_handler,
-    serve,
-    sync,
-    tcp,
-    threaded,
-    udp,
-    unix_datagram,
-    unix_stream,
-)
+from composerv import request_handler, serve, sync, tcp, threaded, udp, unix_datagram, unix_stream
+from composerv.types import ClassicDatagramHandler, ClassicStreamHandler
 
 
 class Echo(socketserver.StreamRequestHandler):

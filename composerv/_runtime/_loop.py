@@ -1,10 +1,11 @@
-"""The request lifecycle, hook for hook the one of the stdlib's ``BaseServer``.
+"""The blocking request loop, hook for hook the one of the stdlib's ``BaseServer``.
 
-`ServeLoop` owns the waiting and the order of the calls; a `RequestLifecycle`
-supplies what each step does. The core `Server` supplies steps built from its
-transport, concurrency and handler values; `compat.socketserver` supplies the
-classic overridable methods, so legacy subclasses see the same calls at the same
-moments as under the stdlib.
+`ServeLoop` owns the waiting, the waking and the order of the calls; a
+`RequestLifecycle` supplies what each step does. The blocking runtime supplies
+steps built from a server's transport, scheduler and handler; `compat.socketserver`
+supplies the classic overridable methods, so legacy subclasses see the same calls
+at the same moments as under the stdlib. The event loops reuse its waking and
+stopping (`running_loop`, `request_stop`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, Protocol, TypeVar
+
+from ._gate import ListenerGate
 
 __all__ = ["BATCH", "RequestLifecycle", "ServeLoop", "drain", "new_selector", "take_request"]
 
@@ -33,7 +36,7 @@ BATCH = 64
 drain a burst without a poll() per request, few enough that housekeeping, and
 connections already open under an event loop, still get their turn."""
 
-# How often `handle_request` looks for a free place at max_connections: unlike
+# How often `handle_request` looks for a free place while the gate is closed: unlike
 # serve_forever it has no wake-up pipe for a request that ends to write to.
 CAPACITY_POLL = 0.01
 
@@ -70,14 +73,15 @@ class ServeLoop:
 
     Unlike the stdlib loop, `shutdown` wakes the loop through a socket pair instead
     of waiting out the poll interval, returns at once when called from the loop's
-    own thread (a handler under ``sync()``) instead of deadlocking, and returns at
-    once when no loop is running. A `shutdown` before `serve_forever` makes the
-    next `serve_forever` return at once, so starting and stopping from two threads
-    cannot race.
+    own thread (a handler under ``sync()``, a signal handler) instead of
+    deadlocking, and returns at once when no loop is running. A `shutdown` before
+    `serve_forever` makes the next `serve_forever` return at once, so starting and
+    stopping from two threads cannot race. Asking to stop takes no lock, so a
+    signal handler may do it whatever the loop's thread was doing.
 
-    `has_capacity`, if given, is asked before each wait: while it is false the
-    loop stops watching the listening socket, so new connections wait in the
-    kernel's backlog, until `wake` is called (or `poll_interval` passes).
+    `gate`, if given, is asked before each wait whether to watch the listening
+    socket (see `ListenerGate`): while it says no, new connections wait in the
+    kernel's backlog, until `wake` is called or the back-off ends.
 
     With `nonblocking` (the lifecycle's ``get_request`` raises `BlockingIOError`
     instead of waiting, as the core server's does), one wake-up serves up to
@@ -89,15 +93,14 @@ class ServeLoop:
     def __init__(
         self,
         lifecycle: RequestLifecycle[Any],
-        has_capacity: Callable[[], bool] | None = None,
+        gate: ListenerGate | None = None,
         *,
         nonblocking: bool = False,
     ) -> None:
         self._lifecycle = lifecycle
-        self._has_capacity = has_capacity
+        self.gate = gate
+        """When to watch the listening socket (None: always)."""
         self._batch = BATCH if nonblocking else 1
-        self.paused = False
-        """Whether the loop has stopped watching the listening socket (at capacity)."""
         self._listening = False
         self._lock = threading.Lock()
         self._stop_requested = False
@@ -110,6 +113,11 @@ class ServeLoop:
     def running(self) -> bool:
         """Whether `serve_forever` is running in some thread."""
         return self._loop_thread is not None
+
+    @property
+    def serving_thread(self) -> threading.Thread | None:
+        """The thread running `serve_forever`, or None."""
+        return self._loop_thread
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         """Serve until `shutdown`; ``service_actions`` runs at least every `poll_interval` s."""
@@ -124,21 +132,22 @@ class ServeLoop:
                     self.handle_batch()
                 self._lifecycle.service_actions()
 
+    def _watching(self) -> bool:
+        return self.gate is None or self.gate.open()
+
     def wait_for_request(
         self, selector: selectors.BaseSelector, wake_reader: socket.socket, timeout: float
     ) -> bool:
         """Wait up to `timeout` s on `selector` (which watches `wake_reader`); whether a
-        request is ready. Watches the listening socket only while there is capacity."""
-        # Paused first, capacity second: a request that ends in between sees
-        # `paused` and wakes the loop (see `wake`).
-        self.paused = True
-        if self._listening != self._accepting():
+        request is ready. Watches the listening socket only while the gate is open."""
+        if self._listening != self._watching():
             self._listening = not self._listening
             if self._listening:
                 selector.register(self._lifecycle, selectors.EVENT_READ)
             else:
                 selector.unregister(self._lifecycle)
-        self.paused = not self._listening
+        if self.gate is not None:
+            timeout = self.gate.bound(timeout)  # type: ignore[assignment]  # a float in, a float out
         request_ready = False
         for key, _ in selector.select(timeout):
             if key.fileobj is wake_reader:
@@ -176,9 +185,6 @@ class ServeLoop:
             wake_writer.close()
             self._stopped.set()
 
-    def _accepting(self) -> bool:
-        return self._has_capacity is None or self._has_capacity()
-
     def shutdown(self) -> None:
         """Stop `serve_forever`; from another thread, return once it has stopped."""
         loop_thread = self.request_stop()
@@ -186,21 +192,27 @@ class ServeLoop:
             self._stopped.wait()
 
     def request_stop(self) -> threading.Thread | None:
-        """Make `serve_forever` stop soon without waiting; return the loop's thread, if any."""
-        with self._lock:
-            self._stop_requested = True
-            loop_thread = self._loop_thread
+        """Make `serve_forever` stop soon without waiting; return the loop's thread, if any.
+
+        Takes no lock: a signal handler may call it in the middle of anything the
+        loop's thread does, `running_loop`'s locked steps included. The flag is set
+        before the loop thread is read, and `running_loop` sets the thread before
+        it looks at the flag, so a stop is never missed (the GIL orders the stores).
+        """
+        self._stop_requested = True
+        loop_thread = self._loop_thread
         self.wake()
         return loop_thread
 
-    def wait_stopped(self, timeout: float) -> bool:
+    def wait_stopped(self, timeout: float | None) -> bool:
         """Wait up to `timeout` seconds for `serve_forever` to return; whether it has."""
         return self._stopped.wait(timeout)
 
     def wake(self) -> None:
         """Make a waiting loop look at its state again (a stop, or capacity freed).
 
-        Safe from any thread, and from a forked child, which inherited the pipe.
+        Safe from any thread, from a signal handler, and from a forked child, which
+        inherited the pipe.
         """
         waker = self._waker
         if waker is not None:
@@ -211,8 +223,8 @@ class ServeLoop:
     def handle_request(self, timeout: float | None) -> None:
         """Wait up to `timeout` seconds (None: forever) for one request and serve it.
 
-        Calls ``handle_timeout`` if none came in time. At capacity (see
-        `has_capacity`), waits for a request to end before taking the next one, as
+        Calls ``handle_timeout`` if none came in time. While the gate is closed (at
+        capacity, or backing off), waits for it to open before taking a request, as
         `serve_forever` does.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -220,7 +232,7 @@ class ServeLoop:
         with new_selector() as selector:
             selector.register(self._lifecycle, selectors.EVENT_READ)
             while True:
-                if not self._accepting():
+                if not self._watching():
                     time.sleep(
                         CAPACITY_POLL if remaining is None else min(CAPACITY_POLL, remaining)
                     )
@@ -241,15 +253,15 @@ class ServeLoop:
 
     def handle_batch(self) -> None:
         """Serve the requests ready on a readable socket, up to the batch size, while
-        there is capacity and no stop was asked for."""
+        there is room and no stop was asked for."""
         lifecycle = self._lifecycle
-        has_capacity = self._has_capacity
+        gate = self.gate
         for _ in range(self._batch):
             taken = take_request(lifecycle)
             if taken is None:
                 return  # nothing left (or one refused: the next poll() goes on)
             self.process_taken(*taken)
-            if self._stop_requested or (has_capacity is not None and not has_capacity()):
+            if self._stop_requested or (gate is not None and not gate.has_room()):
                 return
 
     def process_taken(self, request: Any, client_address: Any) -> None:

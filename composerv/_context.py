@@ -1,0 +1,398 @@
+"""`RequestContext`: one request's peer, deadlines and part in a draining shutdown.
+
+The runtime makes a context per request and hands it to the handler with the
+request (``handler.handle(request, context)``); every way of reading and writing a
+connection (`Connection`, its files, the socket's own ``recv``/``sendall`` under a
+classic handler, the blocking message loop) goes through it. So every handler kind
+gets the idle, read and write deadlines, a timeout always raises `TimeoutError`
+where the handler reads (never looks like the end of the stream), and a draining
+server closes idle connections and cuts the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import socket
+import ssl
+import struct
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ._addresses import Address
+from ._limits import Limits
+
+__all__ = ["KERNEL_TIMEOUTS", "NO_LIMITS", "RequestContext", "timeval"]
+
+NO_LIMITS = Limits(max_connections=None, idle_timeout=None, read_timeout=None, write_timeout=None)
+"""The limits of a connection made outside a server: none."""
+
+KERNEL_TIMEOUTS = sys.platform.startswith("linux")
+"""Whether plain sockets get kernel timeouts (SO_RCVTIMEO/SO_SNDTIMEO).
+
+They leave the socket blocking, so a recv or a send stays one system call;
+Python's settimeout() adds a poll() before each one (measured on a threaded echo
+over unix sockets: 41k round trips/s with it, 60k without). They need struct
+timeval's layout, two longs on Linux; elsewhere, and for TLS sockets (whose
+blocking reads retry on the EAGAIN of a kernel timeout instead of failing), the
+context uses settimeout()."""
+
+# What a timed-out recv or send raises: EAGAIN under a kernel timeout, TimeoutError
+# under settimeout().
+_TIMED_OUT = (TimeoutError, BlockingIOError)
+
+_NEVER_SET = -1.0
+# A read deadline not computed yet (see `RequestContext.receive`); real ones are
+# monotonic times plus a positive limit.
+_CLOCK_NOT_STARTED = -1.0
+
+# Longer timeouts are as good as none, and would overflow a 32-bit time_t.
+_MAX_KERNEL_TIMEOUT = 2**31 - 1
+
+T = TypeVar("T")
+
+
+# Cached: every connection sets the same idle and write timeouts when it starts.
+@functools.lru_cache(maxsize=32)
+def timeval(seconds: float | None) -> bytes:
+    """`seconds` as the struct timeval of SO_RCVTIMEO/SO_SNDTIMEO (zero: no timeout)."""
+    if seconds is None or seconds >= _MAX_KERNEL_TIMEOUT:
+        return struct.pack("@ll", 0, 0)
+    whole = int(seconds)
+    micros = max(int((seconds - whole) * 1_000_000), 0 if whole else 1)
+    return struct.pack("@ll", whole, micros)
+
+
+def _timed(limits: Limits) -> bool:
+    return (limits.idle_timeout, limits.read_timeout, limits.write_timeout) != (None, None, None)
+
+
+class RequestContext:
+    """What travels with one request from accept to release: its peer, its limits and
+    deadlines, and its part in a drain.
+
+    A read waits up to ``idle_timeout`` for its first byte (the connection is
+    *idle*: between requests), then must complete within ``read_timeout`` of that
+    byte; a write must complete within ``write_timeout``. Each raises `TimeoutError`
+    naming the limit. A draining server closes idle connections: a read that starts
+    idle during a drain sees end of stream, and one already waiting is woken by
+    ``shutdown(SHUT_RD)``; the order of the flags' stores (see `receive`) makes sure
+    no read slips into a wait that the drain did not see.
+
+    Made by the runtime; a `Connection` made by hand gets one with no limits.
+    """
+
+    __slots__ = (
+        "_draining",
+        "_idle",
+        "_idle_timeout",
+        "_kernel",
+        "_own_timeout",
+        "_raw_recv",
+        "_raw_recv_into",
+        "_raw_send",
+        "_raw_sendall",
+        "_raw_settimeout",
+        "_read_deadline",
+        "_reading",
+        "_recv_timeout",
+        "_send_timeout",
+        "_timed",
+        "_write_timeout",
+        "at_eof",
+        "closed_idle",
+        "limits",
+        "peer",
+        "proxy",
+        "socket",
+    )
+
+    def __init__(
+        self,
+        sock: socket.socket | None,
+        peer: Address,
+        limits: Limits,
+        *,
+        timeouts_preset: bool = False,
+    ) -> None:
+        self.peer = peer
+        """The client's address: ``(host, port)``, or a path (often ``""``) for unix.
+        Behind a proxy that speaks the PROXY protocol, the client it names."""
+        self.proxy: Address | None = None
+        """The address the connection really came from when `peer` was read from a
+        PROXY protocol header; None otherwise."""
+        self.limits = limits
+        """The server's limits, which this request keeps."""
+        self.closed_idle = False
+        """Whether a drain ended this connection while it waited for a request."""
+        self.at_eof = False
+        """Whether a read got the peer's end of stream (so nothing unread is left)."""
+        self._draining = False
+        self._idle = False
+        # Copied from `limits` because every read and write looks them up.
+        self._idle_timeout = limits.idle_timeout
+        self._write_timeout = limits.write_timeout
+        self._read_deadline: float | None = None
+        self._reading = False
+        self._own_timeout: float | None = None
+        # A connection with no limits leaves the socket's own timeout alone.
+        self._timed = _timed(limits)
+        self.socket: socket.socket | None = None
+        """The request's connection (None for a datagram)."""
+        if sock is not None:
+            self.attach(sock, timeouts_preset=timeouts_preset)
+
+    @classmethod
+    def unlimited(cls, sock: socket.socket, peer: Address) -> RequestContext:
+        """A context with no limits, for a connection made outside a server."""
+        return cls(sock, peer, NO_LIMITS)
+
+    def attach(self, sock: socket.socket, *, timeouts_preset: bool = False) -> None:
+        """Read and write `sock` from now on: the accepted socket, or the TLS socket
+        its handshake made. `timeouts_preset`: the socket inherited the idle and write
+        timeouts from its listener (see ``preset_listener_timeouts``)."""
+        self.socket = sock
+        # The socket's own methods, never the routing ones of a request socket,
+        # looked up once: each call is then as cheap as on a plain socket.
+        base = ssl.SSLSocket if isinstance(sock, ssl.SSLSocket) else socket.socket
+        self._raw_recv: Callable[[int], bytes] = base.recv.__get__(sock)
+        self._raw_recv_into: Callable[[Any], int] = base.recv_into.__get__(sock)
+        self._raw_send: Callable[[Any], int] = base.send.__get__(sock)
+        self._raw_sendall: Callable[[Any], None] = base.sendall.__get__(sock)
+        self._raw_settimeout: Callable[[float | None], None] = socket.socket.settimeout.__get__(
+            sock
+        )
+        self._kernel = KERNEL_TIMEOUTS and base is socket.socket and sock.gettimeout() is None
+        preset = timeouts_preset and self._kernel
+        # The timeouts the socket has now, so that unchanged ones are not set again.
+        self._recv_timeout: float | None = self._idle_timeout if preset else _NEVER_SET
+        self._send_timeout: float | None = self._write_timeout if preset else _NEVER_SET
+        if self._timed:
+            self._set_recv_timeout(self._idle_timeout)
+            self._set_send_timeout(self._write_timeout)
+
+    def watch(self, sock: socket.socket) -> None:
+        """Make a drain's `cut` reach `sock` before the context reads through it (a
+        TLS handshake in progress)."""
+        self.socket = sock
+
+    def set_own_timeout(self, timeout: float | None) -> None:
+        """The handler chose a timeout of its own (``socket.settimeout``, a classic
+        handler's ``timeout``): reads and writes then wait at most the shorter of it
+        and the limit, and the handler's one raises the socket's own `TimeoutError`."""
+        sock = self.socket
+        assert sock is not None  # only a connection's socket can be given a timeout
+        self._own_timeout = timeout
+        self._raw_settimeout(timeout)
+        self._kernel = KERNEL_TIMEOUTS and not isinstance(sock, ssl.SSLSocket) and timeout is None
+        self._recv_timeout = self._send_timeout = _NEVER_SET if self._kernel else timeout
+
+    @property
+    def draining(self) -> bool:
+        """Whether the server is draining: the request should finish and not start another."""
+        return self._draining
+
+    def _set_recv_timeout(self, timeout: float | None) -> None:
+        # Callers on the per-read path compare with _recv_timeout first, to save this call.
+        if timeout == self._recv_timeout:
+            return
+        self._recv_timeout = timeout
+        if self._kernel:
+            assert self.socket is not None
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval(timeout))
+        else:
+            self._raw_settimeout(self._shorter_than_own(timeout))
+            self._send_timeout = timeout
+
+    def _set_send_timeout(self, timeout: float | None) -> None:
+        # Callers on the per-write path compare with _send_timeout first, to save this call.
+        if timeout == self._send_timeout:
+            return
+        self._send_timeout = timeout
+        if self._kernel:
+            assert self.socket is not None
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval(timeout))
+        else:
+            self._raw_settimeout(self._shorter_than_own(timeout))
+            self._recv_timeout = timeout
+
+    def _shorter_than_own(self, timeout: float | None) -> float | None:
+        own = self._own_timeout
+        if own is None:
+            return timeout
+        return own if timeout is None else min(own, timeout)
+
+    def _own_timeout_first(self, limit: float | None) -> bool:
+        """Whether a timeout now is the handler's own rather than the limit's."""
+        own = self._own_timeout
+        return own is not None and (limit is None or own <= limit)
+
+    def begin_read(self, mid_request: bool) -> None:
+        """A new read starts: its first byte starts the read clock, unless bytes of
+        the request it reads were already received (`mid_request`): then, as soon
+        as it needs a recv (most such reads are served from a buffer alone)."""
+        self._reading = mid_request
+        if mid_request:
+            self._read_deadline = _CLOCK_NOT_STARTED
+
+    def _start_read_clock(self) -> float | None:
+        limit = self.limits.read_timeout
+        return None if limit is None else time.monotonic() + limit
+
+    def recv(self, max_bytes: int) -> bytes:
+        """One whole read of up to `max_bytes`, within ``idle_timeout``; b"" at EOF or when
+        drained. Also begins the read (see `begin_read`): a single recv completes it."""
+        self._reading = False
+        return self.receive(self._raw_recv, max_bytes, b"")
+
+    def recv_into(self, buffer: Any, nbytes: int = 0) -> int:
+        """`recv` into `buffer` (at most `nbytes` bytes, 0: its size); the count received."""
+        self._reading = False
+        if nbytes:
+            with memoryview(buffer) as view:
+                return self.receive(self._raw_recv_into, view[:nbytes], 0)
+        return self.receive(self._raw_recv_into, buffer, 0)
+
+    def receive(self, call: Callable[[Any], T], argument: Any, eof: T) -> T:
+        """``call(argument)`` (a receive on the socket) within this read's deadline;
+        `eof` instead when drained while idle. Readers pass the socket's raw
+        method (`raw_recv_into`), with no functools.partial in between (a partial
+        there made threads wait for the GIL more often: docs/performance.md)."""
+        if self._reading:
+            return self._receive_rest(call, argument)
+        # Set, then check, without a lock: `drain` sets _draining, then checks
+        # _idle, so whichever runs second sees the other's store (the GIL orders
+        # them), and a drain never misses a read that is about to wait. A lock
+        # would not close the remaining window (data arriving as the drain
+        # starts) and would cost two acquisitions per read.
+        self._idle = True
+        if self._draining:
+            self._idle = False
+            self.closed_idle = True
+            return eof
+        if self._timed and self._recv_timeout != self._idle_timeout:
+            self._set_recv_timeout(self._idle_timeout)
+        try:
+            received = call(argument)
+        except _TIMED_OUT:
+            if self._own_timeout_first(self._idle_timeout):
+                raise
+            raise self.limits.idle_timed_out() from None
+        finally:
+            self._idle = False
+        if received:
+            # The read clock starts at this first byte, but is read only if the read
+            # needs another recv (`_receive_rest`): most reads end with this one. The
+            # time in between is this read's own processing, microseconds.
+            self._reading = True
+            self._read_deadline = _CLOCK_NOT_STARTED
+        else:
+            self._saw_eof(argument)
+        return received
+
+    @property
+    def raw_recv(self) -> Callable[[int], bytes]:
+        """The socket's own recv, for `receive`."""
+        return self._raw_recv
+
+    @property
+    def raw_recv_into(self) -> Callable[[Any], int]:
+        """The socket's own recv_into, for `receive`."""
+        return self._raw_recv_into
+
+    def _saw_eof(self, asked: Any) -> None:
+        # A read of zero bytes (recv(0), an empty buffer) returns nothing at any time.
+        if asked:
+            self.at_eof = True
+
+    def _receive_rest(self, call: Callable[[Any], T], argument: Any) -> T:
+        deadline = self._read_deadline
+        if deadline == _CLOCK_NOT_STARTED:
+            deadline = self._read_deadline = self._start_read_clock()
+        if deadline is None:
+            if self._timed:
+                self._set_recv_timeout(None)
+            received = call(argument)
+        else:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self.limits.read_timed_out()
+            # A setsockopt per recv would cost more than the recv of a streaming read:
+            # a kernel timeout between what remains and twice that is kept, so a read
+            # overruns its deadline by at most as much again (and usually not at all,
+            # as most recvs return at once). None: no timeout; negative: never set.
+            current = self._recv_timeout
+            if current is None or current < remaining or current > 2 * remaining:
+                self._set_recv_timeout(remaining)
+            try:
+                received = call(argument)
+            except _TIMED_OUT:
+                if self._own_timeout_first(remaining):
+                    raise
+                raise self.limits.read_timed_out() from None
+        if not received:
+            self._saw_eof(argument)
+        return received
+
+    def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Send all of `data` within ``write_timeout``, a total for the whole call."""
+        limit = self._write_timeout
+        if limit is None:
+            if self._timed:
+                self._set_send_timeout(None)
+            self._raw_sendall(data)
+            return
+        if self._send_timeout != limit:
+            self._set_send_timeout(limit)
+        try:
+            sent = self._raw_send(data)
+            total = data.nbytes if isinstance(data, memoryview) else len(data)
+            if sent == total:
+                return  # the common case: it all fit in the send buffer
+            deadline = time.monotonic() + limit
+            with memoryview(data) as view, view.cast("B") as left:
+                while sent < total:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError
+                    self._set_send_timeout(remaining)
+                    sent += self._raw_send(left[sent:])
+        except _TIMED_OUT:
+            if self._own_timeout_first(limit):
+                raise
+            raise self.limits.write_timed_out() from None
+
+    def send(self, data: bytes | bytearray | memoryview) -> int:
+        """One send of what fits of `data`, waiting at most ``write_timeout`` for room."""
+        limit = self._write_timeout
+        if self._timed and self._send_timeout != limit:
+            self._set_send_timeout(limit)
+        try:
+            return self._raw_send(data)
+        except _TIMED_OUT:
+            if self._own_timeout_first(limit):
+                raise
+            raise self.limits.write_timed_out() from None
+
+    def drain(self) -> None:
+        """Close the connection if it waits for a request; make its next idle read see EOF."""
+        self._draining = True
+        if not self._idle or self.socket is None:
+            return
+        self.closed_idle = True
+        _shutdown(self.socket, socket.SHUT_RD)
+
+    def cut(self) -> None:
+        """Force the connection closed so that a handler blocked on it wakes up."""
+        if self.socket is not None:
+            _shutdown(self.socket, socket.SHUT_RDWR)
+
+
+def _shutdown(sock: socket.socket, how: int) -> None:
+    # The plain socket's shutdown, also for a TLS socket: it wakes a handshake or a
+    # read blocked in another thread without touching the TLS state under it.
+    # OSError: the connection is already closed or reset; nothing to wake.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, how)

@@ -1,0 +1,57 @@
+"""The runtime: the contract between a server and its concurrency, and what every
+runtime family shares (the loop, the gate, accepting, the drain, outcome logging).
+
+Nothing here imports the concurrency strategies, the handlers or the server: they
+build on it.
+"""
+
+from ._accept import ACCEPT_CAPACITY_ERRNOS, Acceptor
+from ._blocking import BlockingRuntime, LoopFactory, RequestJob, SchedulerFactory
+from ._contract import (
+    AsyncForm,
+    Concurrency,
+    Deadline,
+    Handler,
+    Job,
+    MessageForm,
+    Runtime,
+    Scheduler,
+    Service,
+)
+from ._drain import CUT_GRACE, DRAIN_SLICE, DrainTarget, InProcessJobs, drain_requests
+from ._gate import ACCEPT_BACK_OFF, ListenerGate
+from ._loop import BATCH, RequestLifecycle, ServeLoop, drain, new_selector, take_request
+from ._outcome import CLIENT_GONE_ERRORS, log_outcome
+
+__all__ = [
+    "ACCEPT_BACK_OFF",
+    "ACCEPT_CAPACITY_ERRNOS",
+    "BATCH",
+    "CLIENT_GONE_ERRORS",
+    "CUT_GRACE",
+    "DRAIN_SLICE",
+    "Acceptor",
+    "AsyncForm",
+    "BlockingRuntime",
+    "Concurrency",
+    "Deadline",
+    "DrainTarget",
+    "Handler",
+    "InProcessJobs",
+    "Job",
+    "ListenerGate",
+    "LoopFactory",
+    "MessageForm",
+    "RequestJob",
+    "RequestLifecycle",
+    "Runtime",
+    "Scheduler",
+    "SchedulerFactory",
+    "ServeLoop",
+    "Service",
+    "drain",
+    "drain_requests",
+    "log_outcome",
+    "new_selector",
+    "take_request",
+]

@@ -1,0 +1,63 @@
+"""The classes of the values composerv's factories return, for annotations.
+
+``tcp(...)`` returns a `TCP`, ``threaded()`` a `Threaded`, ``stream_handler(fn)``
+a `StreamHandler`, and so on; each is a frozen attrs class, so ``attrs.evolve``
+makes variations. Annotate with these where a precise type helps::
+
+    from composerv.types import Threaded
+
+    def more_threads(base: Threaded) -> Threaded:
+        return attrs.evolve(base, keep_idle=5.0)
+"""
+
+from ._concurrency import AsyncioLoop, Evented, Forking, Pooled, Sync, Threaded, Workers
+from ._framing import Datagrams, LengthPrefixed, Lines
+from ._handlers import (
+    AsyncStreamHandler,
+    ClassicDatagramHandler,
+    ClassicServer,
+    ClassicStreamHandler,
+    DatagramHandler,
+    DatagramMessageHandler,
+    StreamHandler,
+    StreamMessageHandler,
+)
+from ._handlers._async import AsyncStreamFn
+from ._transports import (
+    TCP,
+    TLS,
+    UDP,
+    InheritedDatagram,
+    InheritedStream,
+    UnixDatagram,
+    UnixStream,
+)
+
+__all__ = [
+    "TCP",
+    "TLS",
+    "UDP",
+    "AsyncStreamFn",
+    "AsyncStreamHandler",
+    "AsyncioLoop",
+    "ClassicDatagramHandler",
+    "ClassicServer",
+    "ClassicStreamHandler",
+    "DatagramHandler",
+    "DatagramMessageHandler",
+    "Datagrams",
+    "Evented",
+    "Forking",
+    "InheritedDatagram",
+    "InheritedStream",
+    "LengthPrefixed",
+    "Lines",
+    "Pooled",
+    "StreamHandler",
+    "StreamMessageHandler",
+    "Sync",
+    "Threaded",
+    "UnixDatagram",
+    "UnixStream",
+    "Workers",
+]
