@@ -131,6 +131,16 @@ def _describe(server: Ours) -> str:
     return f"{server.name} ({server.what})"
 
 
+def _each_server(
+    servers: Iterable[Ours],
+    pass_name: str,
+    reference: str,
+    scenarios: tuple[str, ...],
+    at_least: float,
+) -> tuple[RatioCheck, ...]:
+    return tuple(RatioCheck(s, pass_name, reference, scenarios, at_least) for s in servers)
+
+
 def _each_transport(
     server: Ours, reference: str, scenarios: tuple[str, ...], at_least: float
 ) -> tuple[RatioCheck, ...]:
@@ -150,28 +160,22 @@ TARGETS = (
     Target(
         "threaded",
         "threaded() >= 1.0x ThreadingTCPServer (stdlib_threading) with every idiom",
-        tuple(
-            RatioCheck(idiom, "threaded", "stdlib_threading", EVERY_TCP_SCENARIO, 1.0)
-            for idiom in THREADED_IDIOMS
-        ),
+        _each_server(THREADED_IDIOMS, "threaded", "stdlib_threading", EVERY_TCP_SCENARIO, 1.0),
     ),
     Target(
         "compat",
         "compat.socketserver.ThreadingTCPServer >= 1.0x the stdlib's",
-        (RatioCheck(COMPAT_THREADING, "threaded", "stdlib_threading", EVERY_TCP_SCENARIO, 1.0),),
+        _each_server((COMPAT_THREADING,), "threaded", "stdlib_threading", EVERY_TCP_SCENARIO, 1.0),
     ),
     Target(
         "udp-sync",
         "sync() UDP >= 1.0x stdlib UDPServer (stdlib_udp_sync) with every idiom",
-        tuple(
-            RatioCheck(idiom, "udp", "stdlib_udp_sync", UDP_SCENARIOS, 1.0)
-            for idiom in UDP_SYNC_IDIOMS
-        ),
+        _each_server(UDP_SYNC_IDIOMS, "udp", "stdlib_udp_sync", UDP_SCENARIOS, 1.0),
     ),
     Target(
         "udp-evented",
         "evented() UDP >= 0.9x raw_udp",
-        (RatioCheck(UDP_EVENTED, "udp", "raw_udp", UDP_SCENARIOS, 0.9),),
+        _each_server((UDP_EVENTED,), "udp", "raw_udp", UDP_SCENARIOS, 0.9),
     ),
     Target(
         "evented-bulk",
