@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from run import composerv_command  # run.py, beside this script
+from lineup import ALL_OURS  # beside this script
 
 SERVER_CPU, LOADGEN_CPU = "1", "0"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -39,28 +39,28 @@ READY_TIMEOUT = 10.0
 
 # case -> {name: command}; {py} is this Python, {bench} the shared bench folder,
 # {addr} the address. The first server of a case is the reference for ratios; the
-# composerv servers are run.py's, under the same names.
+# composerv servers are lineup.py's, under the same names.
 CASES: dict[str, dict[str, str]] = {
     "unix-pingpong": {
         "selectors_raw": "{py} {bench}/servers/selectors_raw.py {addr}",
-        "cv_evented": composerv_command("cv_evented"),
+        "cv_evented": ALL_OURS["cv_evented"].command(),
     },
     "pingpong": {
         "stdlib_threading": "{py} {bench}/servers/stdlib_tcp_threading.py {addr}",
-        "cv_threaded_lines": composerv_command("cv_threaded_lines"),
-        "cv_threaded": composerv_command("cv_threaded"),
-        "cv_evented": composerv_command("cv_evented"),
+        "cv_threaded_lines": ALL_OURS["cv_threaded_lines"].command(),
+        "cv_threaded": ALL_OURS["cv_threaded"].command(),
+        "cv_evented": ALL_OURS["cv_evented"].command(),
     },
     "connect": {
         "stdlib_threading": "{py} {bench}/servers/stdlib_tcp_threading.py {addr}",
-        "cv_threaded": composerv_command("cv_threaded"),
-        "cv_pooled": composerv_command("cv_pooled"),
+        "cv_threaded": ALL_OURS["cv_threaded"].command(),
+        "cv_pooled": ALL_OURS["cv_pooled"].command(),
     },
     "udp": {
         "stdlib_udp_threading": "{py} {bench}/servers/stdlib_udp_threading.py {addr}",
         "stdlib_udp_sync": "{py} {bench}/servers/stdlib_udp_sync.py {addr}",
-        "cv_udp_sync": composerv_command("cv_udp_sync"),
-        "cv_udp_pooled": composerv_command("cv_udp_pooled"),
+        "cv_udp_sync": ALL_OURS["cv_udp_sync"].command(),
+        "cv_udp_pooled": ALL_OURS["cv_udp_pooled"].command(),
     },
 }
 CASES["unix-connect"] = CASES["connect"]
