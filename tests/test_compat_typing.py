@@ -28,14 +28,21 @@ EXPECTED = {
 }
 
 
-def mypy_outside_the_tree(directory: Path, *snippets: str) -> str:
-    """mypy --strict on copies of `snippets` in `directory`, run from there; its output."""
+def mypy_outside_the_tree(
+    directory: Path, *snippets: str, python_executable: Path | None = None
+) -> str:
+    """mypy --strict on copies of `snippets` in `directory`, run from there; its output.
+
+    mypy looks for installed packages where `python_executable` (default: this
+    Python) finds them.
+    """
     for name in snippets:
         shutil.copy(SNIPPETS / name, directory / name)
     # Neither path variable: mypy must find the packages where they are installed.
     env = {k: v for k, v in os.environ.items() if k not in ("MYPYPATH", "PYTHONPATH")}
+    python = ["--python-executable", str(python_executable)] if python_executable else []
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", *snippets],
+        [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", *python, *snippets],
         cwd=directory,
         env=env,
         capture_output=True,
