@@ -52,6 +52,43 @@ def test_importing_the_composerv_name_first_gives_compat(
     assert result.returncode == 0, result.stderr
 
 
+SHADOWED = """
+import sys
+{first}
+assert compat.MINE and sys.modules["compat"] is compat
+from composerv.compat import SocketServer
+server = SocketServer.ThreadingTCPServer(("127.0.0.1", 0), socketserver.StreamRequestHandler)
+server.server_close()
+assert SocketServer.TCPServer is socketserver.TCPServer
+assert socketserver.__file__.endswith("/compat/socketserver.py"), socketserver.__file__
+"""
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        "import compat\nimport composerv.compat.socketserver as socketserver",
+        "import composerv.compat.socketserver as socketserver\nimport compat",
+    ],
+    ids=["project-compat-first", "composerv-compat-first"],
+)
+def test_a_projects_own_compat_module_does_not_hide_composerv_compat(
+    first: str, tmp_path: Path
+) -> None:
+    """A ``compat.py`` beside the main script comes first on sys.path."""
+    (tmp_path / "compat.py").write_text("MINE = True\n")
+    (tmp_path / "main.py").write_text(SHADOWED.format(first=first))
+    result = subprocess.run(
+        [sys.executable, "main.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
 class Shout(composerv.compat.socketserver.StreamRequestHandler):
     def handle(self) -> None:
         self.wfile.write(self.rfile.readline().upper())

@@ -149,19 +149,26 @@ def test_the_sdist_holds_what_a_contributor_needs(dist: Path) -> None:
 
 
 @pytest.mark.slow
-def test_the_installed_wheel_is_what_imports(venv: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("own_compat", [False, True], ids=["alone", "beside-a-projects-compat"])
+def test_the_installed_wheel_is_what_imports(venv: Path, tmp_path: Path, own_compat: bool) -> None:
+    """Also where a project's own compat.py (first on sys.path) hides the top-level name."""
+    if own_compat:
+        (tmp_path / "compat.py").write_text("")
     result = run(
         [
             venv / "bin" / "python",
             "-c",
             "import compat, composerv, composerv.compat.socketserver as s;"
-            "print(compat.__file__, composerv.__file__, s.__file__)",
+            "print(composerv.__file__, s.__file__, compat.__file__)",
         ],
         cwd=tmp_path,
         env=outside_the_tree(),
     )
-    for path in result.stdout.split():
-        assert Path(path).is_relative_to(venv), path
+    *ours, top_level_compat = map(Path, result.stdout.split())
+    assert [path.is_relative_to(venv) for path in ours] == [True, True], result.stdout
+    assert top_level_compat == (
+        tmp_path / "compat.py" if own_compat else ours[1].parent / "__init__.py"
+    )
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ Migrate legacy code by changing one import line::
 
 ``composerv.compat.socketserver`` *is* the module ``compat.socketserver`` (and
 ``composerv.compat.SocketServer`` is ``compat.SocketServer``), so programs that mix
-the two names share one set of classes. This name cannot clash with a project's own
-top-level ``compat`` module.
+the two names share one set of classes. Where a project's own top-level ``compat``
+comes first on ``sys.path``, this name still gives composerv's classes (loaded under
+a private name) and the project's ``compat`` stays its own.
 """
