@@ -28,6 +28,19 @@ def test_the_submodules_are_the_same_module_objects() -> None:
     assert sys.modules["composerv.compat.SocketServer"] is compat.SocketServer
 
 
+def run_python(cwd: Path, *args: str) -> None:
+    """Run a fresh interpreter with `args` in `cwd`; it must succeed."""
+    result = subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
 @pytest.mark.parametrize(
     ("statement", "compat_name"),
     [
@@ -41,15 +54,7 @@ def test_importing_the_composerv_name_first_gives_compat(
 ) -> None:
     """In a fresh interpreter, before anything has imported compat."""
     check = f"{statement}; import sys; assert m is sys.modules[{compat_name!r}], m"
-    result = subprocess.run(
-        [sys.executable, "-c", check],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    run_python(tmp_path, "-c", check)
 
 
 SHADOWED = """
@@ -78,15 +83,7 @@ def test_a_projects_own_compat_module_does_not_hide_composerv_compat(
     """A ``compat.py`` beside the main script comes first on sys.path."""
     (tmp_path / "compat.py").write_text("MINE = True\n")
     (tmp_path / "main.py").write_text(SHADOWED.format(first=first))
-    result = subprocess.run(
-        [sys.executable, "main.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    run_python(tmp_path, "main.py")
 
 
 class Shout(composerv.compat.socketserver.StreamRequestHandler):
