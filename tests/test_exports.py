@@ -8,6 +8,7 @@ import types
 import attrs
 
 import composerv
+from docs.generate_api import kind_of
 
 
 def test_all_is_sorted_and_resolves() -> None:
@@ -28,7 +29,7 @@ def test_every_public_name_is_in_all() -> None:
 def test_every_public_class_and_function_has_a_docstring() -> None:
     for name in composerv.__all__:
         value = getattr(composerv, name)
-        if inspect.isclass(value) or inspect.isfunction(value):
+        if kind_of(value) != "type alias":
             assert inspect.getdoc(value), f"{name} has no docstring"
 
 
