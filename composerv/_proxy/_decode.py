@@ -286,12 +286,13 @@ def _tlvs(header: bytes, start: int) -> tuple[_wire.Tlv, ...]:
 
 def _local_tlvs(header: bytes) -> tuple[_wire.Tlv, ...]:
     # Section 2.2: a LOCAL header's family and addresses are ignored, but TLVs may
-    # follow them. Where they start is known only for a family the spec defines.
+    # follow them. Where they start is known only for a family the spec defines, and
+    # a block shorter than that family's addresses holds none.
     pair = _wire.FAMILIES.get(header[13])
     if pair is None:
         return ()
     start = _wire.V2_FIXED_SIZE + _wire.ADDRESS_BLOCK_SIZES[pair[0]]
-    return _tlvs(header, start) if start <= len(header) else ()
+    return _tlvs(header, start)
 
 
 def _verify_checksum(header: bytes, value_start: int) -> None:
