@@ -463,6 +463,8 @@ def test_a_checksum_that_matches_is_accepted_and_a_changed_byte_is_not() -> None
         ),
         ({"version": 2, "source": ("1.2.3.4", 1), "destination": ("1.2.3.4", "2")}, "not '2'"),
         ({"version": 2, "family": socket.AF_INET, "protocol": None}, "AF_INET.*with None"),
+        ({"version": 2, "family": [2]}, r"not \[2\] with"),
+        ({"version": 2, "family": 0}, "not 0 with None"),
         (
             {"version": 2, "family": socket.AF_UNSPEC, "protocol": socket.SOCK_STREAM},
             "AF_UNSPEC with None",

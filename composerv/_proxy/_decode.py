@@ -42,6 +42,10 @@ _V1_FAMILIES = {b"TCP4": socket.AF_INET, b"TCP6": socket.AF_INET6}
 _V1_PORT = re.compile(rb"(?:0|[1-9][0-9]{0,4})\Z")
 _V1_FIELDS = 6  # PROXY, protocol, source, destination, source port, destination port
 _COMMANDS = {0x0: "LOCAL", 0x1: "PROXY"}
+# Where the fixed part of a v2 header keeps its fields, after the 12-byte signature.
+_VERSION_COMMAND_AT = 12
+_FAMILY_AT = 13
+_LENGTH_AT = 14
 
 
 @attrs.frozen
@@ -120,7 +124,8 @@ def _decode_v1(head: bytes) -> ProxyHeaderIncomplete | ProxyHeaderDecoded:
             f"{_wire.show(head[: lone_lf + 1], _wire.V1_MAX_SIZE)}"
         )
     if cr == -1:
-        shortest = _V1_SHORTEST.get(head[6:10], _wire.V1_MIN_SIZE)
+        protocol = head[len(_wire.V1_PREFIX) :][:4]
+        shortest = _V1_SHORTEST.get(protocol, _wire.V1_MIN_SIZE)
         at_least = max(shortest - len(head), 2)  # at least the CRLF is still to come
         if len(head) + at_least > _wire.V1_MAX_SIZE:
             raise ProxyHeaderError(
@@ -183,13 +188,10 @@ def _v1_port(name: str, field: bytes) -> int:
 
 def _decode_v2(head: bytes, max_size: int) -> ProxyHeaderIncomplete | ProxyHeaderDecoded:
     _expect_prefix(head, _wire.V2_SIGNATURE)
-    signature = len(_wire.V2_SIGNATURE)
-    command = _command(head[signature]) if len(head) > signature else "PROXY"
-    if command == "PROXY" and len(head) > signature + 1:
-        _family(head[signature + 1])
+    _refuse_early(head)
     if len(head) < _wire.V2_FIXED_SIZE:
         return ProxyHeaderIncomplete(_wire.V2_FIXED_SIZE - len(head))
-    length = int.from_bytes(head[14:16], "big")
+    length = int.from_bytes(head[_LENGTH_AT : _wire.V2_FIXED_SIZE], "big")
     size = _wire.V2_FIXED_SIZE + length
     if size > max_size:
         raise ProxyHeaderError(
@@ -199,26 +201,35 @@ def _decode_v2(head: bytes, max_size: int) -> ProxyHeaderIncomplete | ProxyHeade
     if len(head) < size:
         return ProxyHeaderIncomplete(size - len(head))
     header = head[:size]
-    if command == "PROXY":
-        family, protocol = _family(header[13])
-        tlv_start = _wire.V2_FIXED_SIZE + _wire.ADDRESS_BLOCK_SIZES[family]
-        if tlv_start > size:
-            raise ProxyHeaderError(
-                f"a v2 {family.name} header has {tlv_start - _wire.V2_FIXED_SIZE} bytes of "
-                f"addresses, but its length is {length}"
-            )
-        source, destination = _addresses(family, header[_wire.V2_FIXED_SIZE : tlv_start])
-        decoded = ProxyHeader(
-            version=2,
-            source=source,
-            destination=destination,
-            family=family,
-            protocol=protocol,
-            tlvs=_tlvs(header, tlv_start),
+    if _command(header[_VERSION_COMMAND_AT]) == "LOCAL":
+        local = ProxyHeader(version=2, command="LOCAL", tlvs=_local_tlvs(header))
+        return ProxyHeaderDecoded(local, size)
+    family, protocol = _family(header[_FAMILY_AT])
+    tlv_start = _wire.V2_FIXED_SIZE + _wire.ADDRESS_BLOCK_SIZES[family]
+    if tlv_start > size:
+        raise ProxyHeaderError(
+            f"a v2 {family.name} header has {tlv_start - _wire.V2_FIXED_SIZE} bytes of "
+            f"addresses, but its length is {length}"
         )
-    else:
-        decoded = ProxyHeader(version=2, command="LOCAL", tlvs=_local_tlvs(header))
-    return ProxyHeaderDecoded(decoded, size)
+    source, destination = _addresses(family, header[_wire.V2_FIXED_SIZE : tlv_start])
+    proxied = ProxyHeader(
+        version=2,
+        source=source,
+        destination=destination,
+        family=family,
+        protocol=protocol,
+        tlvs=_tlvs(header, tlv_start),
+    )
+    return ProxyHeaderDecoded(proxied, size)
+
+
+def _refuse_early(head: bytes) -> None:
+    """Refuse a bad version, command or family as soon as its byte has arrived."""
+    if len(head) > _VERSION_COMMAND_AT:
+        command = _command(head[_VERSION_COMMAND_AT])
+        # A LOCAL header's family byte is ignored, so only a PROXY one can be wrong.
+        if command == "PROXY" and len(head) > _FAMILY_AT:
+            _family(head[_FAMILY_AT])
 
 
 def _command(version_command: int) -> str:
@@ -288,7 +299,7 @@ def _local_tlvs(header: bytes) -> tuple[_wire.Tlv, ...]:
     # Section 2.2: a LOCAL header's family and addresses are ignored, but TLVs may
     # follow them. Where they start is known only for a family the spec defines, and
     # a block shorter than that family's addresses holds none.
-    pair = _wire.FAMILIES.get(header[13])
+    pair = _wire.FAMILIES.get(header[_FAMILY_AT])
     if pair is None:
         return ()
     start = _wire.V2_FIXED_SIZE + _wire.ADDRESS_BLOCK_SIZES[pair[0]]

@@ -319,7 +319,11 @@ class ProxyHeader:
             raise ProxyHeaderError(
                 f"ProxyHeader command must be 'PROXY' or 'LOCAL', not {self.command!r}"
             )
-        if (self.family, self.protocol) not in _wire.FAMILY_BYTES:
+        if not (
+            isinstance(self.family, socket.AddressFamily)
+            and (self.protocol is None or isinstance(self.protocol, socket.SocketKind))
+            and (self.family, self.protocol) in _wire.FAMILY_BYTES
+        ):
             raise ProxyHeaderError(
                 "ProxyHeader family and protocol must be AF_INET, AF_INET6 or AF_UNIX with "
                 "SOCK_STREAM or SOCK_DGRAM, or AF_UNSPEC with None, not "
