@@ -17,6 +17,7 @@ __all__ = [
     "HandlerMismatchError",
     "MessageTooLargeError",
     "PoolFullError",
+    "ProxyHeaderError",
     "SocketPathInUseError",
     "TruncatedMessageError",
 ]
@@ -106,3 +107,11 @@ class TruncatedMessageError(ComposervError, ValueError):
             "the peer closed before sending the whole frame"
         )
         self.pending = pending
+
+
+class ProxyHeaderError(ComposervError, ValueError):
+    """A PROXY protocol header is malformed, of an unknown version, or too large.
+
+    The message says what in the header is wrong. A server drops the connection
+    it came on: the spec forbids guessing where a broken header ends.
+    """

@@ -18,7 +18,13 @@ from .._validate import optional_flag, positive_int
 from ._base import Cleanup, DatagramTransport, StreamTransport
 from ._inet import DEFAULT_MAX_DATAGRAM_SIZE
 
-__all__ = ["InheritedDatagram", "InheritedStream", "inherited", "systemd_sockets"]
+__all__ = [
+    "InheritedDatagram",
+    "InheritedStream",
+    "inherited",
+    "named_systemd_sockets",
+    "systemd_sockets",
+]
 
 # sd_listen_fds(3): passed sockets start at descriptor 3, after stdin, stdout, stderr.
 SD_LISTEN_FDS_START = 3
@@ -163,6 +169,26 @@ def systemd_sockets() -> list[InheritedStream | InheritedDatagram]:
     ``LISTEN_PID`` is its pid. Returns ``[]`` when none were passed. The variables
     are then removed, so that child processes do not take the sockets for theirs.
     """
+    return [inherited(fd) for fd, _ in _listen_fds()]
+
+
+def named_systemd_sockets() -> dict[str, list[InheritedStream | InheritedDatagram]]:
+    """The sockets systemd passed in, by the names in ``LISTEN_FDNAMES``, in order.
+
+    A name is the socket unit's ``FileDescriptorName=`` (by default the unit's
+    name), so several sockets can share one; without ``LISTEN_FDNAMES`` every
+    socket is named ``"unknown"``, as ``sd_listen_fds_with_names(3)`` does. Like
+    `systemd_sockets`, this reads the variables once and removes them: take all
+    the names from one call, e.g. ``named["web"]`` and ``named["admin"]``.
+    """
+    named: dict[str, list[InheritedStream | InheritedDatagram]] = {}
+    for fd, name in _listen_fds():
+        named.setdefault(name, []).append(inherited(fd))
+    return named
+
+
+def _listen_fds() -> list[tuple[int, str]]:
+    """The descriptors passed to this process and their names; clears the variables."""
     listen_pid = os.environ.get("LISTEN_PID", "")
     listen_fds = os.environ.get("LISTEN_FDS", "")
     if not listen_fds:
@@ -173,6 +199,13 @@ def systemd_sockets() -> list[InheritedStream | InheritedDatagram]:
     if not listen_fds.isdigit():
         raise ConfigurationError(f"LISTEN_FDS must be a number of sockets, not {listen_fds!r}")
     count = int(listen_fds)
+    listen_fdnames = os.environ.get("LISTEN_FDNAMES", "")
+    names = listen_fdnames.split(":") if listen_fdnames else ["unknown"] * count
+    if len(names) != count:
+        raise ConfigurationError(
+            f"LISTEN_FDNAMES must name each of the LISTEN_FDS={count} sockets, "
+            f"separated by ':', not {listen_fdnames!r}"
+        )
     for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
         os.environ.pop(name, None)
-    return [inherited(fd) for fd in range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count)]
+    return list(enumerate(names, start=SD_LISTEN_FDS_START))

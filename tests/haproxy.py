@@ -1,0 +1,151 @@
+"""A real HAProxy for tests: a config, a frontend on a socket the test made, start and stop.
+
+HAProxy 2.6 takes over a listening socket with ``bind fd@N``, so the frontend
+listens on a port 0 socket whose address is read back: no guessed port, no race.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import attrs
+import pytest
+
+from .support import DEADLINE, wait_until
+
+CONFIG = """\
+global
+    nbthread 1
+    stats socket {stats} mode 600 level user
+
+defaults
+    mode tcp
+    timeout connect {timeout}s
+    timeout client {timeout}s
+    timeout server {timeout}s
+
+frontend front
+    bind fd@{fd}{bind_options}
+{frontend}
+    default_backend back
+
+backend back
+    server s1 {server} {server_options}
+"""
+
+
+def haproxy_path() -> str:
+    """The haproxy program. Skips the test without it, except under CI, where it fails:
+    CI installs haproxy, so a missing one there is a broken CI image, not a skip."""
+    path = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("haproxy is not installed, but $CI is set and CI must run these tests")
+        pytest.skip("needs haproxy (apt-get install haproxy)")
+    return path
+
+
+@attrs.frozen
+class HAProxy:
+    """A running HAProxy."""
+
+    address: tuple[str, int]
+    """Where clients connect (the frontend)."""
+    log: Path
+    """Its stdout and stderr, for failure messages."""
+
+
+@contextlib.contextmanager
+def running_haproxy(
+    server: tuple[str, int],
+    server_options: str,
+    *,
+    bind_options: str = "",
+    frontend: Sequence[str] = (),
+) -> Iterator[HAProxy]:
+    """Run HAProxy in TCP mode, relaying to `server` with ``server s1 HOST:PORT <server_options>``.
+
+    `bind_options` follow the frontend's ``bind`` (e.g. ``" ssl crt x.pem"``) and
+    `frontend` adds lines to it. HAProxy is stopped, and waited for, on exit.
+    """
+    program = haproxy_path()
+    with (
+        tempfile.TemporaryDirectory(prefix="csv-haproxy-") as directory,
+        socket.create_server(("127.0.0.1", 0)) as listener,
+    ):
+        stats = os.path.join(directory, "stats.sock")
+        config = os.path.join(directory, "haproxy.cfg")
+        log = Path(directory, "haproxy.log")
+        with open(config, "w") as file:
+            file.write(
+                CONFIG.format(
+                    stats=stats,
+                    timeout=int(DEADLINE),
+                    fd=listener.fileno(),
+                    bind_options=bind_options,
+                    frontend="".join(f"    {line}\n" for line in frontend),
+                    server=f"{server[0]}:{server[1]}",
+                    server_options=server_options,
+                )
+            )
+        with open(log, "wb") as output:
+            process = subprocess.Popen(
+                [program, "-db", "-f", config],
+                pass_fds=(listener.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_until(
+                lambda: _answers(process, stats, log), "haproxy to answer on its stats socket"
+            )
+            yield HAProxy(listener.getsockname(), log)
+        finally:
+            _stop(process)
+
+
+def _answers(process: subprocess.Popen[bytes], stats: str, log: Path) -> bool:
+    """True once HAProxy's event loop runs: its stats socket answers ``show info``."""
+    if process.poll() is not None:
+        raise AssertionError(f"haproxy exited with {process.returncode}:\n{log.read_text()}")
+    with socket.socket(socket.AF_UNIX) as probe:
+        probe.settimeout(DEADLINE)
+        try:
+            probe.connect(stats)
+        except (FileNotFoundError, ConnectionRefusedError):
+            return False
+        probe.sendall(b"show info\n")
+        reply = b"".join(iter(lambda: probe.recv(65536), b""))
+    return b"Name: HAProxy" in reply
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(DEADLINE)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(DEADLINE)
+
+
+def certificate_pem(directory: Path) -> Path:
+    """A self-signed certificate for ``localhost`` and its key, in one PEM as ``crt`` takes it."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl")
+    cert, key, both = directory / "cert.pem", directory / "key.pem", directory / "both.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=DEADLINE,
+    )  # fmt: skip
+    both.write_bytes(cert.read_bytes() + key.read_bytes())
+    return both
