@@ -244,9 +244,10 @@ def test_draining_from_inside_a_handler_drains_once_the_handler_returns(
     thread.join(DEADLINE)
     assert not thread.is_alive()
     assert returned == [None]
-    # Under sync() the drain runs once serve_forever has returned: after the request.
-    in_flight = 0 if concurrency is sync else 1
-    assert server.drain_report == DrainReport(finished=in_flight, closed_idle=0, cut=0)
+    # The drain begins beside the handler, or under sync() once serve_forever has
+    # returned: the handler's request may have ended by then. It is never cut.
+    report = server.drain_report
+    assert report.cut == report.closed_idle == 0 and report.finished <= 1
     server.server_close()
 
 
