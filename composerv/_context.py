@@ -96,9 +96,11 @@ class RequestContext:
         "_raw_sendall",
         "_raw_settimeout",
         "_read_deadline",
+        "_read_in_drain",
         "_reading",
         "_recv_timeout",
         "_send_timeout",
+        "_shut_by_drain",
         "_timed",
         "_write_timeout",
         "at_eof",
@@ -130,6 +132,8 @@ class RequestContext:
         self.at_eof = False
         """Whether a read got the peer's end of stream (so nothing unread is left)."""
         self._draining = False
+        self._read_in_drain = False
+        self._shut_by_drain = False
         self._idle = False
         # Copied from `limits` because every read and write looks them up.
         self._idle_timeout = limits.idle_timeout
@@ -270,7 +274,9 @@ class RequestContext:
         self._idle = True
         if self._draining:
             self._idle = False
-            self.closed_idle = True
+            # Closed idle if it has read nothing since the drain began; one that was
+            # mid-request then has finished its request.
+            self.closed_idle = not self._read_in_drain
             return eof
         if self._timed and self._recv_timeout != self._idle_timeout:
             self._set_recv_timeout(self._idle_timeout)
@@ -283,6 +289,8 @@ class RequestContext:
         finally:
             self._idle = False
         if received:
+            if self._draining:
+                self._read_in_drain = True
             # The read clock starts at this first byte, but is read only if the read
             # needs another recv (`_receive_rest`): most reads end with this one. The
             # time in between is this read's own processing, microseconds.
@@ -333,7 +341,14 @@ class RequestContext:
                     raise
                 raise self.limits.read_timed_out() from None
         if not received:
+            if self._shut_by_drain and argument:
+                # Bytes of this request came just as the drain closed the connection's
+                # reading side: its end of stream is the drain's, not the peer's, and
+                # must not pass for the end of a request that was cut.
+                raise ConnectionAbortedError("the draining server closed the connection")
             self._saw_eof(argument)
+        elif self._draining:
+            self._read_in_drain = True
         return received
 
     def send_all(self, data: bytes | bytearray | memoryview) -> None:
@@ -377,17 +392,30 @@ class RequestContext:
             raise self.limits.write_timed_out() from None
 
     def drain(self) -> None:
-        """Close the connection if it waits for a request; make its next idle read see EOF."""
+        """Close the connection if it waits for a request; make its next idle read see EOF.
+
+        A connection whose next request has already arrived (unread bytes in its
+        socket) is not idle: its read gets them, and the drain waits for it."""
         self._draining = True
-        if not self._idle or self.socket is None:
+        sock = self.socket
+        if not self._idle or sock is None or _bytes_waiting(sock):
             return
         self.closed_idle = True
-        _shutdown(self.socket, socket.SHUT_RD)
+        self._shut_by_drain = True
+        _shutdown(sock, socket.SHUT_RD)
 
     def cut(self) -> None:
         """Force the connection closed so that a handler blocked on it wakes up."""
         if self.socket is not None:
             _shutdown(self.socket, socket.SHUT_RDWR)
+
+
+def _bytes_waiting(sock: socket.socket) -> bool:
+    """Whether the peer has sent bytes not read yet (raw ones, for a TLS socket)."""
+    try:
+        return bool(socket.socket.recv(sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except OSError:
+        return False  # none (EAGAIN), or the connection is gone: nothing to wait for
 
 
 def _shutdown(sock: socket.socket, how: int) -> None:

@@ -196,6 +196,9 @@ class AsyncioServeLoop(ServeLoop):
         """Handlers run on the loop's own thread."""
         return self.serving_thread is threading.current_thread()
 
+    def drain_here(self) -> None:
+        """Handlers do not block the loop: it drains once it returns."""
+
     def close(self) -> None:
         """Cancel the connections still being served, wait for them, close the loop."""
         loop = self._loop

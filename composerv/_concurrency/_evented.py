@@ -186,6 +186,9 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         """Handlers run on the loop's own thread."""
         return self.serving_thread is threading.current_thread()
 
+    def drain_here(self) -> None:
+        """Handlers do not block the loop: it drains once it returns."""
+
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         if self._sweep_every is not None:
             poll_interval = min(poll_interval, self._sweep_every)

@@ -93,6 +93,7 @@ class BlockingRuntime:
         self._scheduler = scheduler(self._request_ended)
         self._loop = loop(self, self._gate, self._scheduler)
         self._serving_here = threading.local()
+        self._drained_here: RequestJob | None = None
 
     # The runtime contract.
 
@@ -110,7 +111,14 @@ class BlockingRuntime:
         return self._loop.serving_thread
 
     def in_request(self) -> bool:
-        return getattr(self._serving_here, "request", False)
+        return getattr(self._serving_here, "job", None) is not None
+
+    def drain_here(self) -> None:
+        job = getattr(self._serving_here, "job", None)
+        if job is not None:
+            # The drain itself begins once this request is over: it is counted there.
+            self._drained_here = job
+            job.drain()
 
     def handle_request(self, timeout: float | None) -> None:
         self._loop.handle_request(timeout)
@@ -124,6 +132,14 @@ class BlockingRuntime:
         report = self._scheduler.drain(deadline)
         if not self._loop.wait_stopped(deadline.remaining()):
             logger.warning("the loop of %r did not stop within the drain", self.service)
+        job = self._drained_here
+        if job is not None:
+            closed_idle = int(job.closed_idle)
+            report = DrainReport(
+                finished=report.finished + 1 - closed_idle,
+                closed_idle=report.closed_idle + closed_idle,
+                cut=report.cut,
+            )
         return report
 
     def close(self) -> None:
@@ -210,11 +226,11 @@ class BlockingRuntime:
             return  # dropped, logged and closed by the transport
         job.request = prepared
         here = self._serving_here
-        here.request = True
+        here.job = job
         try:
             service.handler.handle(prepared, context)
         except Exception as exc:
             log_outcome(context.peer, exc)
         finally:
-            here.request = False
+            here.job = None
             transport.close_request(prepared, at_eof=context.at_eof)

@@ -213,6 +213,11 @@ class Runtime(Protocol):
         """Whether the calling thread is serving one of this runtime's requests (a
         drain asked from there must not wait for itself)."""
 
+    def drain_here(self) -> None:
+        """Ask the request the calling thread is serving, if any, to finish: closed at
+        once if it waits for a new request. Never waits: a signal handler that
+        interrupted that request (under ``sync()``) starts the drain this way."""
+
     def handle_request(self, timeout: float | None) -> None:
         """Wait up to `timeout` seconds (None: forever) for one request and serve it."""
 
