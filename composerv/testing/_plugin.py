@@ -22,13 +22,50 @@ from ._wait import DEFAULT_TIMEOUT
 __all__ = ["composerv_no_leaks", "composerv_serving", "composerv_tls", "free_tcp_port"]
 
 
+class _Servers:
+    """The ``composerv_serving`` factory: the servers it started, stopped in reverse."""
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+
+    def __call__(
+        self,
+        server: S,
+        *,
+        poll_interval: float = 0.5,
+        timeout: float = DEFAULT_TIMEOUT,
+        check_leaks: bool = True,
+        settle: float = DEFAULT_SETTLE,
+    ) -> S:
+        running = serving(
+            server,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            check_leaks=check_leaks,
+            settle=settle,
+        )
+        return self._stack.enter_context(running)
+
+    def close(self) -> None:
+        """Stop every server started, the last first; safe to call again."""
+        self._stack.close()
+
+
 @pytest.fixture
-def composerv_no_leaks() -> Iterator[Resources]:
+def composerv_no_leaks(request: pytest.FixtureRequest) -> Iterator[Resources]:
     """Fail the test (at teardown) if it leaves descriptors, threads or child
     processes behind; see `composerv.testing.no_leaks`. Gives the snapshot taken
-    before the test."""
+    before the test.
+
+    The servers of ``composerv_serving`` are stopped before the check, whatever
+    the order in which the test names the two fixtures."""
+    servers = None
+    if "composerv_serving" in request.fixturenames:
+        servers = request.getfixturevalue("composerv_serving")
     with no_leaks() as before:
         yield before
+        if servers is not None:
+            servers.close()
 
 
 @pytest.fixture
@@ -43,27 +80,11 @@ def composerv_serving() -> Iterator[ServingFactory]:
             server = composerv_serving(serve(tcp(("127.0.0.1", 0)), threaded(), echo))
             ...
     """
-    with contextlib.ExitStack() as stack:
-
-        def start(
-            server: S,
-            *,
-            poll_interval: float = 0.5,
-            timeout: float = DEFAULT_TIMEOUT,
-            check_leaks: bool = True,
-            settle: float = DEFAULT_SETTLE,
-        ) -> S:
-            return stack.enter_context(
-                serving(
-                    server,
-                    poll_interval=poll_interval,
-                    timeout=timeout,
-                    check_leaks=check_leaks,
-                    settle=settle,
-                )
-            )
-
-        yield start
+    servers = _Servers()
+    try:
+        yield servers
+    finally:
+        servers.close()
 
 
 @pytest.fixture
