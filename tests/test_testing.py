@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import inspect
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -609,6 +610,17 @@ def test_the_plugin_can_be_disabled(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("-p", "no:composerv")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*fixture 'composerv_no_leaks' not found*"])
+
+
+def test_the_guide_examples_pass_as_one_test_file(pytester: pytest.Pytester) -> None:
+    """docs/testing.md says its code blocks, put together, are a test file that passes."""
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "testing.md").read_text()
+    source = "\n".join(re.findall(r"```python\n(.*?)```", guide, re.DOTALL))
+    tests = re.findall(r"^def (test_\w+)", source, re.MULTILINE)
+    assert len(tests) >= 10
+    pytester.makepyfile(test_guide=source)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
+    result.assert_outcomes(passed=len(tests))
 
 
 def test_the_suite_uses_the_plugin_fixtures_instead_of_its_own() -> None:
