@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 from collections.abc import Callable, Iterator
 
 from composerv import Connection, Limits, RequestContext, stream_handler
 from composerv._connection import adopt_connection
 from composerv.abc import Handler
 
-from ._wait import DEFAULT_TIMEOUT
+from ._wait import DEFAULT_TIMEOUT, CatchingThread
 
 __all__ = ["connect_handler"]
 
@@ -57,17 +56,14 @@ def connect_handler(
     client.settimeout(timeout)
     context = RequestContext(None, "", Limits() if limits is None else limits)
     request = adopt_connection(server_end, context)
-    errors: list[BaseException] = []
 
     def run() -> None:
         try:
             value.handle(request, context)
-        except BaseException as error:  # re-raised by the block's thread
-            errors.append(error)
         finally:
             request.close()
 
-    thread = threading.Thread(target=run, name="composerv-testing-handler", daemon=True)
+    thread = CatchingThread(run, "composerv-testing-handler", daemon=True)
     thread.start()
     try:
         with client:
@@ -80,5 +76,4 @@ def connect_handler(
             raise AssertionError(
                 f"{value!r} was still running {timeout}s after the client closed; cut it"
             )
-        if errors:
-            raise errors[0]
+        thread.raise_error()

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Iterator
 from typing import Protocol, TypeVar
 
 from ._leaks import DEFAULT_SETTLE, no_leaks
-from ._wait import DEFAULT_TIMEOUT, call_within, wait_until
+from ._wait import DEFAULT_TIMEOUT, CatchingThread, call_within, wait_until
 
 __all__ = ["S", "Servable", "ServingFactory", "serving"]
 
@@ -81,24 +80,17 @@ def serving(
     """
     leaks = no_leaks(settle=settle) if check_leaks else contextlib.nullcontext()
     with leaks:
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                server.serve_forever(poll_interval)
-            except BaseException as error:  # re-raised by the block's thread
-                errors.append(error)
-
-        thread = threading.Thread(target=run, name="composerv-testing-serve-forever")
+        thread = CatchingThread(
+            lambda: server.serve_forever(poll_interval), "composerv-testing-serve-forever"
+        )
         thread.start()
         try:
             wait_until(
-                lambda: bool(errors) or not thread.is_alive() or getattr(server, "serving", True),
+                lambda: not thread.is_alive() or getattr(server, "serving", True),
                 f"{server!r} to serve",
                 timeout,
             )
-            if errors:
-                raise errors[0]
+            thread.raise_error()
             yield server
         finally:
             try:
@@ -108,5 +100,4 @@ def serving(
                 server.server_close()
         if thread.is_alive():
             raise AssertionError(f"serve_forever() did not return within {timeout}s of shutdown()")
-        if errors:
-            raise errors[0]
+        thread.raise_error()

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["DEFAULT_TIMEOUT", "call_within", "wait_until"]
+__all__ = ["DEFAULT_TIMEOUT", "CatchingThread", "call_within", "wait_until"]
 
 DEFAULT_TIMEOUT = 10.0
 """Seconds any helper waits at most: far more than loopback I/O needs, short enough
@@ -40,6 +40,27 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = DEFAUL
         pause = min(pause * 2, _LONGEST_PAUSE)
 
 
+class CatchingThread(threading.Thread):
+    """A thread that keeps what its target raised, for the thread that waits for it."""
+
+    def __init__(self, target: Callable[[], object], name: str, *, daemon: bool = False) -> None:
+        super().__init__(name=name, daemon=daemon)
+        self._target_fn = target
+        self.error: BaseException | None = None
+        """What the target raised, once it has."""
+
+    def run(self) -> None:
+        try:
+            self._target_fn()
+        except BaseException as error:  # raised again by the waiting thread
+            self.error = error
+
+    def raise_error(self) -> None:
+        """Raise what the target raised, if it did."""
+        if self.error is not None:
+            raise self.error
+
+
 def call_within(fn: Callable[[], object], timeout: float, what: str) -> None:
     """Call `fn` in a helper thread and wait at most `timeout` seconds for it to
     return; re-raise what it raised, or fail naming `what` if it is still running.
@@ -48,18 +69,9 @@ def call_within(fn: Callable[[], object], timeout: float, what: str) -> None:
     server whose loop is stuck): the helper thread is a daemon, so one that never
     returns does not keep the interpreter from exiting.
     """
-    errors: list[BaseException] = []
-
-    def call() -> None:
-        try:
-            fn()
-        except BaseException as error:  # re-raised in the caller's thread
-            errors.append(error)
-
-    thread = threading.Thread(target=call, name=f"composerv-testing: {what}", daemon=True)
+    thread = CatchingThread(fn, f"composerv-testing: {what}", daemon=True)
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
         raise AssertionError(f"{what} did not return within {timeout}s")
-    if errors:
-        raise errors[0]
+    thread.raise_error()
