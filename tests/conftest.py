@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite."""
+"""Fixtures shared by the whole suite; composerv's pytest plugin adds its own
+(``composerv_no_leaks``, ``composerv_serving``, ...)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,6 @@ import tempfile
 from collections.abc import Iterator
 
 import pytest
-
-from .support import Resources, assert_no_leaks
-
-
-@pytest.fixture
-def no_leaks() -> Iterator[None]:
-    """Fail the test if it leaves descriptors, threads or child processes behind."""
-    before = Resources.now()
-    yield
-    assert_no_leaks(before)
 
 
 @pytest.fixture

@@ -200,7 +200,7 @@ def test_shutdown_is_prompt_and_safe_without_a_loop() -> None:
     server.server_close()
 
 
-def test_threading_mixin_tracks_only_live_threads(no_leaks: None) -> None:
+def test_threading_mixin_tracks_only_live_threads(composerv_no_leaks: None) -> None:
     release = threading.Event()
 
     class Waits(compat.socketserver.BaseRequestHandler):
@@ -218,7 +218,7 @@ def test_threading_mixin_tracks_only_live_threads(no_leaks: None) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_forking_mixin_reaps_only_its_own_children(no_leaks: None) -> None:
+def test_forking_mixin_reaps_only_its_own_children(composerv_no_leaks: None) -> None:
     class Reply(compat.socketserver.BaseRequestHandler):
         def handle(self) -> None:
             self.request.sendall(str(os.getpid()).encode())
@@ -271,7 +271,7 @@ def test_datagram_longer_than_max_packet_size_is_dropped_and_logged(
     assert "longer than max_datagram_size=8192" in caplog.text
 
 
-def test_threading_mixin_reads_block_on_close_when_closing(no_leaks: None) -> None:
+def test_threading_mixin_reads_block_on_close_when_closing(composerv_no_leaks: None) -> None:
     release = threading.Event()
     started = threading.Event()
 

@@ -139,7 +139,7 @@ def test_serve_rejects_values_of_the_wrong_kind() -> None:
         serve(tcp(("127.0.0.1", 0)), sync(), echo_line)  # type: ignore[call-overload]
 
 
-def test_address_in_use_is_an_oserror_and_leaks_nothing(no_leaks: None) -> None:
+def test_address_in_use_is_an_oserror_and_leaks_nothing(composerv_no_leaks: None) -> None:
     with serve(tcp(("127.0.0.1", 0)), sync(), stream_handler(echo_line)) as first:
         with pytest.raises(OSError, match="Address already in use"):
             serve(tcp(first.address, reuse_address=False), sync(), stream_handler(echo_line))
@@ -147,7 +147,7 @@ def test_address_in_use_is_an_oserror_and_leaks_nothing(no_leaks: None) -> None:
 
 @pytest.mark.parametrize("concurrency", [sync, threaded], ids=["sync", "threaded"])
 def test_handler_exception_is_logged_with_peer_and_survived(
-    concurrency: Any, caplog: pytest.LogCaptureFixture, no_leaks: None
+    concurrency: Any, caplog: pytest.LogCaptureFixture, composerv_no_leaks: None
 ) -> None:
     def picky(conn: Connection) -> None:
         line = conn.readline()

@@ -111,7 +111,7 @@ def _answered(sock: socket.socket, line: bytes, wait: float) -> bool:
 
 @pytest.mark.parametrize("concurrency", [threaded, forking], ids=["threaded", "forking"])
 def test_over_the_cap_clients_wait_in_the_backlog_then_are_served(
-    concurrency: Any, no_leaks: None
+    concurrency: Any, composerv_no_leaks: None
 ) -> None:
     server = serve(
         tcp(("127.0.0.1", 0)),
@@ -137,7 +137,7 @@ def test_over_the_cap_clients_wait_in_the_backlog_then_are_served(
                 sock.close()
 
 
-def test_at_the_cap_the_loop_does_not_spin(no_leaks: None) -> None:
+def test_at_the_cap_the_loop_does_not_spin(composerv_no_leaks: None) -> None:
     """At the cap the listening socket stays readable; the loop must stop watching it."""
     release = threading.Event()
 
@@ -161,7 +161,7 @@ def test_at_the_cap_the_loop_does_not_spin(no_leaks: None) -> None:
     assert cpu < 0.1, f"the loop used {cpu:.3f}s of CPU in 0.5s at the cap"
 
 
-def test_handle_request_waits_for_a_free_place_at_the_cap(no_leaks: None) -> None:
+def test_handle_request_waits_for_a_free_place_at_the_cap(composerv_no_leaks: None) -> None:
     release = threading.Event()
 
     def hold_then_echo(conn: Connection) -> None:

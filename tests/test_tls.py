@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
-import shutil
 import signal
 import ssl
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,39 +30,22 @@ from composerv import (
     unix_stream,
     workers,
 )
+from composerv.testing import TLSContexts, tls_certificate
 from composerv.types import TLS
 
 from .cli import inet, running
 from .support import DEADLINE, connect, recv_exactly, recv_until_eof, serving, wait_until
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A fresh self-signed certificate for 127.0.0.1 and localhost, and its key."""
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=DEADLINE,
-    )  # fmt: skip
-    return cert, key
+@pytest.fixture
+def server_context(composerv_tls: TLSContexts) -> ssl.SSLContext:
+    """Presents the test certificate of 127.0.0.1 and localhost (composerv.testing)."""
+    return composerv_tls.server
 
 
 @pytest.fixture
-def server_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(*certificate)
-    return context
-
-
-@pytest.fixture
-def client_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(certificate[0]))
+def client_context(composerv_tls: TLSContexts) -> ssl.SSLContext:
+    return composerv_tls.client
 
 
 def _echo(conn: Connection) -> None:
@@ -166,8 +147,8 @@ def test_handshake_timeout(
         )
 
 
-def test_cli_serves_tls(certificate: tuple[Path, Path], client_context: ssl.SSLContext) -> None:
-    cert, key = certificate
+def test_cli_serves_tls(tmp_path: Path, client_context: ssl.SSLContext) -> None:
+    cert, key = tls_certificate().write(tmp_path)
     with running(
         "run", "tests.apps.echo:handler", "--bind", "tcp://127.0.0.1:0",
         "--ssl-certfile", str(cert), "--ssl-keyfile", str(key),

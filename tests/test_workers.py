@@ -154,7 +154,7 @@ def _pid_handler(conn: Connection) -> None:
 @pytest.mark.parametrize(
     "inner", [sync(), threaded(), pooled()], ids=["sync", "threaded", "pooled"]
 )
-def test_in_process_serve_forever_and_shutdown(inner: Any, no_leaks: None) -> None:
+def test_in_process_serve_forever_and_shutdown(inner: Any, composerv_no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), workers(2, inner), stream_handler(_pid_handler))
     with serving(server):
         wait_until(lambda: server.active_requests == 2, "two workers")
@@ -168,7 +168,7 @@ def _pid_message(message: bytes) -> bytes:
     return b"%d" % os.getpid()
 
 
-def test_each_worker_runs_its_own_event_loop_and_drains_it(no_leaks: None) -> None:
+def test_each_worker_runs_its_own_event_loop_and_drains_it(composerv_no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), workers(2, evented()), message_handler(_pid_message))
     with connect(server.address) as idle:
         with serving(server):
@@ -212,7 +212,7 @@ def test_validation() -> None:
     assert isinstance(workers(), Workers)
 
 
-def test_shutdown_from_a_signal_handler_on_the_supervising_thread(no_leaks: None) -> None:
+def test_shutdown_from_a_signal_handler_on_the_supervising_thread(composerv_no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), workers(1, sync()), stream_handler(_pid_handler))
 
     def signal_once_serving() -> None:
