@@ -263,7 +263,7 @@ class RequestContext:
         """``call(argument)`` (a receive on the socket) within this read's deadline;
         `eof` instead when drained while idle. Readers pass the socket's raw
         method (`raw_recv_into`), with no functools.partial in between (a partial
-        there made threads wait for the GIL more often: docs/performance.md)."""
+        there made threads wait for the GIL more often: benchmarks/results/history/run-08.md)."""
         if self._reading:
             return self._receive_rest(call, argument)
         # Set, then check, without a lock: `drain` sets _draining, then checks

@@ -1,6 +1,6 @@
 """`evented()`: one thread serves every connection from an epoll event loop.
 
-Per-message overhead is the whole game here (see docs/performance.md), so the
+Per-message overhead is the whole game here (see docs/architecture.md, "The fast paths"), so the
 read path is written for the common case: one recv holds exactly one whole
 message, which goes to the handler without any buffer concatenation, and its
 reply leaves in one ``send``. Everything else falls back to the framing's
