@@ -128,7 +128,7 @@ def _closed_by_server(sock: socket.socket) -> bool:
 
 @pytest.mark.parametrize("name", SERVERS)
 def test_a_stop_signal_drains_closes_idle_and_lets_a_request_in_flight_finish(
-    name: str, stray_signals_are_harmless: Callable[[int, Any], None], no_leaks: None
+    name: str, stray_signals_are_harmless: Callable[[int, Any], None], composerv_no_leaks: None
 ) -> None:
     server = _server(name)
     # sync() serves one client at a time: there, the idle client is the one in flight.
@@ -157,7 +157,9 @@ def test_a_stop_signal_drains_closes_idle_and_lets_a_request_in_flight_finish(
 
 
 @pytest.mark.parametrize("name", [n for n in SERVERS if n != "sync"])
-def test_a_second_stop_signal_cuts_what_is_left_at_once(name: str, no_leaks: None) -> None:
+def test_a_second_stop_signal_cuts_what_is_left_at_once(
+    name: str, composerv_no_leaks: None
+) -> None:
     server = _server(name)
 
     def client() -> None:
@@ -177,7 +179,7 @@ def test_a_second_stop_signal_cuts_what_is_left_at_once(name: str, no_leaks: Non
     assert server.drain_report == DrainReport(finished=0, closed_idle=0, cut=1)
 
 
-def test_stop_signals_need_the_main_thread(no_leaks: None) -> None:
+def test_stop_signals_need_the_main_thread(composerv_no_leaks: None) -> None:
     server = _server("threaded")
     errors: list[BaseException] = []
 
