@@ -25,6 +25,7 @@ from ._concurrency import Concurrency, Workers, evented, forking, pooled, sync, 
 from ._errors import ComposervError, HandlerMismatchError
 from ._handlers import Handler
 from ._log import logger
+from ._migrate import add_migrate_command, migrate
 from ._server import Server, serve
 from ._transports import TLS, StreamTransport, Transport, systemd_sockets, tls
 from ._url import transport_from_url, url_of
@@ -57,7 +58,7 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"composerv: error: {message} (see composerv run --help)\n")
+        self.exit(EXIT_USAGE, f"composerv: error: {message} (see {self.prog} --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -95,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--ssl-certfile", metavar="PATH", help="serve TLS with this certificate")
     run.add_argument("--ssl-keyfile", metavar="PATH", help="the certificate's private key")
     run.add_argument("--log-level", choices=_LOG_LEVELS, default="info")
+    add_migrate_command(commands)
     return parser
 
 
@@ -117,6 +119,8 @@ def _positive_float(text: str) -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
+    if args.command == "migrate":
+        return migrate(args)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
