@@ -794,3 +794,24 @@ def test_the_suggested_core_server_serves(name: str, talk: str) -> None:
                 client.sendall(b"hello\n")
                 reply = client.recv(64)
                 assert reply.endswith(b"HELLO\n" if talk == "lines" else b": hello\n")
+
+
+# -- the docs show real output --------------------------------------------------------------
+
+MIGRATING = Path(ROOT) / "docs" / "migrating.md"
+
+
+def test_the_docs_show_what_the_tool_prints() -> None:
+    text = MIGRATING.read_text()
+    check = re.search(
+        r"```console\n\$ composerv migrate --check examples/legacy\n(.*?)\$ ", text, re.S
+    )
+    assert check is not None
+    result = run_to_exit("migrate", "--check", "examples/legacy")
+    assert result.stdout == check.group(1)
+    blocks = re.findall(r"```text\n(.*?)```", text, re.S)
+    threaded = LEGACY / "threaded_tcp_server.py"
+    assert blocks[0].splitlines() == report(threaded.name, threaded.read_bytes())
+    for block, name in zip(blocks[1:], ["line_server.py", "guarded_server.py"], strict=True):
+        lines = _report(PROGRAMS / name)
+        assert block.splitlines() == lines[lines.index("  relies on:") : -1]
