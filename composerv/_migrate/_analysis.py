@@ -8,19 +8,13 @@ from typing import Literal, TypeGuard, TypeVar
 
 import attrs
 
-from ._classic import (
-    CLASSES,
-    DATAGRAM_TRANSPORTS,
-    MODULES,
-    OPTIONS,
-    ClassicClass,
-    Role,
-    advice_for_hook,
-)
+import composerv
+
+from ._classic import CLASSES, DATAGRAM_TRANSPORTS, OPTIONS, ClassicClass, Role, advice_for_hook
+from ._names import Names, nodes
 
 __all__ = ["Analysis", "Assignment", "Mention", "ProgramClass", "ServerMade", "analyse"]
 
-_Node = TypeVar("_Node", bound=ast.AST)
 _Named = TypeVar("_Named", bound="Mention | Assignment")
 _V = TypeVar("_V")
 
@@ -118,11 +112,11 @@ class Analysis:
 
 def analyse(tree: ast.Module, text: str) -> Analysis:
     """Find the classic servers and handlers of the program `text`, whose syntax tree is `tree`."""
-    names = _Names(tree)
+    names = Names(tree)
     show = _Shower(text)
     latest: dict[str, ProgramClass] = {}  # what each class name means from there on
     found: list[ProgramClass] = []
-    for node in sorted(_nodes(tree, ast.ClassDef), key=lambda n: n.lineno):
+    for node in sorted(nodes(tree, ast.ClassDef), key=lambda n: n.lineno):
         program_class = _program_class(node, names, latest, show)
         if program_class is not None:
             latest[program_class.name] = program_class
@@ -165,59 +159,8 @@ def _kind_from_uses(uses: frozenset[str]) -> Literal["stream", "datagram"] | Non
     return None
 
 
-class _Names:
-    """What the program's imports bind: module aliases, imported classes, star imports."""
-
-    def __init__(self, tree: ast.Module) -> None:
-        self.modules: dict[str, str] = {}
-        self.classes: dict[str, tuple[str, str]] = {}
-        self.star: list[str] = []
-        self.imported: list[tuple[int, str, str]] = []
-        for node in _nodes(tree, ast.Import):
-            for alias in node.names:
-                if alias.name in MODULES:
-                    self.modules[alias.asname or alias.name] = MODULES[alias.name]
-        for statement in _nodes(tree, ast.ImportFrom):
-            absolute = statement.level == 0
-            module = MODULES.get(statement.module or "") if absolute else None
-            for alias in statement.names:
-                submodule = MODULES.get(f"{statement.module}.{alias.name}") if absolute else None
-                if submodule is not None:
-                    self.modules[alias.asname or alias.name] = submodule
-                elif module is not None and alias.name == "*":
-                    self.star.append(module)
-                elif module is not None:
-                    self.classes[alias.asname or alias.name] = (module, alias.name)
-                    self.imported.append((statement.lineno, module, alias.name))
-
-    def resolve(self, node: ast.expr) -> tuple[str, str] | None:
-        """(module, name) for an expression naming a class of a known module."""
-        dotted = _dotted(node)
-        if dotted is None:
-            return None
-        prefix, _, name = dotted.rpartition(".")
-        if prefix:
-            return (self.modules[prefix], name) if prefix in self.modules else None
-        if name in self.classes:
-            return self.classes[name]
-        return next(((m, name) for m in self.star if (m, name) in CLASSES), None)
-
-    def missing(self, tree: ast.Module) -> Iterator[tuple[int, str]]:
-        """The names the program takes from socketserver that compat does not have."""
-        import compat.socketserver
-
-        used = [(line, module, name) for line, module, name in self.imported]
-        for node in _nodes(tree, ast.Attribute):
-            resolved = self.resolve(node)
-            if resolved is not None:
-                used.append((node.lineno, *resolved))
-        for line, module, name in sorted(set(used)):
-            if module == "socketserver" and not hasattr(compat.socketserver, name):
-                yield line, f"socketserver.{name}"
-
-
 def _program_class(
-    node: ast.ClassDef, names: _Names, known: dict[str, ProgramClass], show: _Shower
+    node: ast.ClassDef, names: Names, known: dict[str, ProgramClass], show: _Shower
 ) -> ProgramClass | None:
     bases: list[ClassicClass | ProgramClass] = []
     for base in node.bases:
@@ -274,7 +217,7 @@ def _instance_settings(
     """``self.daemon_threads = True`` in a method."""
     for method in methods:
         this = method.args.args[0].arg if method.args.args else None
-        for node in _nodes(method, ast.Assign):
+        for node in nodes(method, ast.Assign):
             for target in node.targets:
                 if _is_attribute_of(target, this) and target.attr in _SETTINGS:
                     yield Assignment(owner, target.attr, show(node.value), node.lineno)
@@ -283,8 +226,6 @@ def _instance_settings(
 def _handler_uses(
     owner: str, methods: list[ast.FunctionDef | ast.AsyncFunctionDef]
 ) -> tuple[set[str], list[Mention]]:
-    import composerv
-
     core_server = {field.name for field in attrs.fields(composerv.ClassicServer)}
     uses: set[str] = set()
     state: list[Mention] = []
@@ -293,7 +234,7 @@ def _handler_uses(
         parents = {
             child: parent for parent in ast.walk(method) for child in ast.iter_child_nodes(parent)
         }
-        for node in _nodes(method, ast.Attribute):
+        for node in nodes(method, ast.Attribute):
             if not _is_attribute_of(node, this) or node.attr not in _HANDLER_ATTRIBUTES:
                 continue
             parent = parents.get(node)
@@ -314,11 +255,11 @@ def _handler_uses(
 
 
 def _servers(
-    tree: ast.Module, names: _Names, classes: dict[str, ProgramClass], show: _Shower
+    tree: ast.Module, names: Names, classes: dict[str, ProgramClass], show: _Shower
 ) -> tuple[ServerMade, ...]:
     bound: dict[str, list[int]] = {}  # variable -> indexes of the servers assigned to it
     made: list[tuple[ast.Call, ClassicClass | ProgramClass]] = []
-    for node in sorted(_nodes(tree, ast.Call), key=lambda n: (n.lineno, n.col_offset)):
+    for node in sorted(nodes(tree, ast.Call), key=lambda n: (n.lineno, n.col_offset)):
         resolved = names.resolve(node.func)
         server: ClassicClass | ProgramClass | None = CLASSES.get(resolved) if resolved else None
         if isinstance(node.func, ast.Name) and node.func.id in classes:
@@ -330,7 +271,7 @@ def _servers(
             if value is call:
                 bound.setdefault(variable, []).append(index)
     instance_settings: dict[int, list[Assignment]] = {}
-    for assign in _nodes(tree, ast.Assign):
+    for assign in nodes(tree, ast.Assign):
         for target in assign.targets:
             if (
                 isinstance(target, ast.Attribute)
@@ -395,16 +336,3 @@ def _is_attribute_of(node: ast.AST, name: str | None) -> TypeGuard[ast.Attribute
         and isinstance(node.value, ast.Name)
         and node.value.id == name
     )
-
-
-def _dotted(node: ast.expr) -> str | None:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        prefix = _dotted(node.value)
-        return None if prefix is None else f"{prefix}.{node.attr}"
-    return None
-
-
-def _nodes(tree: ast.AST, kind: type[_Node]) -> Iterator[_Node]:
-    return (node for node in ast.walk(tree) if isinstance(node, kind))

@@ -89,7 +89,7 @@ def _migrate_all(paths: Sequence[Path], *, check: bool, diff: bool) -> int:
             continue
         if diff and migration.changed:
             sys.stdout.write(migration.diff(str(path)))
-        for line in describe(str(path), migration, written=not (check or diff)):
+        for line in _describe(str(path), migration, written=not (check or diff)):
             print(line, file=out)
         if not migration.changed:
             continue
@@ -103,7 +103,7 @@ def _migrate_all(paths: Sequence[Path], *, check: bool, diff: bool) -> int:
     return status
 
 
-def describe(name: str, migration: Migration, *, written: bool) -> Iterator[str]:
+def _describe(name: str, migration: Migration, *, written: bool) -> Iterator[str]:
     """The lines that say what migrating the file `name` did (or, not `written`, would do)."""
     if migration.changed:
         count = len(migration.rewrites)
