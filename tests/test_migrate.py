@@ -422,6 +422,22 @@ def test_says_that_a_python2_file_needs_converting(
     assert cli(capsys, tmp_path / "other.py") == (0, "", "")
 
 
+def test_warns_of_a_compat_module_of_the_program_s_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "app.py").write_text("import socketserver\n")
+    (tmp_path / "compat.py").write_text("PY2 = False\n")
+    _, out, _ = cli(capsys, tmp_path / "app.py")
+    assert out.splitlines()[-1] == (
+        f"{tmp_path}/app.py: note: {tmp_path}/compat.py would shadow composerv's compat package "
+        "when app.py runs as a script (its directory comes first on sys.path)"
+    )
+    shutil.copytree(Path(ROOT) / "compat", tmp_path / "project" / "compat")
+    (tmp_path / "project" / "app.py").write_text("import socketserver\n")
+    _, out, _ = cli(capsys, tmp_path / "project" / "app.py")
+    assert "shadow" not in out  # composerv's own compat, beside the program
+
+
 def test_keeps_permissions_and_writes_through_symbolic_links(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -93,6 +93,13 @@ def _migrate_all(paths: Sequence[Path], *, check: bool, diff: bool) -> int:
             print(line, file=out)
         if not migration.changed:
             continue
+        shadow = _shadowing_compat(path)
+        if shadow is not None:
+            print(
+                f"{path}: note: {shadow} would shadow composerv's compat package when "
+                f"{path.name} runs as a script (its directory comes first on sys.path)",
+                file=out,
+            )
         if check:
             status = max(status, EXIT_WOULD_CHANGE)
         elif not diff:
@@ -119,6 +126,15 @@ def _describe(name: str, migration: Migration, *, written: bool) -> Iterator[str
             "its imports are migrated: the rest needs a Python 2 to 3 conversion (e.g. 2to3) "
             "before it runs on compat"
         )
+
+
+def _shadowing_compat(path: Path) -> Path | None:
+    """A module of the program's own called compat, beside `path`: a common name."""
+    for candidate in (path.parent / "compat.py", path.parent / "compat"):
+        # composerv's own compat package has the Python 2 name as a module.
+        if candidate.exists() and not (candidate / "SocketServer.py").exists():
+            return candidate
+    return None
 
 
 def _read(path: Path) -> bytes:
