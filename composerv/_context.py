@@ -19,10 +19,13 @@ import struct
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._addresses import Address
 from ._limits import Limits
+
+if TYPE_CHECKING:
+    from ._hub import Hub
 
 __all__ = ["KERNEL_TIMEOUTS", "NO_LIMITS", "RequestContext", "timeval"]
 
@@ -104,8 +107,13 @@ class RequestContext:
         "_timed",
         "_write_timeout",
         "at_eof",
+        "bytes_in",
+        "bytes_out",
         "closed_idle",
+        "closing",
+        "hub",
         "limits",
+        "opened",
         "peer",
         "proxy",
         "socket",
@@ -127,6 +135,18 @@ class RequestContext:
         PROXY protocol header; None otherwise."""
         self.limits = limits
         """The server's limits, which this request keeps."""
+        self.opened = time.monotonic()
+        """When the request arrived (monotonic seconds)."""
+        self.bytes_in = 0
+        """Bytes received from the client so far."""
+        self.bytes_out = 0
+        """Bytes sent to the client so far (by the handler; framing included)."""
+        self.closing = False
+        """Whether the connection is to close once the replies so far are sent (see
+        `close_after_reply`)."""
+        self.hub: Hub | None = None
+        """The server's broadcast hub, for the sessions that send to other
+        connections (set by runtimes that offer one)."""
         self.closed_idle = False
         """Whether a drain ended this connection while it waited for a request."""
         self.at_eof = False
@@ -192,6 +212,10 @@ class RequestContext:
         self._raw_settimeout(timeout)
         self._kernel = KERNEL_TIMEOUTS and not isinstance(sock, ssl.SSLSocket) and timeout is None
         self._recv_timeout = self._send_timeout = _NEVER_SET if self._kernel else timeout
+
+    def close_after_reply(self) -> None:
+        """Close the connection once the replies so far have been sent."""
+        self.closing = True
 
     @property
     def draining(self) -> bool:
@@ -289,6 +313,7 @@ class RequestContext:
         finally:
             self._idle = False
         if received:
+            self.bytes_in += received if received.__class__ is int else len(received)  # type: ignore[arg-type]  # bytes or a count
             if self._draining:
                 self._read_in_drain = True
             # The read clock starts at this first byte, but is read only if the read
@@ -340,19 +365,23 @@ class RequestContext:
                 if self._own_timeout_first(remaining):
                     raise
                 raise self.limits.read_timed_out() from None
-        if not received:
+        if received:
+            self.bytes_in += received if received.__class__ is int else len(received)  # type: ignore[arg-type]  # bytes or a count
+        else:
             if self._shut_by_drain and argument:
                 # Bytes of this request came just as the drain closed the connection's
                 # reading side: its end of stream is the drain's, not the peer's, and
                 # must not pass for the end of a request that was cut.
                 raise ConnectionAbortedError("the draining server closed the connection")
             self._saw_eof(argument)
-        elif self._draining:
+        if self._draining and received:
             self._read_in_drain = True
         return received
 
     def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Send all of `data` within ``write_timeout``, a total for the whole call."""
+        total = data.nbytes if isinstance(data, memoryview) else len(data)
+        self.bytes_out += total
         limit = self._write_timeout
         if limit is None:
             if self._timed:
@@ -363,7 +392,6 @@ class RequestContext:
             self._set_send_timeout(limit)
         try:
             sent = self._raw_send(data)
-            total = data.nbytes if isinstance(data, memoryview) else len(data)
             if sent == total:
                 return  # the common case: it all fit in the send buffer
             deadline = time.monotonic() + limit
@@ -385,11 +413,13 @@ class RequestContext:
         if self._timed and self._send_timeout != limit:
             self._set_send_timeout(limit)
         try:
-            return self._raw_send(data)
+            sent = self._raw_send(data)
         except _TIMED_OUT:
             if self._own_timeout_first(limit):
                 raise
             raise self.limits.write_timed_out() from None
+        self.bytes_out += sent
+        return sent
 
     def drain(self) -> None:
         """Close the connection if it waits for a request; make its next idle read see EOF.

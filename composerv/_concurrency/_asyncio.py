@@ -271,6 +271,11 @@ class AsyncioServeLoop(ServeLoop):
         self._update_listener()
         self._service.stop_listening()
         self._drained = len(self._clients)
+        # Read what has already arrived first (one turn feeds the readers, the next
+        # runs their coroutines), so that a connection whose request is in its
+        # socket buffer is not taken for idle.
+        for _ in range(2):
+            self._loop.run_until_complete(asyncio.sleep(0))
         self._closed_idle += self._close_idle()
 
     def wait(self, timeout: float) -> None:
