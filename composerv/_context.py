@@ -25,7 +25,7 @@ from ._addresses import Address
 from ._limits import Limits
 
 if TYPE_CHECKING:
-    from ._hub import Hub
+    from ._hub import Hub, Outlet
 
 __all__ = ["KERNEL_TIMEOUTS", "NO_LIMITS", "RequestContext", "timeval"]
 
@@ -106,6 +106,7 @@ class RequestContext:
         "_shut_by_drain",
         "_timed",
         "_write_timeout",
+        "admitted",
         "at_eof",
         "bytes_in",
         "bytes_out",
@@ -114,6 +115,7 @@ class RequestContext:
         "hub",
         "limits",
         "opened",
+        "outlet",
         "peer",
         "proxy",
         "socket",
@@ -147,6 +149,11 @@ class RequestContext:
         self.hub: Hub | None = None
         """The server's broadcast hub, for the sessions that send to other
         connections (set by runtimes that offer one)."""
+        self.admitted = 0
+        """How many of the handler's layers have admitted this request."""
+        self.outlet: Outlet | None = None
+        """This connection as the hub sends to it (set by the runtime when the
+        connection takes part in a hub)."""
         self.closed_idle = False
         """Whether a drain ended this connection while it waited for a request."""
         self.at_eof = False
@@ -313,7 +320,7 @@ class RequestContext:
         finally:
             self._idle = False
         if received:
-            self.bytes_in += received if received.__class__ is int else len(received)  # type: ignore[arg-type]  # bytes or a count
+            self.bytes_in += received if received.__class__ is int else len(received)  # type: ignore[arg-type, operator]  # bytes or a count
             if self._draining:
                 self._read_in_drain = True
             # The read clock starts at this first byte, but is read only if the read
@@ -366,7 +373,7 @@ class RequestContext:
                     raise
                 raise self.limits.read_timed_out() from None
         if received:
-            self.bytes_in += received if received.__class__ is int else len(received)  # type: ignore[arg-type]  # bytes or a count
+            self.bytes_in += received if received.__class__ is int else len(received)  # type: ignore[arg-type, operator]  # bytes or a count
         else:
             if self._shut_by_drain and argument:
                 # Bytes of this request came just as the drain closed the connection's
@@ -418,6 +425,17 @@ class RequestContext:
             if self._own_timeout_first(limit):
                 raise
             raise self.limits.write_timed_out() from None
+        self.bytes_out += sent
+        return sent
+
+    def send_now(self, data: bytes) -> int:
+        """One send of what fits of `data` at once, without waiting for room."""
+        sock = self.socket
+        assert sock is not None  # only a connection sends
+        try:
+            sent = socket.socket.send(sock, data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return 0
         self.bytes_out += sent
         return sent
 

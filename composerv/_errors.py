@@ -18,7 +18,7 @@ __all__ = [
     "MessageTooLargeError",
     "PoolFullError",
     "ProxyHeaderError",
-    "Refused",
+    "RefusedError",
     "SocketPathInUseError",
     "TruncatedMessageError",
 ]
@@ -72,7 +72,7 @@ class DatagramTooLargeError(ComposervError, OSError):
         self.peer = peer
 
 
-class Refused(ComposervError):
+class RefusedError(ComposervError):
     """A layer refuses a connection, a message or a datagram (see `composerv.layers`).
 
     The connection is closed, after `reply` is sent if there is one; a datagram is

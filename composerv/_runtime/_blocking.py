@@ -15,12 +15,14 @@ from typing import Any
 
 from .._addresses import Address
 from .._context import RequestContext
-from .._errors import PoolFullError
+from .._errors import PoolFullError, RefusedError
+from .._hub import Hub
 from .._limits import DrainReport
 from .._log import logger
 from ._accept import Acceptor
 from ._contract import Deadline, Scheduler, Service
 from ._gate import ListenerGate
+from ._layering import admit, finish, refuse_connection
 from ._loop import ServeLoop
 from ._outcome import log_outcome
 
@@ -89,6 +91,8 @@ class BlockingRuntime:
         self._gate = ListenerGate(None if cap is None else self._has_room)
         self._acceptor = Acceptor(service, self._gate)
         self._stream = service.transport.kind == "stream"
+        self._layers = service.handler.layers
+        self._hub = Hub(service.limits.max_output_buffer)
         self._pid = os.getpid()
         self._scheduler = scheduler(self._request_ended)
         self._loop = loop(self, self._gate, self._scheduler)
@@ -187,6 +191,7 @@ class BlockingRuntime:
             context = request.request_context
         else:
             context = self._acceptor.context(client_address)
+        context.hub = self._hub
         job = RequestJob(self, request, context)
         try:
             self._scheduler.submit(job)
@@ -227,10 +232,20 @@ class BlockingRuntime:
         job.request = prepared
         here = self._serving_here
         here.job = job
+        layers = self._layers
+        error: BaseException | None = None
         try:
+            if layers:
+                admit(layers, context)
             service.handler.handle(prepared, context)
+        except RefusedError as refused:
+            if self._stream:
+                refuse_connection(context, refused.reply)
         except Exception as exc:
+            error = exc
             log_outcome(context.peer, exc)
         finally:
             here.job = None
+            if layers or context.outlet is not None:
+                finish(layers, context, error)
             transport.close_request(prepared, at_eof=context.at_eof)

@@ -115,7 +115,7 @@ class Layer:
     __slots__ = ()
 
     def admit(self, context: RequestContext) -> None:
-        """A connection or datagram arrives; raise `Refused` to close (or drop) it."""
+        """A connection or datagram arrives; raise `RefusedError` to close (or drop) it."""
 
     def wrap(self, fn: MessageFn, context: RequestContext) -> MessageFn:
         """The function that answers the messages of `context`'s connection."""

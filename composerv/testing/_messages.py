@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from composerv import Address, HandlerMismatchError, RequestContext, limits
-from composerv.abc import Handler, MessageFn, MessageForm, StreamFraming
+from composerv._hub import Hub
+from composerv.abc import Handler, MessageForm, StreamFraming
 
 __all__ = ["run_bytes", "run_messages"]
 
@@ -36,9 +37,11 @@ def run_messages(
     """
     form = _message_form(handler, "run_messages")
     if isinstance(form.framing, StreamFraming):
-        reply_to = _reply_fn(form, peer)
-        return [reply for message in messages if (reply := reply_to(message)) is not None]
-    return [reply for message in messages if (reply := _reply_fn(form, peer)(message)) is not None]
+        connection = _Connection(handler, form, peer)
+        return [reply for message in messages for reply in connection.answer(message)]
+    return [
+        reply for message in messages for reply in _Connection(handler, form, peer).answer(message)
+    ]
 
 
 def run_bytes(
@@ -71,14 +74,14 @@ def run_bytes(
             f"run_bytes needs a stream handler, not {handler!r}: each datagram is one "
             "message, so test a datagram handler with run_messages(handler, datagrams)"
         )
-    reply_to = _reply_fn(form, peer)
+    connection = _Connection(handler, form, peer)
     decoder = framing.decoder()
     chunks = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
     out = [
         framing.encode(reply)
         for chunk in chunks
         for message in decoder.feed(chunk)
-        if (reply := reply_to(message)) is not None
+        for reply in connection.answer(message)
     ]
     decoder.close()
     return b"".join(out)
@@ -100,9 +103,45 @@ def _message_form(handler: Handler[Any], helper: str) -> MessageForm:
     return form
 
 
-def _reply_fn(form: MessageForm, peer: Address) -> MessageFn:
-    """The reply function of one connection (or datagram) from `peer`, as
-    `composerv.evented` gets it: a stateless handler's one function, else `open`'s."""
-    if form.fn is not None:
-        return form.fn
-    return form.open(RequestContext(None, peer, limits()))
+class _Connection:
+    """One connection (or datagram) as `composerv.evented` opens it: the handler's
+    layers admit it, and what a session sends itself comes back in order with the
+    replies (a hub that only this connection is in)."""
+
+    def __init__(self, handler: Handler[Any], form: MessageForm, peer: Address) -> None:
+        self._framing = form.framing
+        self._sent: list[bytes] = []
+        context = RequestContext(None, peer, limits())
+        for layer in handler.layers:
+            layer.admit(context)
+        if form.fn is not None:
+            self._fn = form.fn
+            return
+        context.hub = Hub(context.limits.max_output_buffer)
+        context.outlet = self
+        context.hub.enter(self)
+        self._fn = form.open(context)
+
+    @property
+    def peer(self) -> object:
+        return None
+
+    def queued(self) -> int:
+        return 0
+
+    def push(self, data: bytes, policy: object, limit: int) -> bool:
+        if isinstance(self._framing, StreamFraming):
+            decoder = self._framing.decoder()
+            self._sent.extend(decoder.feed(data))
+        else:
+            self._sent.append(data)
+        return True
+
+    def send_own(self, data: bytes) -> None:
+        self.push(data, "wait", 0)
+
+    def answer(self, message: bytes) -> list[bytes]:
+        """The payloads sent back for `message`, in order."""
+        reply = self._fn(message)
+        sent, self._sent = self._sent, []
+        return sent if reply is None else [*sent, reply]
