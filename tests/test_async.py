@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import importlib.util
 import sys
 import threading
@@ -43,13 +42,7 @@ if importlib.util.find_spec("uvloop") is not None:
     CONCURRENCIES["uvloop"] = lambda: asyncio_loop(uvloop=True)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _uvloop_globals() -> None:
-    """uvloop opens a process-wide pipe with its first loop, kept for the process's
-    life: open it before the leak checks take their baseline."""
-    if "uvloop" in CONCURRENCIES:
-        asyncio_loop(uvloop=True)  # checks the import
-        importlib.import_module("uvloop").new_event_loop().close()
+pytestmark = pytest.mark.usefixtures("uvloop_globals")
 
 
 @pytest.mark.parametrize("make_concurrency", CONCURRENCIES.values(), ids=list(CONCURRENCIES))

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import importlib
 import importlib.util
+import select
 import socket
 import threading
 from collections.abc import Iterable
@@ -63,6 +64,20 @@ def _new_event_loop(use_uvloop: bool) -> asyncio.AbstractEventLoop:
     # Imported only when asked for: uvloop is an optional dependency.
     loop: asyncio.AbstractEventLoop = importlib.import_module("uvloop").new_event_loop()
     return loop
+
+
+def _output_waits(transport: asyncio.Transport) -> bool:
+    """Whether output waits for the peer: in the transport's buffer, or in a socket
+    buffer the peer does not empty. (Under TLS the encrypted bytes wait in a socket
+    transport asyncio does not show: the TLS transport's own buffer is empty.)"""
+    if transport.get_write_buffer_size():
+        return True
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLOUT)
+    return not poller.poll(0)
 
 
 class _TrackedReader(asyncio.StreamReader):
@@ -425,7 +440,7 @@ class AsyncioServeLoop(ServeLoop):
     def _write_timed_out(self, client: _Client, now: float) -> bool:
         transport = client.transport
         limit = self._limits.write_timeout
-        if transport is None or limit is None or not transport.get_write_buffer_size():
+        if transport is None or limit is None or not _output_waits(transport):
             client.write_blocked_since = None
             return False
         if client.write_blocked_since is None:

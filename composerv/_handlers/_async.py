@@ -32,6 +32,13 @@ AsyncStreamFn = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable
 _NO_HANDSHAKE_TIMEOUT = 365 * 86400.0
 
 
+# TLS's close_notify goes out at once, and asyncio then waits for the peer's own
+# (30 s by default): a peer that has not answered within a second is cut, so a
+# silent client cannot hold its connection past a timeout or a drain. (The blocking
+# concurrencies do not wait for the answer at all.)
+_CLOSE_GRACE = 1.0
+
+
 def _plain_reader(limit: int, loop: asyncio.AbstractEventLoop) -> asyncio.StreamReader:
     return asyncio.StreamReader(limit=limit, loop=loop)
 
@@ -79,7 +86,10 @@ async def serve_with_streams(
         writer.close()
         # OSError: the peer may be gone already; the stream is closed either way.
         with contextlib.suppress(OSError):
-            await writer.wait_closed()
+            try:
+                await asyncio.wait_for(writer.wait_closed(), _CLOSE_GRACE)
+            except asyncio.TimeoutError:
+                transport.abort()
 
 
 def _coroutine_function(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
