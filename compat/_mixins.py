@@ -82,7 +82,7 @@ def _nothing() -> None:
 class _ClassicJob:
     """A classic request as composerv's schedulers run it (see `composerv.abc.Job`).
 
-    Classic servers have no drain: `drain` and `cut` do nothing."""
+    Classic servers have no drain and evict nothing: `drain` and `cut` do nothing."""
 
     __slots__ = ("_release", "_run")
 
@@ -107,6 +107,20 @@ class _ClassicJob:
 
     @property
     def closed_idle(self) -> bool:
+        return False
+
+    @property
+    def peer(self) -> None:
+        """Not known to the job: the classic server holds it."""
+        return None
+
+    @property
+    def idle_since(self) -> None:
+        """Never idle: a classic server evicts nothing."""
+        return None
+
+    def evict(self) -> bool:
+        """A classic server evicts nothing."""
         return False
 
 

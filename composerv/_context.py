@@ -27,9 +27,15 @@ from ._limits import Limits
 if TYPE_CHECKING:
     from ._hub import Hub, Outlet
 
-__all__ = ["KERNEL_TIMEOUTS", "NO_LIMITS", "RequestContext", "timeval"]
+__all__ = ["KERNEL_TIMEOUTS", "NO_LIMITS", "RequestContext", "bytes_waiting", "timeval"]
 
-NO_LIMITS = Limits(max_connections=None, idle_timeout=None, read_timeout=None, write_timeout=None)
+NO_LIMITS = Limits(
+    max_connections=None,
+    idle_timeout=None,
+    first_request_timeout=None,
+    read_timeout=None,
+    write_timeout=None,
+)
 """The limits of a connection made outside a server: none."""
 
 KERNEL_TIMEOUTS = sys.platform.startswith("linux")
@@ -69,7 +75,8 @@ def timeval(seconds: float | None) -> bytes:
 
 
 def _timed(limits: Limits) -> bool:
-    return (limits.idle_timeout, limits.read_timeout, limits.write_timeout) != (None, None, None)
+    timeouts = (limits.first_wait, limits.idle_timeout, limits.read_timeout, limits.write_timeout)
+    return any(timeout is not None for timeout in timeouts)
 
 
 class RequestContext:
@@ -77,19 +84,24 @@ class RequestContext:
     deadlines, and its part in a drain.
 
     A read waits up to ``idle_timeout`` for its first byte (the connection is
-    *idle*: between requests), then must complete within ``read_timeout`` of that
-    byte; a write must complete within ``write_timeout``. Each raises `TimeoutError`
-    naming the limit. A draining server closes idle connections: a read that starts
-    idle during a drain sees end of stream, and one already waiting is woken by
-    ``shutdown(SHUT_RD)``; the order of the flags' stores (see `receive`) makes sure
-    no read slips into a wait that the drain did not see.
+    *idle*: between requests; before its first request, the shorter
+    ``first_request_timeout`` may apply), then must complete within
+    ``read_timeout`` of that byte; a write must complete within ``write_timeout``.
+    Each raises `TimeoutError` naming the limit. A draining server closes idle
+    connections: a read that starts idle during a drain sees end of stream, and one
+    already waiting is woken by ``shutdown(SHUT_RD)``; the order of the flags'
+    stores (see `receive`) makes sure no read slips into a wait that the drain did
+    not see. At capacity, an idle connection may be evicted the same way (`evict`).
 
     Made by the runtime; a `Connection` made by hand gets one with no limits.
     """
 
     __slots__ = (
         "_draining",
+        "_evicted",
+        "_first",
         "_idle",
+        "_idle_since",
         "_idle_timeout",
         "_kernel",
         "_own_timeout",
@@ -162,8 +174,12 @@ class RequestContext:
         self._read_in_drain = False
         self._shut_by_drain = False
         self._idle = False
+        self._idle_since = 0.0
+        self._evicted = False
+        # Whether nothing has been received yet: the first wait has its own limit.
+        self._first = True
         # Copied from `limits` because every read and write looks them up.
-        self._idle_timeout = limits.idle_timeout
+        self._idle_timeout = limits.first_wait
         self._write_timeout = limits.write_timeout
         self._read_deadline: float | None = None
         self._reading = False
@@ -311,16 +327,23 @@ class RequestContext:
             return eof
         if self._timed and self._recv_timeout != self._idle_timeout:
             self._set_recv_timeout(self._idle_timeout)
+        self._idle_since = time.monotonic()
         try:
             received = call(argument)
         except _TIMED_OUT:
             if self._own_timeout_first(self._idle_timeout):
                 raise
-            raise self.limits.idle_timed_out() from None
+            limits = self.limits
+            raise (
+                limits.first_wait_timed_out() if self._first else limits.idle_timed_out()
+            ) from None
         finally:
             self._idle = False
         if received:
             self.bytes_in += received if received.__class__ is int else len(received)  # type: ignore[arg-type, operator]  # bytes or a count
+            if self._first:
+                self._first = False
+                self._idle_timeout = self.limits.idle_timeout
             if self._draining:
                 self._read_in_drain = True
             # The read clock starts at this first byte, but is read only if the read
@@ -446,11 +469,28 @@ class RequestContext:
         socket) is not idle: its read gets them, and the drain waits for it."""
         self._draining = True
         sock = self.socket
-        if not self._idle or sock is None or _bytes_waiting(sock):
+        if not self._idle or sock is None or bytes_waiting(sock):
             return
         self.closed_idle = True
         self._shut_by_drain = True
         _shutdown(sock, socket.SHUT_RD)
+
+    @property
+    def idle_since(self) -> float | None:
+        """Since when (monotonic) the connection waits for a new request, if it does
+        and has not been evicted."""
+        return self._idle_since if self._idle and not self._evicted else None
+
+    def evict(self) -> bool:
+        """Close the connection, as a drain does, if it still waits for a new request
+        (and none has arrived in its socket); whether it did. Its read sees end of
+        stream."""
+        sock = self.socket
+        if not self._idle or self._evicted or sock is None or bytes_waiting(sock):
+            return False
+        self._evicted = True
+        _shutdown(sock, socket.SHUT_RD)
+        return True
 
     def cut(self) -> None:
         """Force the connection closed so that a handler blocked on it wakes up."""
@@ -458,7 +498,7 @@ class RequestContext:
             _shutdown(self.socket, socket.SHUT_RDWR)
 
 
-def _bytes_waiting(sock: socket.socket) -> bool:
+def bytes_waiting(sock: socket.socket) -> bool:
     """Whether the peer has sent bytes not read yet (raw ones, for a TLS socket)."""
     try:
         return bool(socket.socket.recv(sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import attrs
 
 from ._validate import (
+    flag,
     non_negative_number,
     optional_positive_int,
     optional_positive_number,
     positive_int,
 )
 
-__all__ = ["DrainReport", "Limits", "limits"]
+__all__ = ["DrainReport", "Limits", "limits", "sweep_interval"]
 
 # Defaults that let a well-behaved client work and bound what a bad one can hold.
 # 1024 connections: a thread per connection costs ~64 KiB of RSS plus a stack
@@ -21,6 +22,10 @@ DEFAULT_MAX_CONNECTIONS = 1024
 # 60 s idle: longer than the keep-alive of common HTTP clients (which reconnect),
 # short enough that abandoned connections do not accumulate for hours.
 DEFAULT_IDLE_TIMEOUT = 60.0
+# 10 s for a new connection's first byte: a real client sends its request as soon
+# as it connects (HAProxy recommends a 10 s request timeout); one that sends nothing
+# holds a connection (a thread) for less time than an idle keep-alive client may.
+DEFAULT_FIRST_REQUEST_TIMEOUT = 10.0
 # 30 s to finish a read once its first byte came: a real client sends a line or a
 # frame in well under a second; a slowloris that trickles a byte a second is cut.
 DEFAULT_READ_TIMEOUT = 30.0
@@ -50,6 +55,12 @@ class Limits:
         default=DEFAULT_IDLE_TIMEOUT, validator=optional_positive_number
     )
     """Seconds a connection may wait for the first byte of its next read."""
+    first_request_timeout: float | None = attrs.field(
+        default=DEFAULT_FIRST_REQUEST_TIMEOUT, validator=optional_positive_number
+    )
+    """Seconds a new connection may wait for its first byte (TLS: after the
+    handshake); the shorter of this and `idle_timeout` applies. None: `idle_timeout`
+    alone."""
     read_timeout: float | None = attrs.field(
         default=DEFAULT_READ_TIMEOUT, validator=optional_positive_number
     )
@@ -60,10 +71,31 @@ class Limits:
     """Seconds one ``send_all`` (or ``wfile.write``) may take in total."""
     drain_timeout: float = attrs.field(default=DEFAULT_DRAIN_TIMEOUT, validator=non_negative_number)
     """Seconds `Server.server_close` lets requests in flight finish before cutting them."""
+    evict_idle: bool = attrs.field(default=True, validator=flag)
+    """At `max_connections` (and when every worker of `pooled` holds a connection),
+    close the connection that has waited longest for a new request to admit a new
+    one, instead of leaving the newcomer in the listen backlog. Connections in the
+    middle of a request are never evicted."""
     max_output_buffer: int = attrs.field(default=DEFAULT_MAX_OUTPUT_BUFFER, validator=positive_int)
     """Bytes that may wait to be sent to one client. Past it the server stops
     reading that client's messages (its replies wait for it to read), and a
     broadcast to it follows the sender's slow-consumer policy."""
+
+    @property
+    def first_wait(self) -> float | None:
+        """Seconds a new connection may wait for its first byte: the shorter of
+        `first_request_timeout` and `idle_timeout` (None: no limit)."""
+        first, idle = self.first_request_timeout, self.idle_timeout
+        return idle if first is None or (idle is not None and idle <= first) else first
+
+    def first_wait_timed_out(self) -> TimeoutError:
+        """The error that closes a new connection that sent nothing within `first_wait`."""
+        if self.first_wait != self.first_request_timeout:
+            return self.idle_timed_out()
+        return TimeoutError(
+            "connection sent nothing within first_request_timeout="
+            f"{self.first_request_timeout}s of opening"
+        )
 
     def idle_timed_out(self) -> TimeoutError:
         """The error that closes a connection idle for longer than `idle_timeout`."""
@@ -86,9 +118,11 @@ def limits(
     *,
     max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
     idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+    first_request_timeout: float | None = DEFAULT_FIRST_REQUEST_TIMEOUT,
     read_timeout: float | None = DEFAULT_READ_TIMEOUT,
     write_timeout: float | None = DEFAULT_WRITE_TIMEOUT,
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
+    evict_idle: bool = True,
     max_output_buffer: int = DEFAULT_MAX_OUTPUT_BUFFER,
 ) -> Limits:
     """Limits for `serve(..., limits=...)`; the defaults suit a public-facing server.
@@ -103,11 +137,29 @@ def limits(
     return Limits(
         max_connections=max_connections,
         idle_timeout=idle_timeout,
+        first_request_timeout=first_request_timeout,
         read_timeout=read_timeout,
         write_timeout=write_timeout,
         drain_timeout=drain_timeout,
+        evict_idle=evict_idle,
         max_output_buffer=max_output_buffer,
     )
+
+
+# An event loop checks its connections' timeouts by a sweep over all of them, at
+# most this often, and four times per shortest timeout so that a connection is cut
+# at most 25% late.
+_MAX_SWEEP_INTERVAL = 1.0
+
+
+def sweep_interval(limits: Limits) -> float | None:
+    """How often an event loop sweeps its connections for timeouts (None: never)."""
+    timeouts = [
+        t
+        for t in (limits.first_wait, limits.idle_timeout, limits.read_timeout, limits.write_timeout)
+        if t
+    ]
+    return min(_MAX_SWEEP_INTERVAL, min(timeouts) / 4) if timeouts else None
 
 
 @attrs.frozen

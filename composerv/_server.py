@@ -37,10 +37,10 @@ _NOTHING_PENDING: Final = object()
 
 
 def _preset_listener_timeouts(listener: socket.socket, limits: Limits) -> bool:
-    """Give a TCP listener the kernel timeouts each connection starts with (idle and
-    write), where accept() copies them (Linux); whether it did. Connections then
+    """Give a TCP listener the kernel timeouts each connection starts with (its first
+    wait and write), where accept() copies them (Linux); whether it did. Connections then
     start with them set, and a context sets none when it attaches."""
-    timed = (limits.idle_timeout, limits.write_timeout) != (None, None)
+    timed = (limits.first_wait, limits.write_timeout) != (None, None)
     if not (
         KERNEL_TIMEOUTS
         and LISTENER_OPTIONS_INHERITED
@@ -49,7 +49,7 @@ def _preset_listener_timeouts(listener: socket.socket, limits: Limits) -> bool:
         and timed
     ):
         return False
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval(limits.idle_timeout))
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval(limits.first_wait))
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval(limits.write_timeout))
     return True
 

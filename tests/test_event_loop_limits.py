@@ -91,7 +91,7 @@ def test_a_peer_that_never_reads_is_cut_by_write_timeout(composerv_no_leaks: Non
 
 @pytest.mark.parametrize("loop", ["evented", "asyncio"])
 def test_max_connections_parks_clients_in_the_backlog(loop: str, composerv_no_leaks: None) -> None:
-    limited = limits(max_connections=2, drain_timeout=0.5)
+    limited = limits(max_connections=2, drain_timeout=0.5, evict_idle=False)
     server = (
         serve(tcp(("127.0.0.1", 0)), evented(), message_handler(echo), limits=limited)
         if loop == "evented"

@@ -117,7 +117,7 @@ def test_over_the_cap_clients_wait_in_the_backlog_then_are_served(
         tcp(("127.0.0.1", 0)),
         concurrency(),
         stream_handler(echo_lines),
-        limits=limits(max_connections=2),
+        limits=limits(max_connections=2, evict_idle=False),
     )
     with serving(server, poll_interval=0.05):
         first, second = connect(server.address), connect(server.address)

@@ -26,15 +26,16 @@ from typing import Any, SupportsIndex
 import attrs
 
 from .._addresses import Address
-from .._context import RequestContext
+from .._context import RequestContext, bytes_waiting
 from .._errors import ConfigurationError, HandlerMismatchError, RefusedError
 from .._handlers._async import serve_with_streams
-from .._limits import DrainReport, Limits
+from .._limits import DrainReport, Limits, sweep_interval
 from .._log import logger
 from .._runtime import (
     Acceptor,
     AsyncForm,
     Deadline,
+    Evictions,
     Handler,
     ListenerGate,
     Runtime,
@@ -53,9 +54,6 @@ from .._validate import flag
 from ._base import EventLoopConcurrency
 
 __all__ = ["AsyncioLoop", "asyncio_loop"]
-
-# Timeouts are checked at most this often, and four times per shortest timeout.
-_MAX_SWEEP_INTERVAL = 1.0
 
 
 def _new_event_loop(use_uvloop: bool) -> asyncio.AbstractEventLoop:
@@ -92,10 +90,13 @@ class _TrackedReader(asyncio.StreamReader):
         """Whether that wait began with nothing buffered: between requests."""
         self.request_since: float | None = None
         """When the first byte of the request being read arrived."""
+        self.fresh = True
+        """Whether nothing has arrived yet (the first wait has its own limit)."""
 
     def feed_data(self, data: Iterable[SupportsIndex]) -> None:
         if data and not self._buffer:  # type: ignore[attr-defined]  # StreamReader's buffer, since 3.4
             self.request_since = self._clock()
+            self.fresh = False
         super().feed_data(data)
 
     async def _wait_for_data(self, func_name: str) -> None:
@@ -111,7 +112,10 @@ class _TrackedReader(asyncio.StreamReader):
         """The error to end this connection's wait with, if it outstayed its limit."""
         if self.waiting_since is None:
             return None
-        if self.idle:
+        if self.idle and self.fresh:
+            limit, error = limits.first_wait, limits.first_wait_timed_out
+            since = self.waiting_since
+        elif self.idle:
             limit, since, error = limits.idle_timeout, self.waiting_since, limits.idle_timed_out
         else:
             since = self.request_since or self.waiting_since
@@ -122,10 +126,21 @@ class _TrackedReader(asyncio.StreamReader):
 class _Client:
     """One connection's task and its reader, as the loop keeps them."""
 
-    __slots__ = ("peer", "reader", "task", "timed_out", "transport", "write_blocked_since")
+    __slots__ = (
+        "evicted",
+        "peer",
+        "reader",
+        "sock",
+        "task",
+        "timed_out",
+        "transport",
+        "write_blocked_since",
+    )
 
-    def __init__(self, peer: Address) -> None:
+    def __init__(self, sock: socket.socket, peer: Address) -> None:
+        self.sock = sock
         self.peer = peer
+        self.evicted = False
         self.task: asyncio.Task[None] | None = None
         self.reader: _TrackedReader | None = None
         self.transport: asyncio.Transport | None = None
@@ -136,6 +151,24 @@ class _Client:
     def idle(self) -> bool:
         reader = self.reader
         return reader is not None and reader.waiting_since is not None and reader.idle
+
+    @property
+    def idle_since(self) -> float | None:
+        """Since when (loop time) it waits for a new request, if it does (for eviction)."""
+        if not self.idle or self.evicted:
+            return None
+        assert self.reader is not None  # idle means it reads
+        return self.reader.waiting_since
+
+    def evict(self) -> bool:
+        """Close it as a drain does (its reader sees end of stream), unless its next
+        request has arrived already."""
+        if bytes_waiting(self.sock):
+            return False
+        assert self.reader is not None  # evicted only while idle
+        self.evicted = True
+        self.reader.feed_eof()
+        return True
 
 
 class AsyncioServeLoop(ServeLoop):
@@ -150,9 +183,13 @@ class AsyncioServeLoop(ServeLoop):
         self, service: Service[Any], form: AsyncForm, *, use_uvloop: bool, tls: TLS | None
     ) -> None:
         cap = service.limits.max_connections
-        gate = ListenerGate(None if cap is None else self._has_room)
+        gate = ListenerGate(
+            None if cap is None else self._has_room,
+            self._make_room if cap is not None and service.limits.evict_idle else None,
+        )
         super().__init__(self, gate)
         self._service = service
+        self._evictions = Evictions(f"max_connections={cap}")
         self._acceptor = Acceptor(service, gate)
         self._form = form
         self._tls = tls
@@ -168,16 +205,7 @@ class AsyncioServeLoop(ServeLoop):
         self._drained = 0
         self._closed_idle = 0
         self._cut = 0
-        timeouts = [
-            t
-            for t in (
-                self._limits.idle_timeout,
-                self._limits.read_timeout,
-                self._limits.write_timeout,
-            )
-            if t
-        ]
-        self._sweep_every = min(_MAX_SWEEP_INTERVAL, min(timeouts) / 4) if timeouts else None
+        self._sweep_every = sweep_interval(self._limits)
         self._sweeper: asyncio.TimerHandle | None = None
 
     # The loop's request lifecycle.
@@ -336,6 +364,9 @@ class AsyncioServeLoop(ServeLoop):
         cap = self._limits.max_connections
         return cap is None or len(self._clients) < cap
 
+    def _make_room(self) -> bool:
+        return self._evictions.evict_longest_idle(list(self._clients.values()))
+
     def _update_listener(self) -> None:
         """Watch the server socket while serving, not draining, and the gate is open;
         else new clients wait in the listen backlog."""
@@ -364,6 +395,10 @@ class AsyncioServeLoop(ServeLoop):
         self._update_listener()
 
     def _accept(self) -> None:
+        assert self.gate is not None  # made in __init__
+        if not self.gate.admit():
+            self._update_listener()
+            return
         taken = take_request(self)
         if taken is None:
             self._update_listener()
@@ -382,7 +417,7 @@ class AsyncioServeLoop(ServeLoop):
                 self.shutdown_request(sock)
                 self._update_listener()
                 return
-        client = _Client(peer)
+        client = _Client(sock, peer)
         task = self._loop.create_task(self._serve(sock, client, context))
         client.task = task
         self._clients[task] = client

@@ -20,16 +20,17 @@ from typing import Any
 import attrs
 
 from .._addresses import Address
-from .._context import RequestContext
+from .._context import RequestContext, bytes_waiting
 from .._errors import HandlerMismatchError, MessageTooLargeError, RefusedError
 from .._framing import Decoder, MessageFn, StreamFraming
 from .._hub import Hub, SlowConsumerPolicy
-from .._limits import DrainReport, Limits
+from .._limits import DrainReport, Limits, sweep_interval
 from .._log import logger
 from .._runtime import (
     BATCH,
     Acceptor,
     Deadline,
+    Evictions,
     Handler,
     ListenerGate,
     MessageForm,
@@ -56,23 +57,24 @@ __all__ = ["Evented", "evented"]
 DEFAULT_RECV_SIZE = 65536
 
 
-# Timeouts are checked by a sweep over all connections, at most this often, and
-# four times per shortest timeout so that a connection is cut at most 25% late.
-_MAX_SWEEP_INTERVAL = 1.0
-
-
-def _sweep_interval(limits: Limits) -> float | None:
-    timeouts = [t for t in (limits.idle_timeout, limits.read_timeout, limits.write_timeout) if t]
-    return min(_MAX_SWEEP_INTERVAL, min(timeouts) / 4) if timeouts else None
-
-
 class _Connection:
     """One open connection: what the loop keeps per client (small, for idle clients).
 
     It is also the connection's `Outlet`, through which the server's hub sends to it.
     """
 
-    __slots__ = ("context", "decoder", "fn", "inbox", "loop", "out", "peer", "since", "sock")
+    __slots__ = (
+        "context",
+        "decoder",
+        "fn",
+        "fresh",
+        "inbox",
+        "loop",
+        "out",
+        "peer",
+        "since",
+        "sock",
+    )
 
     def __init__(
         self,
@@ -100,6 +102,8 @@ class _Connection:
         while the replies so far are over ``max_output_buffer``."""
         self.since = now
         """When the connection entered its state (idle, mid-read, mid-write), for timeouts."""
+        self.fresh = True
+        """Whether nothing has been received yet (the first wait has its own limit)."""
 
     @property
     def idle(self) -> bool:
@@ -114,9 +118,23 @@ class _Connection:
             limit, error = limits.write_timeout, limits.write_timed_out
         elif self.decoder.pending:
             limit, error = limits.read_timeout, limits.read_timed_out
+        elif self.fresh:
+            limit, error = limits.first_wait, limits.first_wait_timed_out
         else:
             limit, error = limits.idle_timeout, limits.idle_timed_out
         return error() if limit is not None and now - self.since > limit else None
+
+    @property
+    def idle_since(self) -> float | None:
+        """Since when it waits for a new message, if it does (for eviction)."""
+        return self.since if self.idle and self in self.loop._connections else None
+
+    def evict(self) -> bool:
+        """Close it, unless its next message has arrived already."""
+        if bytes_waiting(self.sock):
+            return False
+        self.loop._drop(self)
+        return True
 
     def queued(self) -> int:
         """Bytes waiting to be sent to this connection."""
@@ -154,9 +172,13 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
     def __init__(self, service: Service[Any], form: MessageForm, *, recv_size: int) -> None:
         limits = service.limits
         cap = limits.max_connections
-        gate = ListenerGate(None if cap is None else self._has_room)
+        gate = ListenerGate(
+            None if cap is None else self._has_room,
+            self._make_room if cap is not None and limits.evict_idle else None,
+        )
         super().__init__(self, gate)
         self._service = service
+        self._evictions = Evictions(f"max_connections={cap}")
         self._acceptor = Acceptor(service, gate)
         self._form = form
         self._limits = limits
@@ -184,7 +206,7 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         # The time at the start of the current turn: one clock read serves every
         # connection the turn touches.
         self._now = time.monotonic()
-        self._sweep_every = _sweep_interval(limits)
+        self._sweep_every = sweep_interval(limits)
         self._next_sweep = self._now
         self._poller.register(self._acceptor, False, _LISTENER)
 
@@ -385,6 +407,9 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         cap = self._limits.max_connections
         return cap is None or len(self._connections) < cap
 
+    def _make_room(self) -> bool:
+        return self._evictions.evict_longest_idle(list(self._connections))
+
     def _update_listener(self) -> None:
         """Watch the listening socket while the gate is open and no drain is on."""
         assert self.gate is not None  # made in __init__
@@ -427,6 +452,10 @@ class _StreamLoop(_EventedLoop):
         self._framing = framing
 
     def _on_listener(self) -> None:
+        assert self.gate is not None  # made in __init__
+        if not self.gate.admit():
+            self._update_listener()
+            return
         for _ in range(BATCH):
             taken = take_request(self)
             if taken is None:
@@ -472,6 +501,7 @@ class _StreamLoop(_EventedLoop):
         if not size:
             self._end_of_stream(connection)
             return
+        connection.fresh = False
         context = connection.context
         # What a session sends itself while answering joins the replies, in order.
         self._collecting = connection

@@ -14,7 +14,14 @@ import attrs
 from .._errors import ConfigurationError
 from .._limits import DrainReport
 from .._log import logger
-from .._runtime import Deadline, Job, Scheduler, drain_requests, take_signals_in_a_thread
+from .._runtime import (
+    Deadline,
+    Evictions,
+    Job,
+    Scheduler,
+    drain_requests,
+    take_signals_in_a_thread,
+)
 from .._validate import flag, positive_int
 from ._base import BlockingConcurrency
 
@@ -135,6 +142,11 @@ class ForkScheduler:
         """Wait until every child has exited and reap it."""
         while self.children:
             self._wait_for_one()
+
+    def make_room(self, evictions: Evictions) -> bool:
+        """None: whether a child's connection waits for a request is known only in
+        the child, so new clients wait in the backlog at the bound."""
+        return False
 
     def drain(self, deadline: Deadline) -> DrainReport:
         return drain_requests(self, deadline)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import queue
 import threading
@@ -15,6 +16,7 @@ from .._limits import DrainReport
 from .._runtime import (
     BlockingRuntime,
     Deadline,
+    Evictions,
     InProcessJobs,
     Job,
     ListenerGate,
@@ -47,10 +49,17 @@ class PoolScheduler:
     """
 
     def __init__(
-        self, request_ended: Callable[[], None], *, workers: int, queue_size: int, when_full: str
+        self,
+        request_ended: Callable[[], None],
+        *,
+        workers: int,
+        queue_size: int,
+        when_full: str,
+        evict_idle: bool = False,
     ) -> None:
         self.workers = workers
         self.when_full = when_full
+        self._evictions = Evictions(f"workers={workers}") if evict_idle else None
         self._jobs = InProcessJobs(request_ended)
         self._work: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._capacity = workers + queue_size
@@ -98,6 +107,7 @@ class PoolScheduler:
                 finally:
                     self._waiting_for_room -= 1
             self._active += 1
+            waits = self._active > self.workers
             # Each thread serves one request at a time: a new one is needed only when
             # there is more work than threads.
             start = self._active > len(self._threads) and len(self._threads) < self.workers
@@ -112,6 +122,10 @@ class PoolScheduler:
         if start:
             thread.start()
         self._work.put(job)
+        if self._evictions is not None and waits:
+            # Every worker holds a connection: one that only waits for its client
+            # makes room for this one, which would otherwise wait for it.
+            self._jobs.make_room(self._evictions)
 
     def _worker(self) -> None:
         while (job := self._work.get()) is not None:
@@ -126,6 +140,9 @@ class PoolScheduler:
 
     def service_actions(self) -> None:
         """Workers run until the pool closes; nothing to tidy."""
+
+    def make_room(self, evictions: Evictions) -> bool:
+        return self._jobs.make_room(evictions)
 
     def drain(self, deadline: Deadline) -> DrainReport:
         return drain_requests(self._jobs, deadline)
@@ -171,9 +188,17 @@ class Pooled(BlockingConcurrency):
     """With every worker busy: ``"wait"`` takes no new request until a worker is
     free, ``"reject"`` closes (or drops) each new request over `queue` and logs it."""
 
-    def scheduler(self, request_ended: Callable[[], None]) -> Scheduler:
+    def scheduler(
+        self, request_ended: Callable[[], None], *, evict_idle: bool = False
+    ) -> Scheduler:
+        """The pool's scheduler; with `evict_idle`, a connection that must wait for a
+        worker evicts the longest-idle connection holding one (see `Limits.evict_idle`)."""
         return PoolScheduler(
-            request_ended, workers=self.workers, queue_size=self.queue, when_full=self.when_full
+            request_ended,
+            workers=self.workers,
+            queue_size=self.queue,
+            when_full=self.when_full,
+            evict_idle=evict_idle,
         )
 
     def build(self, service: Service[Any]) -> Runtime:
@@ -182,7 +207,8 @@ class Pooled(BlockingConcurrency):
             # connection is cheap next to it (and measured 10% faster than passing
             # the receiving role on); only a loop that receives on behalf of the
             # workers can refuse requests.
-            return super().build(service)
+            evict = service.limits.evict_idle and service.transport.kind == "stream"
+            return BlockingRuntime(service, functools.partial(self.scheduler, evict_idle=evict))
         return BlockingRuntime(service, self.scheduler, _pool_loop)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import attrs
 
 from .._limits import DrainReport
-from .._runtime import Deadline, InProcessJobs, Job, Scheduler, drain_requests
+from .._runtime import Deadline, Evictions, InProcessJobs, Job, Scheduler, drain_requests
 from ._base import BlockingConcurrency
 
 __all__ = ["InlineScheduler", "Sync", "sync"]
@@ -26,6 +26,9 @@ class InlineScheduler:
 
     def service_actions(self) -> None:
         """Nothing runs in the background, so there is nothing to tidy."""
+
+    def make_room(self, evictions: Evictions) -> bool:
+        return self._jobs.make_room(evictions)
 
     def drain(self, deadline: Deadline) -> DrainReport:
         return drain_requests(self._jobs, deadline)

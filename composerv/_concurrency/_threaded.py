@@ -11,7 +11,7 @@ from collections.abc import Callable
 import attrs
 
 from .._limits import DrainReport
-from .._runtime import Deadline, InProcessJobs, Job, Scheduler, drain_requests
+from .._runtime import Deadline, Evictions, InProcessJobs, Job, Scheduler, drain_requests
 from .._validate import flag, non_negative_number
 from ._base import BlockingConcurrency
 
@@ -123,6 +123,9 @@ class ThreadScheduler:
 
     def service_actions(self) -> None:
         """Finished threads remove themselves; nothing to do."""
+
+    def make_room(self, evictions: Evictions) -> bool:
+        return self._jobs.make_room(evictions)
 
     def drain(self, deadline: Deadline) -> DrainReport:
         return drain_requests(self._jobs, deadline)

@@ -20,7 +20,8 @@ from ._contract import (
     Service,
 )
 from ._drain import CUT_GRACE, DRAIN_SLICE, DrainTarget, InProcessJobs, drain_requests
-from ._gate import ACCEPT_BACK_OFF, ListenerGate
+from ._evict import Evictable, Evictions
+from ._gate import ACCEPT_BACK_OFF, EVICTION_RETRY, ListenerGate
 from ._layering import admit, finish, refuse_connection
 from ._loop import BATCH, RequestLifecycle, ServeLoop, drain, new_selector, take_request
 from ._outcome import CLIENT_GONE_ERRORS, log_outcome
@@ -33,12 +34,15 @@ __all__ = [
     "CLIENT_GONE_ERRORS",
     "CUT_GRACE",
     "DRAIN_SLICE",
+    "EVICTION_RETRY",
     "Acceptor",
     "AsyncForm",
     "BlockingRuntime",
     "Concurrency",
     "Deadline",
     "DrainTarget",
+    "Evictable",
+    "Evictions",
     "Handler",
     "InProcessJobs",
     "Job",

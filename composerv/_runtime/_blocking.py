@@ -21,6 +21,7 @@ from .._limits import DrainReport
 from .._log import logger
 from ._accept import Acceptor
 from ._contract import Deadline, Scheduler, Service
+from ._evict import Evictions
 from ._gate import ListenerGate
 from ._layering import admit, finish, refuse_connection
 from ._loop import ServeLoop
@@ -67,6 +68,17 @@ class RequestJob:
     def closed_idle(self) -> bool:
         return self.context.closed_idle
 
+    @property
+    def peer(self) -> Address:
+        return self.context.peer
+
+    @property
+    def idle_since(self) -> float | None:
+        return self.context.idle_since
+
+    def evict(self) -> bool:
+        return self.context.evict()
+
 
 def _default_loop(runtime: BlockingRuntime, gate: ListenerGate, scheduler: Scheduler) -> ServeLoop:
     return ServeLoop(runtime, gate, nonblocking=True)
@@ -88,7 +100,11 @@ class BlockingRuntime:
         self.service = service
         """What this runtime serves."""
         cap = service.limits.max_connections
-        self._gate = ListenerGate(None if cap is None else self._has_room)
+        self._gate = ListenerGate(
+            None if cap is None else self._has_room,
+            self._make_room if cap is not None and service.limits.evict_idle else None,
+        )
+        self._evictions = Evictions(f"max_connections={cap}")
         self._acceptor = Acceptor(service, self._gate)
         self._stream = service.transport.kind == "stream"
         self._layers = service.handler.layers
@@ -167,6 +183,9 @@ class BlockingRuntime:
         # No lock: len() is atomic, and a request that ends just after wakes the loop.
         cap = self.service.limits.max_connections
         return cap is None or len(self._scheduler) < cap
+
+    def _make_room(self) -> bool:
+        return self._scheduler.make_room(self._evictions)
 
     def _request_ended(self) -> None:
         # In a child process the parent's gate is unknown (this is a copy): wake it

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from .._context import RequestContext
     from .._framing import Datagrams, MessageFn, StreamFraming
+    from ._evict import Evictions
 
 __all__ = [
     "AsyncForm",
@@ -188,6 +189,19 @@ class Job(Protocol):
     def closed_idle(self) -> bool:
         """Whether a drain closed the request's connection while it waited for a new request."""
 
+    @property
+    def peer(self) -> Any:
+        """The client's address."""
+
+    @property
+    def idle_since(self) -> float | None:
+        """Since when (monotonic) the request's connection waits for a new request, if
+        it does (see `composerv._runtime._evict.Evictable`)."""
+
+    def evict(self) -> bool:
+        """Close the request's connection if it still waits for a new request; whether
+        it did."""
+
 
 class Scheduler(Protocol):
     """Where a blocking runtime's requests run, and which of them are in flight.
@@ -204,6 +218,12 @@ class Scheduler(Protocol):
 
     def service_actions(self) -> None:
         """Housekeeping between requests (reaping finished children)."""
+
+    def make_room(self, evictions: Evictions) -> bool:
+        """Close the connection in flight that has waited longest for a new request,
+        through `evictions`, to admit a new one; whether one was closed.
+        A scheduler that cannot see its requests' state (they run in child
+        processes) closes none."""
 
     def drain(self, deadline: Deadline) -> DrainReport:
         """Close the idle requests in flight, let the others finish until `deadline`,

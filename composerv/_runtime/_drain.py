@@ -16,6 +16,7 @@ from typing import Protocol
 from .._limits import DrainReport
 from .._log import logger
 from ._contract import Deadline, Job
+from ._evict import Evictions
 
 __all__ = ["CUT_GRACE", "DRAIN_SLICE", "DrainTarget", "InProcessJobs", "drain_requests"]
 
@@ -126,6 +127,12 @@ class InProcessJobs:
             with self._lock:
                 self._changed.notify_all()
         self._ended()
+
+    def make_room(self, evictions: Evictions) -> bool:
+        """Evict the job whose connection has waited longest for a new request (see
+        `Evictions`); whether one was."""
+        # list() of a set runs in C, under the GIL: no thread adds or discards meanwhile.
+        return evictions.evict_longest_idle(list(self._jobs))
 
     def run(self, job: Job) -> None:
         """Run `job` here, tracked while it runs (for inline schedulers)."""

@@ -244,8 +244,7 @@ class ServeLoop:
                     time.sleep(
                         CAPACITY_POLL if remaining is None else min(CAPACITY_POLL, remaining)
                     )
-                elif selector.select(remaining):
-                    self.handle_ready()
+                elif selector.select(remaining) and self.handle_ready():
                     return
                 if deadline is not None:
                     remaining = deadline - time.monotonic()
@@ -253,17 +252,26 @@ class ServeLoop:
                         self._lifecycle.handle_timeout()
                         return
 
-    def handle_ready(self) -> None:
-        """Serve one request from a readable socket (the stdlib's ``_handle_request_noblock``)."""
+    def handle_ready(self) -> bool:
+        """Serve one request from a readable socket (the stdlib's
+        ``_handle_request_noblock``); False if the gate did not admit one (at
+        capacity, with no idle connection to evict), so the caller waits on."""
+        if self.gate is not None and not self.gate.admit():
+            return False
         taken = take_request(self._lifecycle)
         if taken is not None:
             self.process_taken(*taken)
+        return True
 
     def handle_batch(self) -> None:
         """Serve the requests ready on a readable socket, up to the batch size, while
         there is room and no stop was asked for."""
         lifecycle = self._lifecycle
         gate = self.gate
+        # The first accept may evict an idle connection (a client is known to wait);
+        # the others only fill the room there is.
+        if gate is not None and not gate.admit():
+            return
         for _ in range(self._batch):
             taken = take_request(lifecycle)
             if taken is None:
