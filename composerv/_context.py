@@ -12,11 +12,13 @@ server closes idle connections and cuts the rest.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import socket
 import ssl
 import struct
 import sys
+import termios
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -56,6 +58,9 @@ _NEVER_SET = -1.0
 # A read deadline not computed yet (see `RequestContext.receive`); real ones are
 # monotonic times plus a positive limit.
 _CLOCK_NOT_STARTED = -1.0
+
+# FIONREAD's argument: room for the C int it fills in.
+_INT_ZERO = bytes(struct.calcsize("i"))
 
 # Longer timeouts are as good as none, and would overflow a 32-bit time_t.
 _MAX_KERNEL_TIMEOUT = 2**31 - 1
@@ -499,11 +504,16 @@ class RequestContext:
 
 
 def bytes_waiting(sock: socket.socket) -> bool:
-    """Whether the peer has sent bytes not read yet (raw ones, for a TLS socket)."""
+    """Whether the peer has sent bytes not read yet (raw ones, for a TLS socket).
+
+    Asked of the kernel's receive queue (FIONREAD), never by a receive: a recv
+    with MSG_PEEK on a socket with a Python-level timeout (a TLS socket's) first
+    waits up to that timeout for data, which stalled a drain for the idle timeout."""
     try:
-        return bool(socket.socket.recv(sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        queued = fcntl.ioctl(sock.fileno(), termios.FIONREAD, _INT_ZERO)
     except OSError:
-        return False  # none (EAGAIN), or the connection is gone: nothing to wait for
+        return False  # the connection is gone: nothing to wait for
+    return int.from_bytes(queued, sys.byteorder) > 0
 
 
 def _shutdown(sock: socket.socket, how: int) -> None:

@@ -20,6 +20,7 @@ import socket
 import socketserver
 import ssl
 import struct
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,7 @@ import pytest
 
 from composerv import (
     Connection,
+    DrainReport,
     async_stream_handler,
     asyncio_loop,
     forking,
@@ -108,9 +110,16 @@ of handler it serves."""
 IN_PROCESS = [p for p in SERVERS if not str(p.id).startswith("forking")]
 """Those whose logs reach caplog."""
 
+PER_CONCURRENCY = [p for p in SERVERS if str(p.id).endswith(("-stream", "-async"))]
+"""One handler per concurrency, for what the concurrency alone decides."""
+
+EVICTING = [p for p in PER_CONCURRENCY if not str(p.id).startswith(("sync", "forking"))]
+"""Those that evict idle connections (see tests/test_idle_connections.py); `sync`
+serves one connection at a time."""
+
 
 def tls_server(
-    composerv_tls: TLSContexts, server: Callable[[], tuple[Any, Any]], **kwargs: float
+    composerv_tls: TLSContexts, server: Callable[[], tuple[Any, Any]], **kwargs: Any
 ) -> Any:
     return serve(
         tls(tcp(("127.0.0.1", 0)), composerv_tls.server), *server(), limits=limits(**kwargs)
@@ -122,11 +131,14 @@ def tls_connect(address: Any, composerv_tls: TLSContexts) -> ssl.SSLSocket:
 
 
 def closed_within(client: ssl.SSLSocket, seconds: float) -> bool:
-    """Whether the server ends the connection within `seconds` (end of stream or reset)."""
+    """Whether the server ends the connection within `seconds`: end of stream, a
+    reset, or a TLS alert (a drain or an eviction wakes the server's read with the
+    raw socket's end of stream, which OpenSSL 3 answers with a decode_error alert
+    instead of close_notify; see docs/reliability.md)."""
     client.settimeout(seconds)
     try:
         return client.recv(1) == b""
-    except (ConnectionResetError, ssl.SSLEOFError):
+    except (ConnectionResetError, ssl.SSLError):  # SSLEOFError is an SSLError
         return True
     except TimeoutError:
         return False
@@ -248,3 +260,83 @@ def test_a_tls_client_that_leaves_mid_reply_is_one_info_line(
     assert [r.levelno for r in mine] == [logging.INFO], [r.getMessage() for r in mine]
     assert "went away" in mine[0].getMessage()
     assert mine[0].exc_info is None
+
+
+@pytest.mark.parametrize("server", PER_CONCURRENCY)
+def test_a_stalled_handshake_is_closed_at_handshake_timeout(
+    server: Any, composerv_tls: TLSContexts, composerv_no_leaks: None
+) -> None:
+    transport = tls(tcp(("127.0.0.1", 0)), composerv_tls.server, handshake_timeout=LIMIT)
+    with serving(serve(transport, *server())) as running, connect(running.address) as stalled:
+        started = time.monotonic()
+        assert stalled.recv(16) == b"", "a client that never starts its handshake is open"
+        assert time.monotonic() - started >= LIMIT * 0.9
+        with tls_connect(running.address, composerv_tls) as client:
+            client.sendall(b"still serving\n")
+            assert recv_exactly(client, 14) == b"still serving\n"
+
+
+@pytest.mark.parametrize("server", PER_CONCURRENCY)
+def test_at_max_connections_a_tls_client_waits_in_the_backlog(
+    server: Any, composerv_tls: TLSContexts, composerv_no_leaks: None
+) -> None:
+    # The first client leaves by its idle timeout, not by closing: a forked child
+    # holds a copy of every client socket this process had when it forked.
+    kwargs = {"max_connections": 1, "evict_idle": False, "idle_timeout": 1.0}
+    with (
+        serving(tls_server(composerv_tls, server, **kwargs)) as running,
+        tls_connect(running.address, composerv_tls) as first,
+        connect(running.address) as waiting,
+    ):
+        first.sendall(b"one\n")
+        assert recv_exactly(first, 4) == b"one\n"
+        # A bounded wait for something that must not happen: a second request in flight.
+        time.sleep(0.3)
+        assert running.active_requests == 1
+        assert closed_within(first, DEADLINE)
+        # Its place is free: the waiting client is accepted, and its handshake runs.
+        with composerv_tls.client.wrap_socket(waiting, server_hostname="127.0.0.1") as second:
+            second.sendall(b"two\n")
+            assert recv_exactly(second, 4) == b"two\n"
+
+
+@pytest.mark.parametrize("server", EVICTING)
+def test_at_max_connections_an_idle_tls_connection_makes_room(
+    server: Any, composerv_tls: TLSContexts, composerv_no_leaks: None
+) -> None:
+    with (
+        serving(tls_server(composerv_tls, server, max_connections=1)) as running,
+        tls_connect(running.address, composerv_tls) as idle,
+    ):
+        idle.sendall(b"one\n")
+        assert recv_exactly(idle, 4) == b"one\n"
+        with tls_connect(running.address, composerv_tls) as newcomer:
+            newcomer.sendall(b"two\n")
+            assert recv_exactly(newcomer, 4) == b"two\n"
+            assert closed_within(idle, DEADLINE), "the idle TLS connection was not evicted"
+
+
+@pytest.mark.parametrize("server", [p for p in SERVERS if not str(p.id).startswith("sync")])
+def test_a_drain_closes_idle_tls_connections_and_lets_a_request_finish(
+    server: Any, composerv_tls: TLSContexts, composerv_no_leaks: None
+) -> None:
+    with (
+        serving(tls_server(composerv_tls, server)) as running,
+        tls_connect(running.address, composerv_tls) as idle,
+        tls_connect(running.address, composerv_tls) as busy,
+    ):
+        idle.sendall(b"one\n")
+        assert recv_exactly(idle, 4) == b"one\n"
+        busy.sendall(b"half a")  # mid-request
+        wait_until(lambda: running.active_requests == 2, "both connections to be served")
+        reports: list[DrainReport] = []
+        drain = threading.Thread(target=lambda: reports.append(running.shutdown(drain=DEADLINE)))
+        drain.start()
+        try:
+            assert closed_within(idle, DEADLINE), "the drain did not close the idle connection"
+            busy.sendall(b" line\n")
+            assert recv_exactly(busy, 12) == b"half a line\n"
+            assert closed_within(busy, DEADLINE), "the finished request was not closed"
+        finally:
+            drain.join(DEADLINE)
+        assert reports == [DrainReport(finished=1, closed_idle=1, cut=0)]
