@@ -33,6 +33,7 @@ from ._errors import (
     PoolFullError,
     SocketPathInUseError,
     TruncatedMessageError,
+    UnaddressablePeerError,
 )
 from ._framing import datagrams, length_prefixed, lines
 from ._handlers import (
@@ -70,6 +71,7 @@ __all__ = [
     "Server",
     "SocketPathInUseError",
     "TruncatedMessageError",
+    "UnaddressablePeerError",
     "async_stream_handler",
     "asyncio_loop",
     "datagram_handler",

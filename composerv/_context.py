@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._addresses import Address
 from ._limits import Limits
+from ._outcome import Outcomes, log_outcome
 
 if TYPE_CHECKING:
     from ._hub import Hub, Outlet
@@ -132,6 +133,7 @@ class RequestContext:
         "hub",
         "limits",
         "opened",
+        "outcomes",
         "outlet",
         "peer",
         "proxy",
@@ -168,6 +170,9 @@ class RequestContext:
         connections (set by runtimes that offer one)."""
         self.admitted = 0
         """How many of the handler's layers have admitted this request."""
+        self.outcomes: Outcomes | None = None
+        """How the server logs the ends of its requests (set by the runtime); None
+        outside a server: `log_outcome` logs plainly then."""
         self.outlet: Outlet | None = None
         """This connection as the hub sends to it (set by the runtime when the
         connection takes part in a hub)."""
@@ -240,6 +245,13 @@ class RequestContext:
         self._raw_settimeout(timeout)
         self._kernel = KERNEL_TIMEOUTS and not isinstance(sock, ssl.SSLSocket) and timeout is None
         self._recv_timeout = self._send_timeout = _NEVER_SET if self._kernel else timeout
+
+    def log_outcome(self, error: Exception) -> None:
+        """Log that this request ended with `error`, through the server's `outcomes`."""
+        if self.outcomes is not None:
+            self.outcomes.log(self.peer, error)
+        else:
+            log_outcome(self.peer, error)
 
     def close_after_reply(self) -> None:
         """Close the connection once the replies so far have been sent."""

@@ -7,6 +7,7 @@ import socket
 import attrs
 
 from ._addresses import Address
+from ._errors import UnaddressablePeerError
 
 __all__ = ["Datagram"]
 
@@ -25,12 +26,12 @@ class Datagram:
     def reply(self, data: bytes) -> None:
         """Send `data` back to the peer as one datagram.
 
-        Raises `ValueError` if the peer is an unbound unix socket, which has no
-        address to answer to.
+        Raises `UnaddressablePeerError` (a `ValueError`) if the peer is an unbound
+        unix socket, which has no address to answer to.
         """
         if self.peer in ("", b"", None):
-            raise ValueError(
-                "cannot reply: the peer's unix datagram socket is not bound to a path; "
+            raise UnaddressablePeerError(
+                "cannot reply to an unbound unix datagram client (its socket has no path); "
                 "the client must bind() before sending to get replies"
             )
         self.socket.sendto(data, self.peer)

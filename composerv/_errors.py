@@ -21,6 +21,7 @@ __all__ = [
     "RefusedError",
     "SocketPathInUseError",
     "TruncatedMessageError",
+    "UnaddressablePeerError",
 ]
 
 
@@ -121,6 +122,11 @@ class TruncatedMessageError(ComposervError, ValueError):
             "the peer closed before sending the whole frame"
         )
         self.pending = pending
+
+
+class UnaddressablePeerError(ComposervError, ValueError):
+    """A reply to a peer that has no address: a unix datagram client that did not
+    bind() its socket. The fault is the client's: logged as a warning, rate-limited."""
 
 
 class ProxyHeaderError(ComposervError, ValueError):

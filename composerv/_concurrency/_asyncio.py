@@ -45,7 +45,6 @@ from .._runtime import (
     drain,
     drain_requests,
     finish,
-    log_outcome,
     take_request,
 )
 from .._transports._base import Transport
@@ -447,7 +446,7 @@ class AsyncioServeLoop(ServeLoop):
         except Exception as error:
             failure = error
             if not client.timed_out:
-                log_outcome(client.peer, error)
+                self._service.outcomes.log(client.peer, error)
         finally:
             # The streams closed the socket; this is a no-op then, and a close otherwise.
             with contextlib.suppress(OSError):
@@ -465,7 +464,7 @@ class AsyncioServeLoop(ServeLoop):
         for client in list(self._clients.values()):
             reader = client.reader
             if reader is not None and (error := reader.timed_out(limits, now)):
-                log_outcome(client.peer, error)
+                self._service.outcomes.log(client.peer, error)
                 client.timed_out = True
                 reader.set_exception(error)
             elif self._write_timed_out(client, now):
@@ -483,7 +482,7 @@ class AsyncioServeLoop(ServeLoop):
             return False
         if now - client.write_blocked_since <= limit:
             return False
-        log_outcome(client.peer, self._limits.write_timed_out())
+        self._service.outcomes.log(client.peer, self._limits.write_timed_out())
         transport.abort()
         return True
 

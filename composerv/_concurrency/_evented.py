@@ -41,7 +41,6 @@ from .._runtime import (
     drain,
     drain_requests,
     finish,
-    log_outcome,
     take_request,
 )
 from .._transports._base import Transport
@@ -425,7 +424,7 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
 
     def _failed(self, connection: _Connection, error: Exception) -> None:
         if connection in self._connections:
-            log_outcome(connection.peer, error)
+            self._service.outcomes.log(connection.peer, error)
             self._drop(connection, error)
 
     def _drop(self, connection: _Connection, error: BaseException | None = None) -> None:
@@ -468,7 +467,7 @@ class _StreamLoop(_EventedLoop):
                 self._refuse(sock, refused)
                 continue
             except Exception as error:
-                log_outcome(peer, error)
+                self._service.outcomes.log(peer, error)
                 self.shutdown_request(sock)
                 continue
             connection = _Connection(
@@ -670,7 +669,7 @@ class _DatagramLoop(_EventedLoop):
                 pass  # dropped; the layer that refused it logs why
             except Exception as failure:
                 error = failure
-                log_outcome(peer, failure)
+                self._service.outcomes.log(peer, failure)
             self._finish(context, error)
 
     def _read(self, connection: _Connection) -> None:

@@ -8,11 +8,10 @@ import attrs
 
 from .._addresses import peer_repr
 from .._context import RequestContext
+from .._episodes import Episodes
 from .._errors import RefusedError
 from .._framing import MessageFn
 from .._runtime import Layer
-from .._runtime._episodes import Episodes
-from .._runtime._outcome import log_outcome
 from .._validate import positive_int
 
 __all__ = ["InFlightLimit", "OnError", "max_in_flight", "on_error"]
@@ -67,7 +66,7 @@ class OnError(Layer):
             try:
                 return fn(message)
             except Exception as error:
-                log_outcome(context.peer, error)
+                context.log_outcome(error)
                 return reply
 
         return answering

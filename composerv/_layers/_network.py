@@ -9,9 +9,9 @@ import attrs
 
 from .._addresses import peer_repr
 from .._context import RequestContext
+from .._episodes import Episodes
 from .._errors import ConfigurationError, ConfigurationTypeError, RefusedError
 from .._runtime import Layer
-from .._runtime._episodes import Episodes
 
 __all__ = ["AddressFilter", "allow_from", "deny_from", "networks", "peer_ip"]
 

@@ -5,6 +5,7 @@ Nothing here imports the concurrency strategies, the handlers or the server: the
 build on it.
 """
 
+from .._outcome import CLIENT_GONE_ERRORS, Outcomes, log_outcome
 from ._accept import ACCEPT_CAPACITY_ERRNOS, Acceptor
 from ._blocking import BlockingRuntime, LoopFactory, RequestJob, SchedulerFactory
 from ._contract import (
@@ -24,7 +25,6 @@ from ._evict import Evictable, Evictions
 from ._gate import ACCEPT_BACK_OFF, EVICTION_RETRY, ListenerGate
 from ._layering import admit, finish, refuse_connection
 from ._loop import BATCH, RequestLifecycle, ServeLoop, drain, new_selector, take_request
-from ._outcome import CLIENT_GONE_ERRORS, log_outcome
 from ._signals import take_signals_in_a_thread
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "ListenerGate",
     "LoopFactory",
     "MessageForm",
+    "Outcomes",
     "RequestJob",
     "RequestLifecycle",
     "Runtime",

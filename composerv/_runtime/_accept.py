@@ -47,7 +47,7 @@ class Acceptor:
         try:
             request, peer = self._get(self._socket)
         except DatagramTooLargeError as exc:
-            logger.warning("%s", exc)
+            self._service.outcomes.log(exc.peer, exc)
             raise
         except OSError as exc:
             if exc.errno in ACCEPT_CAPACITY_ERRNOS:
@@ -73,10 +73,12 @@ class Acceptor:
     def connection(self, sock: socket.socket, peer: Address) -> RequestSocket:
         """An accepted connection as a blocking handler gets it: reading through a
         new context with the service's limits."""
-        context = RequestContext(None, peer, self._limits)
+        context = self.context(peer)
         return adopt_connection(sock, context, timeouts_preset=self._service.timeouts_preset())
 
     def context(self, peer: Address) -> RequestContext:
         """A context for a request with no blocking connection: a datagram, or a
         connection an event loop serves (and times) itself."""
-        return RequestContext(None, peer, self._limits)
+        context = RequestContext(None, peer, self._limits)
+        context.outcomes = self._service.outcomes
+        return context

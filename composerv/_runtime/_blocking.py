@@ -25,7 +25,6 @@ from ._evict import Evictions
 from ._gate import ListenerGate
 from ._layering import admit, finish, refuse_connection
 from ._loop import ServeLoop
-from ._outcome import log_outcome
 
 __all__ = ["BlockingRuntime", "LoopFactory", "RequestJob", "SchedulerFactory"]
 
@@ -243,7 +242,7 @@ class BlockingRuntime:
         try:
             prepared = transport.prepare_request(job.request, context)
         except Exception as exc:
-            log_outcome(context.peer, exc)
+            context.log_outcome(exc)
             transport.close_request(job.request)
             return
         if prepared is None:
@@ -262,7 +261,7 @@ class BlockingRuntime:
                 refuse_connection(context, refused.reply)
         except Exception as exc:
             error = exc
-            log_outcome(context.peer, exc)
+            context.log_outcome(exc)
         finally:
             here.job = None
             if layers or context.outlet is not None:

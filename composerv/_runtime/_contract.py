@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol
 import attrs
 
 from .._limits import DrainReport, Limits
+from .._outcome import Outcomes
 from .._transports._base import R, Transport
 
 if TYPE_CHECKING:
@@ -310,6 +311,8 @@ class Service(Generic[R]):
     timeouts_preset: Callable[[], bool] = attrs.field(eq=False, repr=False)
     """Whether accepted connections inherit the idle and write timeouts from the
     listener (set when it was bound)."""
+    outcomes: Outcomes = attrs.field(factory=Outcomes, eq=False, repr=False)
+    """How this server logs the ends of its requests, floods bounded (see `Outcomes`)."""
 
 
 class Concurrency(metaclass=abc.ABCMeta):

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from .._addresses import Address, peer_repr
-from ._episodes import Episodes
+from .._episodes import Episodes
 
 __all__ = ["Evictable", "Evictions"]
 

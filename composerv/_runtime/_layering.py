@@ -6,7 +6,6 @@ import contextlib
 
 from .._context import RequestContext
 from ._contract import Layer
-from ._outcome import log_outcome
 
 __all__ = ["admit", "finish", "refuse_connection"]
 
@@ -28,7 +27,7 @@ def finish(layers: tuple[Layer, ...], context: RequestContext, error: BaseExcept
         try:
             layer.finish(context, error)
         except Exception as failure:
-            log_outcome(context.peer, failure)
+            context.log_outcome(failure)
 
 
 def refuse_connection(context: RequestContext, reply: bytes | None) -> None:

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 
-from .._log import logger
+from ._log import logger
 
 __all__ = ["Episodes"]
 
@@ -33,9 +33,12 @@ class Episodes:
         # key -> (when the episode's last line was logged, occurrences not logged)
         self._seen: OrderedDict[object, tuple[float, int]] = OrderedDict()
 
-    def occurred(self, key: object, message: str, *args: object) -> None:
+    def occurred(
+        self, key: object, message: str, *args: object, exc_info: BaseException | None = None
+    ) -> None:
         """One occurrence for `key`: logged if it starts an episode (or the episode's
-        quiet time passed, with how many were not logged), counted otherwise."""
+        quiet time passed, with how many were not logged), counted otherwise. A
+        logged line carries `exc_info`'s traceback, if given."""
         now = time.monotonic()
         with self._lock:
             logged_at, unlogged = self._seen.pop(key, (None, 0))
@@ -48,4 +51,4 @@ class Episodes:
         if unlogged:
             message += " (and %d more like it since the last line)"
             args = (*args, unlogged)
-        logger.log(self._level, message, *args)
+        logger.log(self._level, message, *args, exc_info=exc_info)
