@@ -48,7 +48,16 @@ from ._handlers import (
 from ._limits import DrainReport, Limits, limits
 from ._serve import serve
 from ._server import Server
-from ._transports import inherited, systemd_sockets, tcp, tls, udp, unix_datagram, unix_stream
+from ._transports import (
+    inherited,
+    proxy_protocol,
+    systemd_sockets,
+    tcp,
+    tls,
+    udp,
+    unix_datagram,
+    unix_stream,
+)
 from ._url import transport_from_url
 
 __all__ = [
@@ -84,6 +93,7 @@ __all__ = [
     "lines",
     "message_handler",
     "pooled",
+    "proxy_protocol",
     "request_handler",
     "serve",
     "session_handler",

@@ -86,7 +86,9 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         metavar="URL",
         help=f"an address to listen on, repeatable (default: the sockets systemd "
-        f"passed in, else {DEFAULT_BIND}); e.g. tcp://[::1]:8000, unix:///run/app.sock, fd://3",
+        f"passed in, else {DEFAULT_BIND}); e.g. tcp://[::1]:8000, unix:///run/app.sock, fd://3, "
+        "proxy+tcp://0.0.0.0:8000?trusted=10.0.0.0/8 (behind a load balancer that sends "
+        "the PROXY protocol)",
     )
     run.add_argument(
         "--concurrency",
@@ -283,6 +285,9 @@ def _serve_forever(server: Server[Any]) -> None:
 
 def _log_listening(server: Server[Any]) -> None:
     notes = []
+    if server.transport.proxy_protocol is not None:
+        trusted = server.transport.proxy_protocol.trusted
+        notes.append(f"PROXY protocol from {', '.join(map(str, trusted)) or 'unix peers'}")
     if isinstance(server.transport, TLS):
         notes.append("TLS")
     if isinstance(server.concurrency, Workers):

@@ -26,6 +26,7 @@ from ._limits import Limits
 
 if TYPE_CHECKING:
     from ._hub import Hub, Outlet
+    from ._proxy import ProxyHeader
 
 __all__ = ["KERNEL_TIMEOUTS", "NO_LIMITS", "RequestContext", "timeval"]
 
@@ -118,6 +119,7 @@ class RequestContext:
         "outlet",
         "peer",
         "proxy",
+        "proxy_header",
         "socket",
     )
 
@@ -133,8 +135,11 @@ class RequestContext:
         """The client's address: ``(host, port)``, or a path (often ``""``) for unix.
         Behind a proxy that speaks the PROXY protocol, the client it names."""
         self.proxy: Address | None = None
-        """The address the connection really came from when `peer` was read from a
-        PROXY protocol header; None otherwise."""
+        """The address the connection really came from (the proxy) when it opened with
+        a PROXY protocol header (see `proxy_protocol`); None otherwise."""
+        self.proxy_header: ProxyHeader | None = None
+        """That header, with its TLVs (``proxy_header.unique_id``, ``.ssl``,
+        ``.tlv(kind)``); None without one."""
         self.limits = limits
         """The server's limits, which this request keeps."""
         self.opened = time.monotonic()

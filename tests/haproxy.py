@@ -60,6 +60,22 @@ class HAProxy:
     """Where clients connect (the frontend)."""
     log: Path
     """Its stdout and stderr, for failure messages."""
+    stats: str
+    """Its stats socket (see `show`)."""
+
+    def show(self, command: str) -> str:
+        """What the stats socket answers to `command`, e.g. ``"show stat"``."""
+        return _ask(self.stats, command)
+
+    def server_status(self) -> str:
+        """The check status of the backend's server ``s1``: ``UP``, ``DOWN``, ``no check``..."""
+        header, *rows = self.show("show stat").splitlines()
+        names = header.lstrip("# ").split(",")
+        for row in rows:
+            fields = dict(zip(names, row.split(","), strict=False))
+            if (fields.get("pxname"), fields.get("svname")) == ("back", "s1"):
+                return fields["status"]
+        raise AssertionError(f"no backend server s1 in haproxy's stats:\n{header}")
 
 
 @contextlib.contextmanager
@@ -107,7 +123,7 @@ def running_haproxy(
             wait_until(
                 lambda: _answers(process, stats, log), "haproxy to answer on its stats socket"
             )
-            yield HAProxy(listener.getsockname(), log)
+            yield HAProxy(listener.getsockname(), log, stats)
         finally:
             _stop(process)
 
@@ -116,15 +132,18 @@ def _answers(process: subprocess.Popen[bytes], stats: str, log: Path) -> bool:
     """True once HAProxy's event loop runs: its stats socket answers ``show info``."""
     if process.poll() is not None:
         raise AssertionError(f"haproxy exited with {process.returncode}:\n{log.read_text()}")
+    try:
+        return "Name: HAProxy" in _ask(stats, "show info")
+    except (FileNotFoundError, ConnectionRefusedError):
+        return False
+
+
+def _ask(stats: str, command: str) -> str:
     with socket.socket(socket.AF_UNIX) as probe:
         probe.settimeout(DEADLINE)
-        try:
-            probe.connect(stats)
-        except (FileNotFoundError, ConnectionRefusedError):
-            return False
-        probe.sendall(b"show info\n")
-        reply = b"".join(iter(lambda: probe.recv(65536), b""))
-    return b"Name: HAProxy" in reply
+        probe.connect(stats)
+        probe.sendall(command.encode() + b"\n")
+        return b"".join(iter(lambda: probe.recv(65536), b"")).decode()
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

@@ -50,6 +50,18 @@ def test_serves_a_message_handler_on_evented(workers: list[str]) -> None:
         assert cli.finish() == 0
 
 
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one-process", "two-workers"])
+def test_binds_behind_a_proxy(workers: list[str]) -> None:
+    url = "proxy+tcp://127.0.0.1:0?trusted=127.0.0.1"
+    with running("run", "tests.apps.echo:peer", "--bind", url, *workers) as cli:
+        found = cli.wait_for(r"listening on (\S+) \(PROXY protocol from 127\.0\.0\.1/32\b")
+        with connect(inet(found.group(1))) as client:
+            client.sendall(b"PROXY TCP4 192.0.2.9 10.0.0.1 4242 8000\r\nhi\n")
+            assert recv_exactly(client, 18) == b"192.0.2.9 4242 hi\n"
+        cli.proc.send_signal(signal.SIGTERM)
+        assert cli.finish() == 0
+
+
 def test_serves_a_server_from_a_factory() -> None:
     with running("run", "tests.apps.echo:make_server") as cli:
         _echo_once(inet(cli.listening()))

@@ -20,13 +20,13 @@ import importlib.util
 import socket
 import threading
 from collections.abc import Iterable
-from typing import Any, SupportsIndex
+from typing import Any, Literal, SupportsIndex
 
 import attrs
 
 from .._addresses import Address
 from .._context import RequestContext
-from .._errors import ConfigurationError, HandlerMismatchError, RefusedError
+from .._errors import ConfigurationError, HandlerMismatchError, ProxyHeaderError, RefusedError
 from .._handlers._async import serve_with_streams
 from .._limits import DrainReport, Limits
 from .._log import logger
@@ -47,6 +47,7 @@ from .._runtime import (
     take_request,
 )
 from .._transports._base import Transport
+from .._transports._proxy import HeaderReader, Relayed
 from .._transports._tls import TLS
 from .._validate import flag
 from ._base import EventLoopConcurrency
@@ -63,6 +64,11 @@ def _new_event_loop(use_uvloop: bool) -> asyncio.AbstractEventLoop:
     # Imported only when asked for: uvloop is an optional dependency.
     loop: asyncio.AbstractEventLoop = importlib.import_module("uvloop").new_event_loop()
     return loop
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class _TrackedReader(asyncio.StreamReader):
@@ -141,6 +147,7 @@ class AsyncioServeLoop(ServeLoop):
         self._acceptor = Acceptor(service, gate)
         self._form = form
         self._tls = tls
+        self._proxy = service.transport.proxy_protocol
         self._limits = service.limits
         self._layers = service.handler.layers
         self._loop = _new_event_loop(use_uvloop)
@@ -354,21 +361,9 @@ class AsyncioServeLoop(ServeLoop):
             self._update_listener()
             return
         sock, peer = taken
-        context = None
-        if self._layers:
-            context = self._acceptor.context(peer)
-            try:
-                admit(self._layers, context)
-            except RefusedError as refused:
-                sock.setblocking(False)
-                if refused.reply:
-                    with contextlib.suppress(OSError):
-                        sock.send(refused.reply)
-                self.shutdown_request(sock)
-                self._update_listener()
-                return
+        sock.setblocking(False)
         client = _Client(peer)
-        task = self._loop.create_task(self._serve(sock, client, context))
+        task = self._loop.create_task(self._serve(sock, client))
         client.task = task
         self._clients[task] = client
         task.add_done_callback(self._task_done)
@@ -376,9 +371,7 @@ class AsyncioServeLoop(ServeLoop):
         if self._accepted is not None and not self._accepted.done():
             self._accepted.set_result(task)
 
-    async def _serve(
-        self, sock: socket.socket, client: _Client, context: RequestContext | None
-    ) -> None:
+    async def _serve(self, sock: socket.socket, client: _Client) -> None:
         def reader_for(limit: int, loop: asyncio.AbstractEventLoop) -> asyncio.StreamReader:
             client.reader = _TrackedReader(limit, loop)
             return client.reader
@@ -386,10 +379,23 @@ class AsyncioServeLoop(ServeLoop):
         def opened(transport: asyncio.Transport) -> None:
             client.transport = transport
 
+        context = None
         failure: BaseException | None = None
         try:
+            relayed = await self._relayed(sock, client)
+            if relayed is False:
+                return
+            context = self._admitted(sock, client, relayed)
+            if context is False:
+                return
             await serve_with_streams(
-                self._form, sock, client.peer, self._tls, reader=reader_for, opened=opened
+                self._form,
+                sock,
+                client.peer,
+                self._tls,
+                reader=reader_for,
+                opened=opened,
+                extra=None if relayed is None else relayed.extra_info(),
             )
         except asyncio.CancelledError as cancelled:
             failure = cancelled
@@ -402,8 +408,60 @@ class AsyncioServeLoop(ServeLoop):
             # The streams closed the socket; this is a no-op then, and a close otherwise.
             with contextlib.suppress(OSError):
                 self.shutdown_request(sock)
-            if context is not None:
+            if context:
                 finish(self._layers, context, failure)
+
+    async def _relayed(
+        self, sock: socket.socket, client: _Client
+    ) -> Relayed | Literal[False] | None:
+        """The connection as its PROXY header describes it (None: the transport has no
+        PROXY protocol); False, logged, if the header is missing or bad. The client's
+        peer becomes the one the header names."""
+        proxy = self._proxy
+        if proxy is None:
+            return None
+        try:
+            reader = proxy.reader(client.peer)
+            relayed = await asyncio.wait_for(self._header(sock, reader), reader.timeout)
+        except asyncio.TimeoutError:
+            proxy.refuse(client.peer, reader.timed_out())
+            return False
+        except (ProxyHeaderError, OSError) as error:
+            proxy.refuse(client.peer, error)
+            return False
+        client.peer = relayed.peer
+        return relayed
+
+    async def _header(self, sock: socket.socket, reader: HeaderReader) -> Relayed:
+        loop = self._loop
+        # Bounded: the reader refuses a header after so many steps, and wait_for times it.
+        while (relayed := reader.step(sock)) is None:
+            readable: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(sock, _resolve, readable)
+            try:
+                await readable
+            finally:
+                loop.remove_reader(sock)
+        return relayed
+
+    def _admitted(
+        self, sock: socket.socket, client: _Client, relayed: Relayed | None
+    ) -> RequestContext | Literal[False] | None:
+        """The connection's context if it has layers, after they admitted it; False if
+        one refused it (answered with the layer's reply, if any)."""
+        if not self._layers:
+            return None
+        context = self._acceptor.context(client.peer)
+        if relayed is not None:
+            relayed.apply(context)
+        try:
+            admit(self._layers, context)
+        except RefusedError as refused:
+            if refused.reply:
+                with contextlib.suppress(OSError):
+                    sock.send(refused.reply)
+            return False
+        return context
 
     def _schedule_sweep(self) -> None:
         if self._sweep_every is not None:

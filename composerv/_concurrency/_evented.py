@@ -21,7 +21,7 @@ import attrs
 
 from .._addresses import Address
 from .._context import RequestContext
-from .._errors import HandlerMismatchError, MessageTooLargeError, RefusedError
+from .._errors import HandlerMismatchError, MessageTooLargeError, ProxyHeaderError, RefusedError
 from .._framing import Decoder, MessageFn, StreamFraming
 from .._hub import Hub, SlowConsumerPolicy
 from .._limits import DrainReport, Limits
@@ -44,6 +44,7 @@ from .._runtime import (
     take_request,
 )
 from .._transports._base import Transport
+from .._transports._proxy import HeaderReader, ProxyProtocol, Relayed
 from .._validate import positive_int
 from ._base import EventLoopConcurrency
 from ._poller import new_poller
@@ -61,9 +62,17 @@ DEFAULT_RECV_SIZE = 65536
 _MAX_SWEEP_INTERVAL = 1.0
 
 
-def _sweep_interval(limits: Limits) -> float | None:
-    timeouts = [t for t in (limits.idle_timeout, limits.read_timeout, limits.write_timeout) if t]
+def _sweep_interval(limits: Limits, header_timeout: float | None) -> float | None:
+    timeouts = [
+        t
+        for t in (limits.idle_timeout, limits.read_timeout, limits.write_timeout, header_timeout)
+        if t
+    ]
     return min(_MAX_SWEEP_INTERVAL, min(timeouts) / 4) if timeouts else None
+
+
+def _no_messages_yet(message: bytes) -> bytes | None:
+    raise AssertionError("a connection got a message before its PROXY header")
 
 
 class _Connection:
@@ -72,7 +81,18 @@ class _Connection:
     It is also the connection's `Outlet`, through which the server's hub sends to it.
     """
 
-    __slots__ = ("context", "decoder", "fn", "inbox", "loop", "out", "peer", "since", "sock")
+    __slots__ = (
+        "context",
+        "decoder",
+        "fn",
+        "header",
+        "inbox",
+        "loop",
+        "out",
+        "peer",
+        "since",
+        "sock",
+    )
 
     def __init__(
         self,
@@ -100,6 +120,8 @@ class _Connection:
         while the replies so far are over ``max_output_buffer``."""
         self.since = now
         """When the connection entered its state (idle, mid-read, mid-write), for timeouts."""
+        self.header: HeaderReader | None = None
+        """While the PROXY header is being read: its reader (no message is read before)."""
 
     @property
     def idle(self) -> bool:
@@ -110,6 +132,8 @@ class _Connection:
         """The error to close this connection with, if it outstayed the limit of its state."""
         limit: float | None
         error: Callable[[], TimeoutError]
+        if self.header is not None:
+            return None  # see `_EventedLoop._close_timed_out`
         if self.out is not None:
             limit, error = limits.write_timeout, limits.write_timed_out
         elif self.decoder.pending:
@@ -184,7 +208,10 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         # The time at the start of the current turn: one clock read serves every
         # connection the turn touches.
         self._now = time.monotonic()
-        self._sweep_every = _sweep_interval(limits)
+        self._proxy = service.transport.proxy_protocol
+        self._sweep_every = _sweep_interval(
+            limits, None if self._proxy is None else self._proxy.header_timeout
+        )
         self._next_sweep = self._now
         self._poller.register(self._acceptor, False, _LISTENER)
 
@@ -286,14 +313,19 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         """Closing the server drains its connections."""
         return True
 
-    def _open(self, peer: Address) -> tuple[MessageFn, RequestContext | None]:
+    def _open(
+        self, peer: Address, relayed: Relayed | None = None
+    ) -> tuple[MessageFn, RequestContext | None]:
         """The reply function and the context (if one is needed) for a new connection
-        or datagram from `peer`; raises `RefusedError` if a layer refuses it."""
+        or datagram from `peer` (relayed by a proxy, as its header says); raises
+        `RefusedError` if a layer refuses it."""
         form = self._form
         if not self._contexts:
             assert form.fn is not None  # a handler that keeps no state
             return form.fn, None
         context = self._acceptor.context(peer)
+        if relayed is not None:
+            relayed.apply(context)
         context.hub = self._hub
         admit(self._layers, context)
         return form.open(context), context
@@ -378,8 +410,17 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
     def _close_timed_out(self, now: float) -> None:
         limits = self._limits
         for connection in list(self._connections):
-            if error := connection.timed_out(limits, now):
+            if connection.header is not None:
+                if now > connection.header.deadline:
+                    self._refuse_header(connection, connection.header.timed_out())
+            elif error := connection.timed_out(limits, now):
                 self._failed(connection, error)
+
+    def _refuse_header(self, connection: _Connection, error: Exception) -> None:
+        """Close a connection whose PROXY header is missing or bad, with one log line."""
+        assert self._proxy is not None  # only a PROXY transport reads headers
+        self._proxy.refuse(connection.peer, error)
+        self._drop(connection)
 
     def _has_room(self) -> bool:
         cap = self._limits.max_connections
@@ -433,26 +474,62 @@ class _StreamLoop(_EventedLoop):
                 break  # nothing left to accept (or one refused: the next event goes on)
             sock, peer = taken
             sock.setblocking(False)
-            try:
-                fn, context = self._open(peer)
-            except RefusedError as refused:
-                self._refuse(sock, refused)
-                continue
-            except Exception as error:
-                log_outcome(peer, error)
-                self.shutdown_request(sock)
-                continue
-            connection = _Connection(
-                self, sock, peer, self._framing.decoder(), fn, context=context, now=self._now
-            )
-            if context is not None:
-                context.outlet = connection
-                self._hub.enter(connection)
-            self._connections.add(connection)
-            self._poller.register(sock, False, connection)
+            if self._proxy is None:
+                self._start(sock, peer)
+            else:
+                self._await_header(sock, peer, self._proxy)
             if not self._has_room():
                 break
         self._update_listener()
+
+    def _start(self, sock: socket.socket, peer: Address, relayed: Relayed | None = None) -> None:
+        """Serve a new connection (whose PROXY header, if any, is read)."""
+        try:
+            fn, context = self._open(peer, relayed)
+        except RefusedError as refused:
+            self._refuse(sock, refused)
+            return
+        except Exception as error:
+            log_outcome(peer, error)
+            self.shutdown_request(sock)
+            return
+        connection = _Connection(
+            self, sock, peer, self._framing.decoder(), fn, context=context, now=self._now
+        )
+        if context is not None:
+            context.outlet = connection
+            self._hub.enter(connection)
+        self._connections.add(connection)
+        self._poller.register(sock, False, connection)
+
+    def _await_header(self, sock: socket.socket, peer: Address, proxy: ProxyProtocol) -> None:
+        """Read a new connection's PROXY header as it arrives, then serve it."""
+        try:
+            reader = proxy.reader(peer)
+        except ProxyHeaderError as error:
+            proxy.refuse(peer, error)
+            self.shutdown_request(sock)
+            return
+        connection = _Connection(
+            self, sock, peer, self._framing.decoder(), _no_messages_yet, context=None, now=self._now
+        )
+        connection.header = reader
+        self._connections.add(connection)
+        self._poller.register(sock, False, connection)
+        self._read_header(connection, reader)  # it usually came with the connection
+
+    def _read_header(self, connection: _Connection, reader: HeaderReader) -> None:
+        try:
+            relayed = reader.step(connection.sock)
+        except (ProxyHeaderError, OSError) as error:
+            self._refuse_header(connection, error)
+            return
+        if relayed is None:
+            return  # the rest is still to come
+        # The connection starts again as the client's, with its layers and state.
+        self._connections.remove(connection)
+        self._poller.unregister(connection.sock)
+        self._start(connection.sock, relayed.peer, relayed)
 
     def _refuse(self, sock: socket.socket, refused: RefusedError) -> None:
         if refused.reply:
@@ -461,6 +538,9 @@ class _StreamLoop(_EventedLoop):
         self.shutdown_request(sock)
 
     def _read(self, connection: _Connection) -> None:
+        if connection.header is not None:
+            self._read_header(connection, connection.header)
+            return
         buffer = self._buffer
         try:
             size = connection.sock.recv_into(buffer)

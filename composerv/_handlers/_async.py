@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import inspect
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar, Literal
 
 import attrs
@@ -15,6 +15,7 @@ from .._addresses import Address
 from .._context import RequestContext
 from .._errors import ConfigurationTypeError
 from .._runtime import AsyncForm, Handler, Layer
+from .._transports._proxy import relayed_by
 from .._transports._tls import TLS, log_failed_handshake
 from .._validate import positive_int
 from ._layering import layers_field
@@ -44,12 +45,14 @@ async def serve_with_streams(
     *,
     reader: Callable[[int, asyncio.AbstractEventLoop], asyncio.StreamReader] = _plain_reader,
     opened: Callable[[asyncio.Transport], None] | None = None,
+    extra: Mapping[str, object] | None = None,
 ) -> None:
     """Run the handler's function on asyncio streams over the connected `sock`, then
     close the streams. Over `tls`, asyncio first runs the server side of the
     handshake, within the transport's ``handshake_timeout``; a failed one is logged
     (see `log_failed_handshake`) and the handler does not run. `reader` makes the
-    stream reader; `opened` is told the transport once it exists.
+    stream reader; `opened` is told the transport once it exists. `extra` overrides
+    what ``writer.get_extra_info`` answers (behind a proxy: the client's peername).
 
     Must run on the event loop that is to own `sock`.
     """
@@ -72,7 +75,11 @@ async def serve_with_streams(
             return
     if opened is not None:
         opened(transport)
-    writer = asyncio.StreamWriter(transport, protocol, stream_reader, loop)
+    writer = (
+        asyncio.StreamWriter(transport, protocol, stream_reader, loop)
+        if extra is None
+        else _RelayedWriter(transport, protocol, stream_reader, loop, extra)
+    )
     try:
         await form.fn(stream_reader, writer)
     finally:
@@ -80,6 +87,26 @@ async def serve_with_streams(
         # OSError: the peer may be gone already; the stream is closed either way.
         with contextlib.suppress(OSError):
             await writer.wait_closed()
+
+
+class _RelayedWriter(asyncio.StreamWriter):
+    """A writer whose extra info describes the client a proxy relays."""
+
+    def __init__(
+        self,
+        transport: asyncio.WriteTransport,
+        protocol: asyncio.BaseProtocol,
+        reader: asyncio.StreamReader | None,
+        loop: asyncio.AbstractEventLoop,
+        extra: Mapping[str, object],
+    ) -> None:
+        super().__init__(transport, protocol, reader, loop)
+        self._relayed = extra
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name in self._relayed:
+            return self._relayed[name]
+        return super().get_extra_info(name, default)
 
 
 def _coroutine_function(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -117,7 +144,15 @@ class AsyncStreamHandler(Handler[socket.socket]):
         connection, but timeouts are the coroutine's business (``asyncio.timeout``)."""
         plain = socket.socket(request.family, request.type, request.proto, request.detach())
         context.watch(plain)
-        asyncio.run(serve_with_streams(self.for_asyncio(), plain, context.peer))
+        relayed = relayed_by(context)
+        asyncio.run(
+            serve_with_streams(
+                self.for_asyncio(),
+                plain,
+                context.peer,
+                extra=None if relayed is None else relayed.extra_info(),
+            )
+        )
 
     def for_asyncio(self) -> AsyncForm:
         return AsyncForm(self.fn, self.limit)

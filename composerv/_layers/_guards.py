@@ -8,10 +8,10 @@ import attrs
 
 from .._addresses import peer_repr
 from .._context import RequestContext
+from .._episodes import Episodes
 from .._errors import RefusedError
 from .._framing import MessageFn
 from .._runtime import Layer
-from .._runtime._episodes import Episodes
 from .._runtime._outcome import log_outcome
 from .._validate import positive_int
 

@@ -17,6 +17,7 @@ from .._errors import DatagramTooLargeError
 
 if TYPE_CHECKING:
     from .._context import RequestContext
+    from ._proxy import ProxyProtocol
     from ._tls import TLS
 
 __all__ = [
@@ -101,6 +102,12 @@ class Transport(Generic[R, A], metaclass=abc.ABCMeta):
     def tls(self) -> TLS[A] | None:
         """The TLS layer of this transport, if it has one: an event loop that runs
         handshakes itself (asyncio's) takes its context from there."""
+        return None
+
+    @property
+    def proxy_protocol(self) -> ProxyProtocol[A] | None:
+        """The PROXY protocol layer of this transport, if it has one: an event loop
+        reads each connection's header itself, without blocking (see `HeaderReader`)."""
         return None
 
     prepares_requests: ClassVar[bool] = False

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
-from typing import Any, ClassVar, Generic
+from typing import TYPE_CHECKING, Any, ClassVar, Generic
 
 import attrs
 
@@ -25,6 +25,9 @@ from .._errors import ConfigurationError, ConfigurationTypeError
 from .._log import logger
 from .._validate import optional_positive_number
 from ._base import A, Cleanup, StreamTransport, close_connection
+
+if TYPE_CHECKING:
+    from ._proxy import ProxyProtocol
 
 __all__ = ["TLS", "log_failed_handshake", "tls"]
 
@@ -71,6 +74,11 @@ class TLS(StreamTransport[A], Generic[A]):
     def tls(self) -> TLS[A]:
         """This transport itself."""
         return self
+
+    @property
+    def proxy_protocol(self) -> ProxyProtocol[A] | None:
+        """As the transport underneath: its header comes before the handshake."""
+        return self.transport.proxy_protocol
 
     @property
     def bind_and_activate(self) -> bool:

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 
-from .._log import logger
+from ._log import logger
 
 __all__ = ["Episodes"]
 
