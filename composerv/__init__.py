@@ -46,8 +46,10 @@ from ._handlers import (
     stream_handler,
 )
 from ._limits import DrainReport, Limits, limits
+from ._metrics import metrics_handler
 from ._serve import serve
 from ._server import Server
+from ._stats import ServerStats
 from ._transports import (
     inherited,
     proxy_protocol,
@@ -77,6 +79,7 @@ __all__ = [
     "PoolFullError",
     "RequestContext",
     "Server",
+    "ServerStats",
     "SocketPathInUseError",
     "TruncatedMessageError",
     "async_stream_handler",
@@ -92,6 +95,7 @@ __all__ = [
     "limits",
     "lines",
     "message_handler",
+    "metrics_handler",
     "pooled",
     "proxy_protocol",
     "request_handler",

@@ -33,6 +33,7 @@ from ._concurrency import (
 )
 from ._errors import ComposervError, HandlerMismatchError
 from ._log import logger
+from ._metrics import metrics_handler
 from ._migrate import add_migrate_command, migrate
 from ._runtime import Concurrency, Handler
 from ._serve import serve
@@ -106,6 +107,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"on SIGTERM/SIGINT, how long requests in flight may run on "
         f"(default: {DEFAULT_DRAIN:g})",
     )
+    run.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="answer GET /metrics there in the Prometheus text format (needs "
+        "composerv[metrics]), e.g. 127.0.0.1:9100 or tcp://[::1]:9100",
+    )
     run.add_argument("--ssl-certfile", metavar="PATH", help="serve TLS with this certificate")
     run.add_argument("--ssl-keyfile", metavar="PATH", help="the certificate's private key")
     run.add_argument("--log-level", choices=_LOG_LEVELS, default="info")
@@ -143,7 +150,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ComposervError) as exc:
         print(f"composerv: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return _run(servers, args.drain)
+    try:
+        metrics = None if args.metrics is None else _metrics_server(args.metrics, servers)
+    except (UsageError, ComposervError) as exc:
+        for server in servers:
+            server.server_close()
+        print(f"composerv: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return _run(servers, args.drain, metrics)
+
+
+def _metrics_server(address: str, servers: Sequence[Server[Any]]) -> Server[Any]:
+    """The server of ``--metrics``: `metrics_handler` on `address` (a URL, or HOST:PORT)."""
+    transport = transport_from_url(address if "://" in address else f"tcp://{address}")
+    try:
+        return serve(transport, threaded(), metrics_handler(*servers))
+    except OSError as exc:
+        raise UsageError(f"cannot serve --metrics on {address}: {exc}") from None
 
 
 def _load(spec: str) -> object:
@@ -248,7 +271,7 @@ def _with_tls(transport: Transport[Any], certfile: str, keyfile: str | None) -> 
     return tls(transport, context)
 
 
-def _run(servers: list[Server[Any]], drain: float) -> int:
+def _run(servers: list[Server[Any]], drain: float, metrics: Server[Any] | None) -> int:
     # The signals wait, blocked, for the main thread to take them with sigwait: no
     # handler runs in the middle of other code, and threads started from here on
     # (serve_forever, requests) inherit the mask, so only this thread gets them.
@@ -261,6 +284,15 @@ def _run(servers: list[Server[Any]], drain: float) -> int:
         )
         thread.start()
         threads.append(thread)
+    metrics_thread = None
+    if metrics is not None:
+        logger.info(
+            "serving metrics on %s/metrics", url_of(metrics.socket).replace("tcp://", "http://", 1)
+        )
+        metrics_thread = threading.Thread(
+            target=_serve_forever, args=(metrics,), name="composerv-metrics"
+        )
+        metrics_thread.start()
     received = None
     while received is None and all(t.is_alive() for t in threads):
         received = signal.sigtimedwait(_STOP_SIGNALS, _WATCH_INTERVAL)
@@ -269,6 +301,10 @@ def _run(servers: list[Server[Any]], drain: float) -> int:
     else:
         logger.error("a server stopped on its own; stopping the others")
     drained = stop_gracefully(servers, threads, drain)
+    if metrics is not None and metrics_thread is not None:
+        metrics.shutdown()
+        metrics_thread.join()
+        metrics.server_close()
     if not drained:
         # Request threads still run and would hold the interpreter open at exit.
         logging.shutdown()

@@ -27,7 +27,7 @@ import attrs
 from .._addresses import Address
 from .._context import RequestContext
 from .._errors import ConfigurationError, HandlerMismatchError, ProxyHeaderError, RefusedError
-from .._handlers._async import serve_with_streams
+from .._handlers._async import CountingReader, ServerWriter, serve_with_streams
 from .._limits import DrainReport, Limits
 from .._log import logger
 from .._runtime import (
@@ -71,11 +71,11 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-class _TrackedReader(asyncio.StreamReader):
+class _TrackedReader(CountingReader):
     """A stream reader that knows what its coroutine waits for, and since when."""
 
     def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(limit=limit, loop=loop)
+        super().__init__(limit, loop)
         self._clock = loop.time
         self.waiting_since: float | None = None
         """When the coroutine began to wait for data, if it waits now."""
@@ -113,13 +113,22 @@ class _TrackedReader(asyncio.StreamReader):
 class _Client:
     """One connection's task and its reader, as the loop keeps them."""
 
-    __slots__ = ("peer", "reader", "task", "timed_out", "transport", "write_blocked_since")
+    __slots__ = (
+        "peer",
+        "reader",
+        "task",
+        "timed_out",
+        "transport",
+        "write_blocked_since",
+        "writer",
+    )
 
     def __init__(self, peer: Address) -> None:
         self.peer = peer
         self.task: asyncio.Task[None] | None = None
         self.reader: _TrackedReader | None = None
         self.transport: asyncio.Transport | None = None
+        self.writer: ServerWriter | None = None
         self.write_blocked_since: float | None = None
         self.timed_out = False
 
@@ -372,15 +381,17 @@ class AsyncioServeLoop(ServeLoop):
             self._accepted.set_result(task)
 
     async def _serve(self, sock: socket.socket, client: _Client) -> None:
-        def reader_for(limit: int, loop: asyncio.AbstractEventLoop) -> asyncio.StreamReader:
+        def reader_for(limit: int, loop: asyncio.AbstractEventLoop) -> CountingReader:
             client.reader = _TrackedReader(limit, loop)
             return client.reader
 
-        def opened(transport: asyncio.Transport) -> None:
+        def opened(transport: asyncio.Transport, writer: ServerWriter) -> None:
             client.transport = transport
+            client.writer = writer
 
         context = None
         failure: BaseException | None = None
+        refused = True
         try:
             relayed = await self._relayed(sock, client)
             if relayed is False:
@@ -388,6 +399,7 @@ class AsyncioServeLoop(ServeLoop):
             context = self._admitted(sock, client, relayed)
             if context is False:
                 return
+            refused = False
             await serve_with_streams(
                 self._form,
                 sock,
@@ -410,6 +422,18 @@ class AsyncioServeLoop(ServeLoop):
                 self.shutdown_request(sock)
             if context:
                 finish(self._layers, context, failure)
+            self._count(client, failure, refused=refused)
+
+    def _count(self, client: _Client, failure: BaseException | None, *, refused: bool) -> None:
+        """Count how a connection ended: a cut (cancelled) is no error of its own."""
+        reader, writer = client.reader, client.writer
+        self._service.tally.closed(
+            None if isinstance(failure, asyncio.CancelledError) else failure,
+            refused=refused,
+            timed_out=client.timed_out,
+            bytes_in=0 if reader is None else reader.received,
+            bytes_out=0 if writer is None else writer.sent,
+        )
 
     async def _relayed(
         self, sock: socket.socket, client: _Client

@@ -205,6 +205,10 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         self._drained = 0
         self._closed_idle = 0
         self._cut = 0
+        self._tally = service.tally
+        # Bytes moved in this turn, counted in the tally once at its end.
+        self._bytes_in = 0
+        self._bytes_out = 0
         # The time at the start of the current turn: one clock read serves every
         # connection the turn touches.
         self._now = time.monotonic()
@@ -401,6 +405,9 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         while self._doomed:
             connection, error = self._doomed.pop()
             self._failed(connection, error)
+        if self._bytes_in or self._bytes_out:
+            self._tally.transferred(self._bytes_in, self._bytes_out)
+            self._bytes_in = self._bytes_out = 0
         if not self._listener_watched:
             self._update_listener()
         if self._sweep_every is not None and now >= self._next_sweep:
@@ -420,7 +427,7 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         """Close a connection whose PROXY header is missing or bad, with one log line."""
         assert self._proxy is not None  # only a PROXY transport reads headers
         self._proxy.refuse(connection.peer, error)
-        self._drop(connection)
+        self._drop(connection, refused=True)
 
     def _has_room(self) -> bool:
         cap = self._limits.max_connections
@@ -444,11 +451,14 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
             log_outcome(connection.peer, error)
             self._drop(connection, error)
 
-    def _drop(self, connection: _Connection, error: BaseException | None = None) -> None:
+    def _drop(
+        self, connection: _Connection, error: BaseException | None = None, *, refused: bool = False
+    ) -> None:
         if connection not in self._connections:
             return  # already dropped, e.g. by a failed send just before
         self._connections.remove(connection)
         self._finish(connection.context, error)
+        self._tally.closed(error, refused=refused)
         sock = connection.sock
         # KeyError/ValueError: the poller never had it or is closed (close() ends both).
         with contextlib.suppress(KeyError, ValueError):
@@ -492,6 +502,7 @@ class _StreamLoop(_EventedLoop):
         except Exception as error:
             log_outcome(peer, error)
             self.shutdown_request(sock)
+            self._tally.closed(error)
             return
         connection = _Connection(
             self, sock, peer, self._framing.decoder(), fn, context=context, now=self._now
@@ -509,6 +520,7 @@ class _StreamLoop(_EventedLoop):
         except ProxyHeaderError as error:
             proxy.refuse(peer, error)
             self.shutdown_request(sock)
+            self._tally.closed(refused=True)
             return
         connection = _Connection(
             self, sock, peer, self._framing.decoder(), _no_messages_yet, context=None, now=self._now
@@ -536,6 +548,7 @@ class _StreamLoop(_EventedLoop):
             with contextlib.suppress(OSError):
                 sock.send(refused.reply)
         self.shutdown_request(sock)
+        self._tally.closed(refused=True)
 
     def _read(self, connection: _Connection) -> None:
         if connection.header is not None:
@@ -552,6 +565,7 @@ class _StreamLoop(_EventedLoop):
         if not size:
             self._end_of_stream(connection)
             return
+        self._bytes_in += size
         context = connection.context
         # What a session sends itself while answering joins the replies, in order.
         self._collecting = connection
@@ -646,6 +660,7 @@ class _StreamLoop(_EventedLoop):
         context = connection.context
         if context is not None:
             context.bytes_out += len(data)
+        self._bytes_out += len(data)
         pending = connection.out
         if pending is not None:
             if isinstance(pending, memoryview):
@@ -711,17 +726,21 @@ class _DatagramLoop(_EventedLoop):
             datagram, peer = taken
             context = None
             error: Exception | None = None
+            refused = False
+            sent = 0
             try:
                 fn, context = self._open(peer)
                 reply = fn(datagram.data)
                 if reply is not None:
                     datagram.reply(reply)
+                    sent = len(reply)
             except RefusedError:
-                pass  # dropped; the layer that refused it logs why
+                refused = True  # dropped; the layer that refused it logs why
             except Exception as failure:
                 error = failure
                 log_outcome(peer, failure)
             self._finish(context, error)
+            self._tally.closed(error, refused=refused, bytes_in=len(datagram.data), bytes_out=sent)
 
     def _read(self, connection: _Connection) -> None:
         """A datagram loop has no connections."""

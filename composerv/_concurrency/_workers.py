@@ -40,11 +40,13 @@ from .._limits import DrainReport
 from .._log import logger
 from .._runtime import (
     CUT_GRACE,
+    FLUSH_INTERVAL,
     Concurrency,
     Deadline,
     Handler,
     Runtime,
     Service,
+    Tally,
     take_signals_in_a_thread,
 )
 from .._transports._base import Transport
@@ -141,6 +143,7 @@ class WorkerSupervisor:
                 self._start(poll_interval)
             while not self._stop_requested:
                 watch.wait(min(self._restarts, default=None))
+                self._service.tally.collect()  # what the workers counted
                 if self._stop_requested:
                     break
                 self._restarts.extend(self._reap())
@@ -246,14 +249,17 @@ class WorkerSupervisor:
             runtime = self._spec.concurrency.build(service)
             worker = _WorkerSide(runtime, control, limits.drain_timeout)
             worker.start(parent)
+            counting = _send_counts(service.tally)
             runtime.serve_forever(poll_interval)
             report = runtime.drain(worker.deadline())
             runtime.close()
             worker.send_report(report)
+            counting.set()
             status = 0
         except BaseException:
             logger.exception("worker %d failed", os.getpid())
         finally:
+            self._service.tally.flush()
             os._exit(status)
 
     def _forget_parent_state(self) -> None:
@@ -327,6 +333,20 @@ class WorkerSupervisor:
             os.waitpid(worker.pid, 0)
             self._lost += 1
             self._forget(worker)
+
+
+def _send_counts(tally: Tally) -> threading.Event:
+    """In a worker: send what it counted to the parent every FLUSH_INTERVAL, also
+    while it is idle, until the event returned is set (then once more)."""
+    done = threading.Event()
+
+    def send() -> None:
+        while not done.wait(FLUSH_INTERVAL):  # as long as the worker serves
+            tally.flush()
+        tally.flush()
+
+    threading.Thread(target=send, name="composerv-worker-counts", daemon=True).start()
+    return done
 
 
 class _WorkerSide:

@@ -25,6 +25,7 @@ from ._layering import admit, finish, refuse_connection
 from ._loop import BATCH, RequestLifecycle, ServeLoop, drain, new_selector, take_request
 from ._outcome import CLIENT_GONE_ERRORS, log_outcome
 from ._signals import take_signals_in_a_thread
+from ._tally import FLUSH_INTERVAL, Tally
 
 __all__ = [
     "ACCEPT_BACK_OFF",
@@ -33,6 +34,7 @@ __all__ = [
     "CLIENT_GONE_ERRORS",
     "CUT_GRACE",
     "DRAIN_SLICE",
+    "FLUSH_INTERVAL",
     "Acceptor",
     "AsyncForm",
     "BlockingRuntime",
@@ -53,6 +55,7 @@ __all__ = [
     "SchedulerFactory",
     "ServeLoop",
     "Service",
+    "Tally",
     "admit",
     "drain",
     "drain_requests",

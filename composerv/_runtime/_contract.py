@@ -20,6 +20,7 @@ import attrs
 
 from .._limits import DrainReport, Limits
 from .._transports._base import R, Transport
+from ._tally import Tally
 
 if TYPE_CHECKING:
     import asyncio
@@ -290,6 +291,9 @@ class Service(Generic[R]):
     timeouts_preset: Callable[[], bool] = attrs.field(eq=False, repr=False)
     """Whether accepted connections inherit the idle and write timeouts from the
     listener (set when it was bound)."""
+    tally: Tally = attrs.field(factory=Tally, eq=False, repr=False)
+    """The server's counters: the runtime counts each request's ending there (its
+    `Acceptor` counts the taking)."""
 
 
 class Concurrency(metaclass=abc.ABCMeta):
