@@ -17,7 +17,10 @@ from contextlib import contextmanager
 from types import FrameType, TracebackType
 from typing import Any, Final, Generic, overload
 
+import attrs
+
 from ._context import KERNEL_TIMEOUTS, timeval
+from ._fit import check_fit
 from ._limits import DrainReport, Limits
 from ._log import logger
 from ._runtime import Concurrency, Deadline, Handler, Runtime, Service
@@ -106,6 +109,7 @@ class Server(Generic[R, A]):
             timeouts_preset=self._are_timeouts_preset,
         )
         self._tally = service.tally
+        self._service = service
         self._runtime: Runtime = concurrency.build(service)
         if transport.bind_and_activate:
             try:
@@ -140,6 +144,21 @@ class Server(Generic[R, A]):
     def active_requests(self) -> int:
         """How many requests are in flight (under `workers`: how many workers run)."""
         return len(self._runtime)
+
+    def reload(self, handler: Handler[R]) -> None:
+        """Serve `handler` from now on, in place of `self.handler`, without refusing a
+        connection. It is checked first, as `serve` checks (a mismatch raises and
+        changes nothing); then, under `workers`, the workers are replaced one at a
+        time, each new one accepting before an old one drains. Returns once done.
+
+        Raises `ConfigurationError` under a concurrency that serves in this process
+        (it cannot load new code in place) and `RuntimeError` if a new worker did
+        not start (the old ones keep serving)."""
+        check_fit(self.transport, self.concurrency, handler)
+        service = attrs.evolve(self._service, handler=handler)
+        self._runtime.reload(service)
+        self._service = service
+        self.handler = handler
 
     def stats(self) -> ServerStats:
         """What this server has done so far, as a frozen `ServerStats`: connections

@@ -27,6 +27,8 @@ global
 
 defaults
     mode tcp
+    # A connection the server refuses must fail the client, not be retried unseen.
+    retries 0
     timeout connect {timeout}s
     timeout client {timeout}s
     timeout server {timeout}s

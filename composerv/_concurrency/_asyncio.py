@@ -40,6 +40,7 @@ from .._runtime import (
     ServeLoop,
     Service,
     admit,
+    cannot_reload,
     drain,
     drain_requests,
     finish,
@@ -218,6 +219,9 @@ class AsyncioServeLoop(ServeLoop):
 
     def drain_here(self) -> None:
         """Handlers do not block the loop: it drains once it returns."""
+
+    def reload(self, service: Service[Any]) -> None:
+        cannot_reload(service)
 
     def close(self) -> None:
         """Cancel the connections still being served, wait for them, close the loop."""

@@ -37,6 +37,7 @@ from .._runtime import (
     ServeLoop,
     Service,
     admit,
+    cannot_reload,
     drain,
     drain_requests,
     finish,
@@ -268,6 +269,9 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
 
     def drain_here(self) -> None:
         """Handlers do not block the loop: it drains once it returns."""
+
+    def reload(self, service: Service[Any]) -> None:
+        cannot_reload(service)
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         if self._sweep_every is not None:

@@ -18,6 +18,7 @@ from ._contract import (
     Runtime,
     Scheduler,
     Service,
+    cannot_reload,
 )
 from ._drain import CUT_GRACE, DRAIN_SLICE, DrainTarget, InProcessJobs, drain_requests
 from ._gate import ACCEPT_BACK_OFF, ListenerGate
@@ -57,6 +58,7 @@ __all__ = [
     "Service",
     "Tally",
     "admit",
+    "cannot_reload",
     "drain",
     "drain_requests",
     "finish",

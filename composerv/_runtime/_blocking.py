@@ -20,7 +20,7 @@ from .._hub import Hub
 from .._limits import DrainReport
 from .._log import logger
 from ._accept import Acceptor
-from ._contract import Deadline, Scheduler, Service
+from ._contract import Deadline, Scheduler, Service, cannot_reload
 from ._gate import ListenerGate
 from ._layering import admit, finish, refuse_connection
 from ._loop import ServeLoop
@@ -126,6 +126,9 @@ class BlockingRuntime:
 
     def handle_request(self, timeout: float | None) -> None:
         self._loop.handle_request(timeout)
+
+    def reload(self, service: Service[Any]) -> None:
+        cannot_reload(service)
 
     def drain(self, deadline: Deadline) -> DrainReport:
         # Once stop is asked the loop takes no new request; one it took just before

@@ -18,6 +18,7 @@ import struct
 import threading
 import time
 import weakref
+from collections.abc import Callable
 
 from .._limits import DrainReport
 from .._stats import ServerStats
@@ -51,11 +52,13 @@ class Tally:
         "__weakref__",
         "_closed",
         "_counts",
+        "_limit",
         "_lock",
         "_next_flush",
         "_owner",
         "_pipe",
         "_since_collect",
+        "served",
     )
 
     def __init__(self) -> None:
@@ -66,6 +69,9 @@ class Tally:
         self._closed = False
         self._next_flush = 0.0
         self._since_collect = 0
+        self.served = 0
+        """Requests this process has seen end (served or refused), since it started."""
+        self._limit: tuple[int, Callable[[], None]] | None = None
         _TALLIES.add(self)
 
     # Counting, in whatever process serves.
@@ -94,6 +100,8 @@ class Tally:
         """A request ended: served (with an `error`, if it failed), or `refused` before
         the handler. `timed_out`: it failed on a timeout that `error` does not show."""
         with self._lock:
+            self.served += 1
+            reached = self._limit is not None and self.served == self._limit[0]
             counts = self._counts
             counts[_CLOSED] += 1
             counts[_BYTES_IN] += bytes_in
@@ -106,7 +114,15 @@ class Tally:
                     counts[_ERRORS] += 1
                     if timed_out or isinstance(error, TimeoutError):
                         counts[_TIMEOUTS] += 1
+        if reached:
+            assert self._limit is not None
+            self._limit[1]()
         self._after_counting()
+
+    def when_served(self, count: int, then: Callable[[], None]) -> None:
+        """Call `then` once, in the thread that ends it, when this process's `count`-th
+        request ends."""
+        self._limit = (count, then)
 
     def _after_counting(self) -> None:
         if os.getpid() == self._owner:
@@ -190,6 +206,8 @@ class Tally:
         self._lock = threading.Lock()
         self._counts = [0] * _FIELDS
         self._next_flush = 0.0
+        self.served = 0
+        self._limit = None
 
 
 def _before_fork() -> None:
