@@ -12,7 +12,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import attrs
@@ -69,15 +69,15 @@ class HAProxy:
         """What the stats socket answers to `command`, e.g. ``"show stat"``."""
         return _ask(self.stats, command)
 
-    def server_status(self) -> str:
-        """The check status of the backend's server ``s1``: ``UP``, ``DOWN``, ``no check``..."""
+    def server_status(self, backend: str = "back", server: str = "s1") -> str:
+        """The check status of `server` in `backend`: ``UP``, ``DOWN``, ``no check``..."""
         header, *rows = self.show("show stat").splitlines()
         names = header.lstrip("# ").split(",")
         for row in rows:
             fields = dict(zip(names, row.split(","), strict=False))
-            if (fields.get("pxname"), fields.get("svname")) == ("back", "s1"):
+            if (fields.get("pxname"), fields.get("svname")) == (backend, server):
                 return fields["status"]
-        raise AssertionError(f"no backend server s1 in haproxy's stats:\n{header}")
+        raise AssertionError(f"no server {server} in backend {backend}:\n{header}")
 
 
 @contextlib.contextmanager
@@ -93,29 +93,54 @@ def running_haproxy(
     `bind_options` follow the frontend's ``bind`` (e.g. ``" ssl crt x.pem"``) and
     `frontend` adds lines to it. HAProxy is stopped, and waited for, on exit.
     """
+
+    def config(stats: str, fd: int) -> str:
+        return CONFIG.format(
+            stats=stats,
+            timeout=int(DEADLINE),
+            fd=fd,
+            bind_options=bind_options,
+            frontend="".join(f"    {line}\n" for line in frontend),
+            server=f"{server[0]}:{server[1]}",
+            server_options=server_options,
+        )
+
+    with _running(config) as haproxy:
+        yield haproxy
+
+
+@contextlib.contextmanager
+def running_haproxy_config(text: str, *, bind: str) -> Iterator[HAProxy]:
+    """Run HAProxy with the configuration `text` as written (docs/deploying.md's), but
+    for its frontend's ``bind BIND``, which listens on a port 0 socket instead, and a
+    stats socket added to its ``global`` section."""
+    assert f"bind {bind}\n" in text and text.startswith("global\n"), text
+
+    def config(stats: str, fd: int) -> str:
+        with_stats = text.replace(
+            "global\n", f"global\n    stats socket {stats} mode 600 level user\n", 1
+        )
+        return with_stats.replace(f"bind {bind}\n", f"bind fd@{fd}\n")
+
+    with _running(config) as haproxy:
+        yield haproxy
+
+
+@contextlib.contextmanager
+def _running(config: Callable[[str, int], str]) -> Iterator[HAProxy]:
+    """HAProxy with ``config(stats_socket_path, frontend_fd)``, until the block ends."""
     program = haproxy_path()
     with (
         tempfile.TemporaryDirectory(prefix="csv-haproxy-") as directory,
         socket.create_server(("127.0.0.1", 0)) as listener,
     ):
         stats = os.path.join(directory, "stats.sock")
-        config = os.path.join(directory, "haproxy.cfg")
+        path = os.path.join(directory, "haproxy.cfg")
         log = Path(directory, "haproxy.log")
-        with open(config, "w") as file:
-            file.write(
-                CONFIG.format(
-                    stats=stats,
-                    timeout=int(DEADLINE),
-                    fd=listener.fileno(),
-                    bind_options=bind_options,
-                    frontend="".join(f"    {line}\n" for line in frontend),
-                    server=f"{server[0]}:{server[1]}",
-                    server_options=server_options,
-                )
-            )
+        Path(path).write_text(config(stats, listener.fileno()))
         with open(log, "wb") as output:
             process = subprocess.Popen(
-                [program, "-db", "-f", config],
+                [program, "-db", "-f", path],
                 pass_fds=(listener.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=output,
