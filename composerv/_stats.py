@@ -34,7 +34,8 @@ class ServerStats:
     """Bytes received from clients (a connection's are counted as it reads them under
     the event loops, when it closes under the blocking concurrencies)."""
     bytes_out: int
-    """Bytes sent to clients, counted like `bytes_in`."""
+    """Bytes sent to clients, counted like `bytes_in` (replies to datagrams: under
+    `evented` only, which sends them itself)."""
     drained: int
     """Requests that a drain (``shutdown(drain=...)``, ``server_close``) let finish."""
     closed_idle: int
