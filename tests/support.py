@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import select
 import socket
 import threading
 import time
@@ -15,6 +17,17 @@ import attrs
 # Every wait in the suite is bounded by this many seconds, so a bug shows up as a
 # failure with a message, never as a hung CI run.
 DEADLINE = 10.0
+
+# How a timing promise is checked (see `assert_took`). A timeout of T must end a
+# wait no earlier than T and no later than LATE_FACTOR * T + LATE_SLACK: with the
+# suite's timeouts of 0.3-0.5 s, the bound lies halfway between T and 2T, so a
+# timeout twice as long (or a loop that notices it late) fails, and so does one
+# half as long, while a loaded machine still has ~0.2 s of slack.
+LATE_FACTOR = 1.5
+LATE_SLACK = 0.05
+# The client's clock starts a little after the server's (the server starts its
+# idle clock when it has sent the reply the client is still receiving).
+EARLY_SLACK = 0.05
 
 
 @contextlib.contextmanager
@@ -66,6 +79,66 @@ def recv_until_eof(sock: socket.socket) -> bytes:
     while chunk := sock.recv(65536):
         chunks += chunk
     return bytes(chunks)
+
+
+def assert_took(started: float, expected: float, what: str) -> float:
+    """Fail unless `expected` seconds (a timeout, a drain) have passed since
+    `started` (a `time.monotonic()`), and not much more; the elapsed time.
+
+    The one place the suite bounds a timing promise, on both sides: see
+    `LATE_FACTOR`."""
+    elapsed = time.monotonic() - started
+    earliest = expected - EARLY_SLACK
+    latest = expected * LATE_FACTOR + LATE_SLACK
+    assert earliest <= elapsed <= latest, (
+        f"{what} took {elapsed:.3f}s, expected {expected}s (between {earliest:.2f}s and "
+        f"{latest:.2f}s)"
+    )
+    return elapsed
+
+
+def assert_closed_by_peer(sock: socket.socket) -> bytes:
+    """Read until the peer ends the connection (EOF or reset) and return what came
+    before; the socket's timeout bounds the wait, and runs out as a failure."""
+    received = bytearray()
+    try:
+        while chunk := sock.recv(1 << 20):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        raise AssertionError(
+            f"the peer did not close the connection within {sock.gettimeout()}s"
+        ) from None
+    return bytes(received)
+
+
+def wait_closed_while_trickling(sock: socket.socket, byte: bytes, pace: float) -> None:
+    """Send `byte` every `pace` seconds (a slowloris) until the peer closes the
+    connection, which is seen at once by waiting on the socket, not by sleeping."""
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        try:
+            sock.sendall(byte)
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        readable, _, _ = select.select([sock], [], [], pace)
+        if readable:
+            with contextlib.suppress(ConnectionResetError):
+                assert sock.recv(1) == b"", "the server answered a request never completed"
+            return
+    raise AssertionError(f"the peer did not cut the trickling client within {DEADLINE}s")
+
+
+def assert_refused(address: Any) -> None:
+    """Fail unless connecting to `address` is refused at once: ECONNREFUSED, or
+    ENOENT for a unix path removed with its listening socket."""
+    try:
+        connect(address).close()
+    except (ConnectionRefusedError, FileNotFoundError) as exc:
+        assert exc.errno in (errno.ECONNREFUSED, errno.ENOENT)
+        return
+    raise AssertionError(f"a connection to {address!r} was accepted")
 
 
 def wait_until(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:

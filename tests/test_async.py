@@ -43,15 +43,6 @@ if importlib.util.find_spec("uvloop") is not None:
     CONCURRENCIES["uvloop"] = lambda: asyncio_loop(uvloop=True)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _uvloop_globals() -> None:
-    """uvloop opens a process-wide pipe with its first loop, kept for the process's
-    life: open it before the leak checks take their baseline."""
-    if "uvloop" in CONCURRENCIES:
-        asyncio_loop(uvloop=True)  # checks the import
-        importlib.import_module("uvloop").new_event_loop().close()
-
-
 @pytest.mark.parametrize("make_concurrency", CONCURRENCIES.values(), ids=list(CONCURRENCIES))
 def test_echo(make_concurrency: Callable[[], Any], unix_path: str, no_leaks: None) -> None:
     server = serve(unix_stream(unix_path), make_concurrency(), async_stream_handler(echo_lines))

@@ -21,7 +21,7 @@ def test_api_reference_is_up_to_date() -> None:
     assert API_REFERENCE.read_text() == reference(), "run: python docs/generate_api.py"
 
 
-def test_the_quick_start_runs_as_written() -> None:
+def test_the_quick_start_runs_as_written(no_leaks: None) -> None:
     """Its code blocks, in order, in one namespace: what a reader would paste."""
     text = (API_REFERENCE.parent / "quickstart.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)

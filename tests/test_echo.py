@@ -168,7 +168,7 @@ def _datagram_client(address: Any, unix_path: str) -> socket.socket:
     return client
 
 
-def test_port_zero_reads_back_the_real_port() -> None:
+def test_port_zero_reads_back_the_real_port(no_leaks: None) -> None:
     with serve(tcp(("127.0.0.1", 0)), sync(), stream_handler(echo_lines)) as server:
         host, port = server.address
         assert host == "127.0.0.1"
@@ -183,7 +183,7 @@ def test_handle_request_serves_exactly_one(no_leaks: None) -> None:
             assert recv_exactly(client, 8) == b"one\nbye\n"
 
 
-def test_handle_request_times_out_when_nobody_comes() -> None:
+def test_handle_request_times_out_when_nobody_comes(no_leaks: None) -> None:
     with serve(tcp(("127.0.0.1", 0)), sync(), stream_handler(echo_lines)) as server:
         server.handle_request(timeout=0.05)  # returns instead of waiting forever
 
@@ -200,7 +200,7 @@ def test_bind_and_activate_false_defers_binding(no_leaks: None) -> None:
             server.bind_and_activate()
 
 
-def test_dual_stack_accepts_ipv4_clients() -> None:
+def test_dual_stack_accepts_ipv4_clients(no_leaks: None) -> None:
     with (
         serve(tcp(("::", 0), dual_stack=True), threaded(), stream_handler(echo_lines)) as server,
         serving(server),

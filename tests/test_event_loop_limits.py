@@ -167,7 +167,7 @@ def test_server_close_without_clients_is_immediate(no_leaks: None) -> None:
     assert server.drain_report == DrainReport(finished=0, closed_idle=0, cut=0)
 
 
-def test_asyncio_loop_drain_closes_idle_finishes_busy_and_cancels_stuck() -> None:
+def test_asyncio_loop_drain_closes_idle_finishes_busy_and_cancels_stuck(no_leaks: None) -> None:
     """A coroutine waiting to read with nothing buffered is idle: the drain gives it
     end of stream, as a blocking handler's read gets; one busy elsewhere is cut."""
     finished = threading.Event()

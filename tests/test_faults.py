@@ -138,6 +138,7 @@ def test_faults_mixed_with_good_clients_under_load(make_server: Any, no_leaks: N
     ],
 )
 @pytest.mark.parametrize("concurrency", IN_PROCESS)
+@pytest.mark.usefixtures("no_leaks")
 def test_each_fault_is_logged_once_with_the_peer(
     concurrency: Any, fault: str, level: int, text: str, caplog: pytest.LogCaptureFixture
 ) -> None:

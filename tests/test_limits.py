@@ -29,7 +29,7 @@ from .reliability import echo_lines
 from .support import DEADLINE, connect, recv_exactly, serving, wait_until
 
 
-def test_defaults_are_documented_values() -> None:
+def test_defaults_are_documented_values(no_leaks: None) -> None:
     assert limits() == Limits(
         max_connections=1024,
         idle_timeout=60.0,

@@ -50,7 +50,7 @@ def test_idle_connection_is_closed_after_idle_timeout(concurrency: Any, no_leaks
 
 @pytest.mark.parametrize("concurrency", IN_PROCESS)
 def test_idle_timeout_is_logged_once_without_traceback(
-    concurrency: Any, caplog: pytest.LogCaptureFixture
+    concurrency: Any, caplog: pytest.LogCaptureFixture, no_leaks: None
 ) -> None:
     server = serve(
         tcp(("127.0.0.1", 0)),

@@ -101,18 +101,24 @@ def echo_server(request: pytest.FixtureRequest) -> tuple[Any, Any]:
 
 
 @pytest.fixture
-def tls_server(server_context: ssl.SSLContext, echo_server: tuple[Any, Any]) -> Iterator[object]:
+def tls_server(
+    server_context: ssl.SSLContext, echo_server: tuple[Any, Any], no_leaks: None
+) -> Iterator[object]:
+    """A TLS echo server; it takes the leak check's baseline first and closes before
+    the check runs."""
     transport = tls(tcp(("127.0.0.1", 0)), server_context, handshake_timeout=DEADLINE)
     with serving(serve(transport, *echo_server)) as server:
         yield server
 
 
-def test_echo_over_tls_tcp(tls_server: object, client_context: ssl.SSLContext) -> None:
+def test_echo_over_tls_tcp(
+    tls_server: object, client_context: ssl.SSLContext, no_leaks: None
+) -> None:
     _tls_echo(tls_server.address, client_context, "127.0.0.1")  # type: ignore[attr-defined]
 
 
 def test_echo_over_tls_unix(
-    unix_path: str, server_context: ssl.SSLContext, client_context: ssl.SSLContext
+    unix_path: str, server_context: ssl.SSLContext, client_context: ssl.SSLContext, no_leaks: None
 ) -> None:
     transport = tls(unix_stream(unix_path), server_context)
     with serving(serve(transport, threaded(), stream_handler(_echo))):
@@ -120,7 +126,10 @@ def test_echo_over_tls_unix(
 
 
 def test_stalled_and_failed_handshakes_affect_no_other_client(
-    tls_server: object, client_context: ssl.SSLContext, caplog: pytest.LogCaptureFixture
+    tls_server: object,
+    client_context: ssl.SSLContext,
+    caplog: pytest.LogCaptureFixture,
+    no_leaks: None,
 ) -> None:
     address = tls_server.address  # type: ignore[attr-defined]
     with connect(address) as stalled, connect(address) as garbage:
@@ -145,7 +154,10 @@ def test_stalled_and_failed_handshakes_affect_no_other_client(
 
 
 def test_handshake_timeout(
-    server_context: ssl.SSLContext, echo_server: tuple[Any, Any], caplog: pytest.LogCaptureFixture
+    server_context: ssl.SSLContext,
+    echo_server: tuple[Any, Any],
+    caplog: pytest.LogCaptureFixture,
+    no_leaks: None,
 ) -> None:
     transport = tls(tcp(("127.0.0.1", 0)), server_context, handshake_timeout=0.2)
     with (
@@ -207,6 +219,7 @@ def test_the_server_ends_the_stream_with_close_notify(
     server_context: ssl.SSLContext,
     client_context: ssl.SSLContext,
     bye_server: Callable[[], tuple[Any, Any]],
+    no_leaks: None,
 ) -> None:
     transport = tls(tcp(("127.0.0.1", 0)), server_context)
     server = serve(transport, *bye_server())
