@@ -16,7 +16,7 @@ factories return are in `composerv.types`; the interfaces for writing a new
 transport, concurrency or handler are in `composerv.abc`.
 """
 
-from ._addresses import Address, InetAddress
+from ._addresses import Address, HostPort, InetAddress
 from ._concurrency import asyncio_loop, evented, forking, pooled, sync, threaded, workers
 from ._connection import Connection
 from ._context import RequestContext
@@ -56,6 +56,7 @@ __all__ = [
     "DatagramTooLargeError",
     "DrainReport",
     "HandlerMismatchError",
+    "HostPort",
     "InetAddress",
     "Limits",
     "MessageTooLargeError",

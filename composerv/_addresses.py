@@ -12,6 +12,7 @@ from ._errors import ConfigurationError, ConfigurationTypeError
 
 __all__ = [
     "Address",
+    "HostPort",
     "InetAddress",
     "check_inet_address",
     "check_unix_path",
@@ -21,6 +22,10 @@ __all__ = [
 
 InetAddress = tuple[str, int] | tuple[str, int, int, int]
 """``(host, port)``, or ``(host, port, flowinfo, scope_id)`` for IPv6."""
+
+HostPort = tuple[str, int]
+"""``(host, port)``: where a TCP or UDP server listens (`Server.address`), in the
+form ``socket.create_connection`` takes; an IPv6 scope is part of the host."""
 
 Address = InetAddress | str | bytes
 """Any socket address a server binds to or a peer connects from."""

@@ -134,11 +134,22 @@ class Connection:
         # BufferedReader per line made 16 threads on 2 cores wait for the GIL more
         # often (0.88x ThreadingTCPServer, docs/performance.md).
         if limit is None:
-            if not self._pending:
+            pending = self._pending
+            if not pending:
                 data = self.context.recv(DEFAULT_RECV_SIZE)
                 if data.find(b"\n") + 1 == len(data):
                     return data  # the common case: one whole line per receive (or b"" at EOF)
-                self._pending = data
+                self._pending = pending = data
+            # The next common case, inline: a whole line among the bytes received.
+            start = self._pending_start
+            end = pending.find(b"\n", start) + 1
+            if 0 < end - start <= DEFAULT_LINE_LIMIT:
+                if end < len(pending):
+                    self._pending_start = end
+                else:
+                    self._pending = b""
+                    self._pending_start = 0
+                return pending[start:end]
             line = self._gather_line(DEFAULT_LINE_LIMIT)
             if len(line) == DEFAULT_LINE_LIMIT and not line.endswith(b"\n"):
                 raise MessageTooLargeError(
@@ -244,7 +255,8 @@ class ConnectionReader(io.BufferedIOBase):
     def readline(self, size: int | None = -1) -> bytes:
         """One line; without a `size` (or a negative one) at most `DEFAULT_LINE_LIMIT`
         bytes, and a longer line raises `MessageTooLargeError`."""
-        self._check_open()
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
         return self._connection.readline(None if size is None or size < 0 else size)
 
     def readinto(self, buffer: Any) -> int:
@@ -269,7 +281,9 @@ class ConnectionReader(io.BufferedIOBase):
         return self
 
     def __next__(self) -> bytes:
-        line = self.readline()
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+        line = self._connection.readline()
         if not line:
             raise StopIteration
         return line

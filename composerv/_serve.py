@@ -13,67 +13,68 @@ from ._limits import Limits
 from ._runtime import Concurrency, Handler
 from ._server import Server
 from ._transports import Transport
+from ._transports._base import A
 
 __all__ = ["serve"]
 
 
 @overload
 def serve(
-    transport: Transport[socket.socket],
+    transport: Transport[socket.socket, A],
     concurrency: BlockingConcurrency | Workers[BlockingConcurrency],
     handler: Handler[socket.socket],
     *,
     limits: Limits | None = None,
-) -> Server[socket.socket]: ...
+) -> Server[socket.socket, A]: ...
 
 
 @overload
 def serve(
-    transport: Transport[Datagram],
+    transport: Transport[Datagram, A],
     concurrency: BlockingConcurrency | Workers[BlockingConcurrency],
     handler: Handler[Datagram],
     *,
     limits: Limits | None = None,
-) -> Server[Datagram]: ...
+) -> Server[Datagram, A]: ...
 
 
 @overload
 def serve(
-    transport: Transport[socket.socket],
+    transport: Transport[socket.socket, A],
     concurrency: Evented | Workers[Evented],
     handler: MessageHandler[socket.socket],
     *,
     limits: Limits | None = None,
-) -> Server[socket.socket]: ...
+) -> Server[socket.socket, A]: ...
 
 
 @overload
 def serve(
-    transport: Transport[Datagram],
+    transport: Transport[Datagram, A],
     concurrency: Evented | Workers[Evented],
     handler: MessageHandler[Datagram],
     *,
     limits: Limits | None = None,
-) -> Server[Datagram]: ...
+) -> Server[Datagram, A]: ...
 
 
 @overload
 def serve(
-    transport: Transport[socket.socket],
+    transport: Transport[socket.socket, A],
     concurrency: AsyncioLoop | Workers[AsyncioLoop],
     handler: AsyncStreamHandler,
     *,
     limits: Limits | None = None,
-) -> Server[socket.socket]: ...
+) -> Server[socket.socket, A]: ...
 
 
 def serve(
-    transport: Transport[Any],
+    transport: Transport[Any, Any],
     concurrency: Concurrency,
     handler: Handler[Any],
     *,
     limits: Limits | None = None,
-) -> Server[Any]:
+) -> Server[Any, Any]:
     """Make a server from a transport, a concurrency and a handler, bound and listening.
 
     The three must fit. The pairings (each also under ``workers(n, ...)``):

@@ -15,9 +15,8 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType, TracebackType
-from typing import Final, Generic, overload
+from typing import Any, Final, Generic, overload
 
-from ._addresses import Address
 from ._context import KERNEL_TIMEOUTS, timeval
 from ._limits import DrainReport, Limits
 from ._log import logger
@@ -25,6 +24,7 @@ from ._runtime import Concurrency, Deadline, Handler, Runtime, Service
 from ._transports._base import (
     INET_FAMILIES,
     LISTENER_OPTIONS_INHERITED,
+    A,
     Cleanup,
     R,
     Transport,
@@ -54,7 +54,7 @@ def _preset_listener_timeouts(listener: socket.socket, limits: Limits) -> bool:
     return True
 
 
-class Server(Generic[R]):
+class Server(Generic[R, A]):
     """A server made by `serve()`: a bound socket and the runtime that serves it.
 
     Use it as a context manager, or call `server_close` when done::
@@ -66,7 +66,7 @@ class Server(Generic[R]):
 
     def __init__(
         self,
-        transport: Transport[R],
+        transport: Transport[R, A],
         concurrency: Concurrency,
         handler: Handler[R],
         limits: Limits | None = None,
@@ -127,9 +127,12 @@ class Server(Generic[R]):
         return self._timeouts_preset
 
     @property
-    def address(self) -> Address:
-        """The bound address, with the real port when port 0 was asked for."""
-        return self.socket.getsockname()  # type: ignore[no-any-return]  # getsockname is untyped
+    def address(self) -> A:
+        """The bound address, with the real port when port 0 was asked for:
+        ``(host, port)`` for TCP and UDP (IPv6 too; the socket's own
+        ``getsockname()`` has flowinfo and scope id), a path for unix sockets."""
+        bound: Any = self.socket.getsockname()  # untyped: the family decides
+        return bound[:2] if isinstance(bound, tuple) else bound  # type: ignore[return-value]  # A is the family's address type
 
     @property
     def active_requests(self) -> int:
@@ -312,7 +315,7 @@ class Server(Generic[R]):
             if self._cleanup is not None:
                 self._cleanup()
 
-    def __enter__(self) -> Server[R]:
+    def __enter__(self) -> Server[R, A]:
         return self
 
     def __exit__(

@@ -21,7 +21,6 @@ from composerv import (
     pooled,
     serve,
     stream_handler,
-    sync,
     tcp,
     threaded,
     udp,

@@ -9,10 +9,10 @@ from .test_typing import SNIPPETS, errors_by_line, run_mypy
 EXPECTED = {
     "stream-on-inherited-dgram": (
         'Argument 1 to "serve" has incompatible type "InheritedDatagram"; '
-        'expected "Transport[socket]"'
+        'expected "Transport[socket, '
     ),
     "datagram-on-tls": 'Argument 3 to "serve" has incompatible type "DatagramHandler"',
-    "tls-over-udp": 'Argument 1 to "tls" has incompatible type "UDP"; expected "StreamTransport"',
+    "tls-over-udp": 'Argument 1 to "tls" has incompatible type "UDP"; expected "StreamTransport[',
     "workers-of-str": 'No overload variant of "workers" matches argument types "int", "str"',
     "stream-on-evented-workers": 'Argument 2 to "workers" has incompatible type "Evented"',
 }

@@ -19,10 +19,10 @@ SNIPPETS = Path(__file__).resolve().parent / "typing"
 
 EXPECTED = {
     "stream-on-udp": (
-        'Argument 1 to "serve" has incompatible type "UDP"; expected "Transport[socket]"'
+        'Argument 1 to "serve" has incompatible type "UDP"; expected "Transport[socket, '
     ),
     "stream-on-unix-dgram": (
-        'Argument 1 to "serve" has incompatible type "UnixDatagram"; expected "Transport[socket]"'
+        'Argument 1 to "serve" has incompatible type "UnixDatagram"; expected "Transport[socket, '
     ),
     "datagram-on-tcp": (
         'Argument 3 to "serve" has incompatible type "DatagramHandler"; expected "Handler[socket]"'

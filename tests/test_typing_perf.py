@@ -17,7 +17,7 @@ EXPECTED = {
     "message-on-asyncio": 'No overload variant of "serve" matches argument types "TCP", '
     '"AsyncioLoop", "StreamMessageHandler"',
     "lines-on-udp": 'Argument 1 to "serve" has incompatible type "UDP"; '
-    'expected "Transport[socket]"',
+    'expected "Transport[socket, ',
     "datagrams-on-tcp": 'Argument 3 to "serve" has incompatible type "DatagramMessageHandler"; '
     'expected "Handler[socket]"',
     "reply-not-bytes": 'Argument 1 to "message_handler" has incompatible type '

@@ -14,7 +14,7 @@ import attrs
 from .._errors import ConfigurationError
 from .._limits import DrainReport
 from .._log import logger
-from .._runtime import Deadline, Job, Scheduler, drain_requests
+from .._runtime import Deadline, Job, Scheduler, drain_requests, take_signals_in_a_thread
 from .._validate import flag, positive_int
 from ._base import BlockingConcurrency
 
@@ -41,8 +41,9 @@ class ForkScheduler:
 
     A draining parent sends SIGTERM to its children: a child waiting for a request
     closes its connection and exits, one serving a request finishes it. SIGTERM is
-    blocked in the forking thread around the fork, so a child forked as a drain
-    begins gets the signal only once its handler is in place.
+    blocked in the forking thread around the fork and stays blocked in the child,
+    where a thread takes it (see `take_signals_in_a_thread`), so a child forked as a
+    drain begins gets it too.
     """
 
     def __init__(
@@ -69,7 +70,7 @@ class ForkScheduler:
         try:
             pid = os.fork()
             if pid == 0:
-                self._serve_in_child(job, blocked)
+                self._serve_in_child(job)
             with self._lock:
                 self.children.add(pid)
                 if self._draining:
@@ -81,13 +82,16 @@ class ForkScheduler:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         job.release_in_parent()
 
-    def _serve_in_child(self, job: Job, mask: set[int | signal.Signals]) -> None:
+    def _serve_in_child(self, job: Job) -> None:
         """The body of a request child; never returns."""
         status = _FAILED
         try:
             job.enter_child()
-            signal.signal(signal.SIGTERM, lambda _signum, _frame: job.drain())
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            # SIGTERM is still blocked here, as around the fork: one already sent
+            # waits for the thread that takes it.
+            take_signals_in_a_thread(
+                {signal.SIGTERM}, lambda _signum: job.drain(), "composerv-child-drain"
+            )
             if self._draining:
                 job.drain()
             job.run()

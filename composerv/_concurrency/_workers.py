@@ -16,8 +16,9 @@ unlike Linux's parent-death signal, is not set off when the thread that forked
 the worker ends. A SIGTERM sent to a worker directly drains it by the limits'
 ``drain_timeout``.
 
-Signal handlers here only set a flag and write to a wake-up socket: nothing that
-takes a lock or starts a thread, which the interrupted code may be in the middle of.
+No Python signal handler runs in a worker: a thread takes SIGTERM (see
+`take_signals_in_a_thread`), and stopping only sets a flag and writes to a
+wake-up socket.
 """
 
 from __future__ import annotations
@@ -37,7 +38,15 @@ import attrs
 from .._errors import ConfigurationError, ConfigurationTypeError
 from .._limits import DrainReport
 from .._log import logger
-from .._runtime import CUT_GRACE, Concurrency, Deadline, Handler, Runtime, Service
+from .._runtime import (
+    CUT_GRACE,
+    Concurrency,
+    Deadline,
+    Handler,
+    Runtime,
+    Service,
+    take_signals_in_a_thread,
+)
 from .._transports._base import Transport
 from .._validate import positive_int
 from ._threaded import Threaded, threaded
@@ -319,7 +328,8 @@ class _WorkerSide:
 
     A thread reads the channel: an order to drain stops the runtime (and brings
     its drain deadline forward); the end of the channel means the parent died.
-    SIGTERM stops the runtime the same way; SIGINT is the parent's to decide on.
+    SIGTERM, taken by another thread (see `take_signals_in_a_thread`), stops the
+    runtime the same way; SIGINT is the parent's to decide on.
     """
 
     def __init__(self, runtime: Runtime, control: socket.socket, drain_timeout: float) -> None:
@@ -330,10 +340,11 @@ class _WorkerSide:
 
     def start(self, parent: int) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, self._on_sigterm)
-        # Unblock only now (a supervisor such as the CLI may block these to take
-        # them with sigwait), so that a SIGTERM already pending finds the handler.
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+        take_signals_in_a_thread(
+            {signal.SIGTERM},
+            lambda _signum: self._stop(self._drain_timeout),
+            "composerv-worker-stop",
+        )
         threading.Thread(target=self._listen, name="composerv-worker-control", daemon=True).start()
         if os.getppid() != parent:
             self._stop(self._drain_timeout)  # the parent died before the watch was armed
@@ -343,9 +354,6 @@ class _WorkerSide:
         if self._deadline is None:
             self._deadline = Deadline.after(self._drain_timeout)
         return self._deadline
-
-    def _on_sigterm(self, _signum: int, _frame: object) -> None:
-        self._stop(self._drain_timeout)
 
     def _stop(self, seconds: float) -> None:
         at = time.monotonic() + seconds

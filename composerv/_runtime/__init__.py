@@ -22,6 +22,7 @@ from ._drain import CUT_GRACE, DRAIN_SLICE, DrainTarget, InProcessJobs, drain_re
 from ._gate import ACCEPT_BACK_OFF, ListenerGate
 from ._loop import BATCH, RequestLifecycle, ServeLoop, drain, new_selector, take_request
 from ._outcome import CLIENT_GONE_ERRORS, log_outcome
+from ._signals import take_signals_in_a_thread
 
 __all__ = [
     "ACCEPT_BACK_OFF",
@@ -54,4 +55,5 @@ __all__ = [
     "log_outcome",
     "new_selector",
     "take_request",
+    "take_signals_in_a_thread",
 ]

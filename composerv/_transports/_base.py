@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar, Generic, Literal, TypeVar
 
+from typing_extensions import TypeVar as DefaultedTypeVar
+
 from .._addresses import Address
 from .._datagram import Datagram
 from .._errors import DatagramTooLargeError
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "INET_FAMILIES",
     "LISTENER_OPTIONS_INHERITED",
+    "A",
     "Cleanup",
     "DatagramTransport",
     "R",
@@ -44,14 +47,18 @@ INET_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 R = TypeVar("R")
 """The request a transport produces: an accepted socket, or a `Datagram`."""
 
+A = DefaultedTypeVar("A", bound=Address, default=Address, covariant=True)  # noqa: PLC0105  # read as "address", its one use
+"""The address a transport binds: `InetAddress` for TCP and UDP, a path for unix."""
+
 Cleanup = Callable[[], None]
 """What `Transport.bind` returns: undoes what binding left behind (a unix path)."""
 
 
-class Transport(Generic[R], metaclass=abc.ABCMeta):
+class Transport(Generic[R, A], metaclass=abc.ABCMeta):
     """Where requests come from: a listening socket and how to take requests off it.
 
     A transport is an immutable value; the socket it makes belongs to the server.
+    `A` is the type of the address it binds, which `Server.address` then has.
     The server calls, in order: `create_socket`, `bind`, `activate`, then
     `get_request` once per readable event, `prepare_request` where the request is
     served, `close_request` when a request is done, and the cleanup returned by
@@ -91,7 +98,7 @@ class Transport(Generic[R], metaclass=abc.ABCMeta):
         return None
 
     @property
-    def tls(self) -> TLS | None:
+    def tls(self) -> TLS[A] | None:
         """The TLS layer of this transport, if it has one: an event loop that runs
         handshakes itself (asyncio's) takes its context from there."""
         return None
@@ -123,7 +130,7 @@ class Transport(Generic[R], metaclass=abc.ABCMeta):
         without ending the request itself (no FIN on a connection)."""
 
 
-class StreamTransport(Transport[socket.socket]):
+class StreamTransport(Transport[socket.socket, A]):
     """A listening stream socket whose requests are accepted connections."""
 
     __slots__ = ()
@@ -188,7 +195,7 @@ def set_reuse_options(sock: socket.socket, *, reuse_address: bool, reuse_port: b
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
 
 
-class DatagramTransport(Transport[Datagram]):
+class DatagramTransport(Transport[Datagram, A]):
     """A bound datagram socket whose requests are single datagrams."""
 
     __slots__ = ()

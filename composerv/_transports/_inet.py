@@ -6,7 +6,7 @@ import socket
 
 import attrs
 
-from .._addresses import InetAddress, check_inet_address, family_of
+from .._addresses import HostPort, InetAddress, check_inet_address, family_of
 from .._errors import ConfigurationError
 from .._validate import flag, optional_flag, positive_int
 from ._base import Cleanup, DatagramTransport, StreamTransport, set_reuse_options
@@ -60,7 +60,7 @@ def _nothing_to_clean() -> None:
 
 
 @attrs.frozen
-class TCP(StreamTransport):
+class TCP(StreamTransport[HostPort]):
     """A TCP listener on IPv4 or IPv6; build it with `tcp`."""
 
     address: InetAddress = attrs.field(converter=check_inet_address)
@@ -88,7 +88,7 @@ class TCP(StreamTransport):
 
 
 @attrs.frozen
-class UDP(DatagramTransport):
+class UDP(DatagramTransport[HostPort]):
     """A UDP socket on IPv4 or IPv6; build it with `udp`."""
 
     address: InetAddress = attrs.field(converter=check_inet_address)

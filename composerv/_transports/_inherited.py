@@ -13,6 +13,7 @@ from typing import Literal, overload
 
 import attrs
 
+from .._addresses import Address
 from .._errors import ConfigurationError
 from .._validate import optional_flag, positive_int
 from ._base import Cleanup, DatagramTransport, StreamTransport
@@ -68,7 +69,7 @@ def _nothing_to_clean() -> None:
 
 
 @attrs.frozen
-class InheritedStream(StreamTransport):
+class InheritedStream(StreamTransport[Address]):
     """A listening stream socket passed in on descriptor `fd`; build it with `inherited`."""
 
     fd: int = attrs.field(validator=_socket_fd)
@@ -105,7 +106,7 @@ class InheritedStream(StreamTransport):
 
 
 @attrs.frozen
-class InheritedDatagram(DatagramTransport):
+class InheritedDatagram(DatagramTransport[Address]):
     """A bound datagram socket passed in on descriptor `fd`; build it with `inherited`."""
 
     fd: int = attrs.field(validator=_socket_fd)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic
 
 import attrs
 
@@ -24,7 +24,7 @@ from .._context import RequestContext
 from .._errors import ConfigurationError, ConfigurationTypeError
 from .._log import logger
 from .._validate import optional_positive_number
-from ._base import Cleanup, StreamTransport, close_connection
+from ._base import A, Cleanup, StreamTransport, close_connection
 
 __all__ = ["TLS", "log_failed_handshake", "tls"]
 
@@ -53,12 +53,12 @@ def _server_context(_instance: object, attribute: attrs.Attribute[Any], value: o
 
 
 @attrs.frozen
-class TLS(StreamTransport):
+class TLS(StreamTransport[A], Generic[A]):
     """TLS over a stream transport; build it with `tls`."""
 
     prepares_requests: ClassVar[bool] = True
 
-    transport: StreamTransport = attrs.field(validator=_stream_transport)
+    transport: StreamTransport[A] = attrs.field(validator=_stream_transport)
     """The stream transport underneath (`tcp`, `unix_stream`, `inherited`)."""
     context: ssl.SSLContext = attrs.field(validator=_server_context, repr=False)
     """The server-side context: certificate chain, key, protocols, ciphers."""
@@ -68,7 +68,7 @@ class TLS(StreamTransport):
     """Seconds a client gets to complete the handshake; None waits forever."""
 
     @property
-    def tls(self) -> TLS:
+    def tls(self) -> TLS[A]:
         """This transport itself."""
         return self
 
@@ -145,11 +145,11 @@ def log_failed_handshake(peer: Address, error: OSError) -> None:
 
 
 def tls(
-    transport: StreamTransport,
+    transport: StreamTransport[A],
     ssl_context: ssl.SSLContext,
     *,
     handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
-) -> TLS:
+) -> TLS[A]:
     """TLS over a stream transport, e.g. ``tls(tcp(("127.0.0.1", 8443)), ctx)``.
 
     `ssl_context` is a server context with a certificate loaded::

@@ -78,7 +78,7 @@ def _nothing_to_clean() -> None:
 
 
 @attrs.frozen
-class UnixStream(StreamTransport):
+class UnixStream(StreamTransport[str]):
     """A unix stream listener; build it with `unix_stream`."""
 
     path: str = attrs.field(converter=check_unix_path)
@@ -101,7 +101,7 @@ class UnixStream(StreamTransport):
 
 
 @attrs.frozen
-class UnixDatagram(DatagramTransport):
+class UnixDatagram(DatagramTransport[str]):
     """A unix datagram socket; build it with `unix_datagram`."""
 
     path: str = attrs.field(converter=check_unix_path)
