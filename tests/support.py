@@ -7,6 +7,7 @@ import errno
 import os
 import select
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +26,10 @@ DEADLINE = 10.0
 # half as long, while a loaded machine still has ~0.2 s of slack.
 LATE_FACTOR = 1.5
 LATE_SLACK = 0.05
+# How a client sees the server end a connection: EOF aside, a reset (unread bytes
+# were left), or under TLS an end without close_notify.
+CLOSED_ERRORS = (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)
+
 # The client's clock starts a little after the server's (the server starts its
 # idle clock when it has sent the reply the client is still receiving).
 EARLY_SLACK = 0.05
@@ -104,7 +109,7 @@ def assert_closed_by_peer(sock: socket.socket) -> bytes:
     try:
         while chunk := sock.recv(1 << 20):
             received += chunk
-    except ConnectionResetError:
+    except CLOSED_ERRORS:
         pass
     except TimeoutError:
         raise AssertionError(
@@ -120,11 +125,11 @@ def wait_closed_while_trickling(sock: socket.socket, byte: bytes, pace: float) -
     while time.monotonic() < deadline:
         try:
             sock.sendall(byte)
-        except (BrokenPipeError, ConnectionResetError):
+        except CLOSED_ERRORS:
             return
         readable, _, _ = select.select([sock], [], [], pace)
         if readable:
-            with contextlib.suppress(ConnectionResetError):
+            with contextlib.suppress(*CLOSED_ERRORS):
                 assert sock.recv(1) == b"", "the server answered a request never completed"
             return
     raise AssertionError(f"the peer did not cut the trickling client within {DEADLINE}s")
