@@ -135,6 +135,15 @@ def wait_closed_while_trickling(sock: socket.socket, byte: bytes, pace: float) -
     raise AssertionError(f"the peer did not cut the trickling client within {DEADLINE}s")
 
 
+def wait_reset(sock: socket.socket) -> None:
+    """Wait for the server to close `sock`, a connection holding bytes the server
+    never read (so its close is a reset), without reading from it: poll reports
+    the reset at once, even with unread bytes queued on this side."""
+    poller = select.poll()
+    poller.register(sock, 0)  # POLLERR and POLLHUP are always reported
+    assert poller.poll(DEADLINE * 1000), f"the server did not close the connection in {DEADLINE}s"
+
+
 def assert_refused(address: Any) -> None:
     """Fail unless connecting to `address` is refused at once: ECONNREFUSED, or
     ENOENT for a unix path removed with its listening socket."""
@@ -144,6 +153,27 @@ def assert_refused(address: Any) -> None:
         assert exc.errno in (errno.ECONNREFUSED, errno.ENOENT)
         return
     raise AssertionError(f"a connection to {address!r} was accepted")
+
+
+def thread_cpu_seconds(name: str) -> Callable[[], float]:
+    """A clock of the CPU time used by the live thread named `name` (e.g. the one
+    `serving` starts): what shows a loop spinning, whatever else the machine runs."""
+    [thread] = [t for t in threading.enumerate() if t.name == name]
+    assert thread.ident is not None
+    clock = time.pthread_getcpuclockid(thread.ident)
+    return lambda: time.clock_gettime(clock)
+
+
+def assert_does_not_spin(name: str, what: str) -> None:
+    """Fail if the thread named `name` uses more than a tenth of a CPU over a
+    short window: a loop waiting for something must sleep in the kernel. A
+    spinning loop uses the whole window, or most of it on a loaded machine."""
+    cpu = thread_cpu_seconds(name)
+    window = 0.3
+    before = cpu()
+    time.sleep(window)  # the window measured, not a wait for readiness
+    used = cpu() - before
+    assert used < window / 10, f"{what}: the loop used {used:.3f}s of CPU in {window}s"
 
 
 def wait_until(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:

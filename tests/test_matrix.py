@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import select
 import shutil
 import socket
 import socketserver
@@ -87,6 +86,7 @@ from .support import (
     recv_exactly,
     serving,
     wait_closed_while_trickling,
+    wait_reset,
     wait_until,
 )
 
@@ -335,9 +335,7 @@ def wait_cut(pair: Pair, client: socket.socket) -> None:
     if pair.concurrency in EVENT_LOOP_HANDLERS:
         wait_until(lambda: pair.server.active_requests == 0, "the flooded connection to end")
         return
-    poller = select.poll()
-    poller.register(client, 0)  # POLLERR and POLLHUP are always reported
-    assert poller.poll(DEADLINE * 1000), f"the server did not close the connection in {DEADLINE}s"
+    wait_reset(client)
 
 
 @pytest.mark.parametrize(
