@@ -176,6 +176,23 @@ def assert_does_not_spin(name: str, what: str) -> None:
     assert used < window / 10, f"{what}: the loop used {used:.3f}s of CPU in {window}s"
 
 
+def assert_refused_while(address: Any, running: Callable[[], bool], what: str) -> None:
+    """Fail unless a connect to `address` is refused while `running()` holds (a
+    drain with a request still in flight).
+
+    The listening socket is closed as the drain begins, but the kernel keeps it
+    listening until a poll() on it in the serve loop returns, a few milliseconds
+    later: a connect in that window completes and is then reset, or is reset as
+    it connects. So try again until refused, for as long as `running()` holds."""
+    while True:
+        assert running(), f"connections were not refused before {what} ended"
+        try:
+            assert_refused(address)
+            return
+        except (AssertionError, ConnectionResetError):
+            continue
+
+
 def wait_until(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
     """Poll `predicate` until it is true; fail naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -27,7 +27,7 @@ from composerv import (
 )
 
 from .reliability import CONCURRENCIES, IN_PROCESS, STREAM_TRANSPORTS, echo_lines, run_clients
-from .support import DEADLINE, connect, recv_exactly, wait_until
+from .support import DEADLINE, assert_refused_while, assert_took, connect, recv_exactly, wait_until
 
 
 def start(server: Any) -> threading.Thread:
@@ -51,7 +51,7 @@ def test_idle_connections_are_closed_at_once(
         wait_until(lambda: server.active_requests == 3, "three connections in flight")
         started = time.monotonic()
         report = server.shutdown(drain=DEADLINE)
-        assert time.monotonic() - started < 2.0, "idle connections are not waited for"
+        assert time.monotonic() - started < 0.2, "idle connections are not waited for"
         assert report == DrainReport(finished=0, closed_idle=3, cut=0)
         for client in clients:
             assert client.recv(1) == b""
@@ -84,11 +84,9 @@ def test_request_in_flight_finishes_and_new_connections_are_refused(
             reports: list[DrainReport] = []
             stopper = threading.Thread(target=lambda: reports.append(server.shutdown(drain=5.0)))
             stopper.start()
-            # stop accepting comes first: once the loop is down, connecting is refused
-            wait_until(lambda: not server.serving, "the loop to stop")
-            wait_until(lambda: server.socket.fileno() == -1, "the listening socket to close")
-            with pytest.raises(ConnectionRefusedError):
-                connect(address).close()
+            # Stop accepting comes first: with the request still in flight, a new
+            # client is refused.
+            assert_refused_while(address, stopper.is_alive, "the drain")
             assert recv_exactly(client, 9) == b"done job\n"
             stopper.join(DEADLINE)
         thread.join(DEADLINE)
@@ -105,9 +103,8 @@ def test_requests_still_running_at_the_deadline_are_cut(concurrency: Any, no_lea
         assert recv_exactly(client, 6) == b"start\n"
         started = time.monotonic()
         report = server.shutdown(drain=0.3)
-        elapsed = time.monotonic() - started
+        assert_took(started, 0.3, "a drain with a request still running")
         assert report == DrainReport(finished=0, closed_idle=0, cut=1)
-        assert 0.25 < elapsed < 3.0
         client.settimeout(DEADLINE)
         with pytest.raises((ConnectionResetError, AssertionError)):
             recv_exactly(client, 1)
@@ -133,7 +130,7 @@ def test_server_close_no_longer_blocks_forever_on_an_idle_client(no_leaks: None)
         thread.join(DEADLINE)
         started = time.monotonic()
         server.server_close()
-        assert time.monotonic() - started < 3.0
+        assert_took(started, 0.5, "server_close with a request never finished (drain_timeout)")
         assert server.drain_report == DrainReport(finished=0, closed_idle=1, cut=1)
         assert idle.recv(1) == b""
     server.server_close()  # idempotent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +29,7 @@ from composerv import (
     unix_stream,
 )
 
-from .support import DEADLINE, connect, recv_exactly, serving
+from .support import DEADLINE, assert_took, connect, recv_exactly, serving
 
 # Loops take up to 64 ready requests per wake-up; a burst of several batches checks
 # that none is taken and then forgotten at a batch's edge.
@@ -185,7 +186,9 @@ def test_handle_request_serves_exactly_one(no_leaks: None) -> None:
 
 def test_handle_request_times_out_when_nobody_comes(no_leaks: None) -> None:
     with serve(tcp(("127.0.0.1", 0)), sync(), stream_handler(echo_lines)) as server:
-        server.handle_request(timeout=0.05)  # returns instead of waiting forever
+        started = time.monotonic()
+        server.handle_request(timeout=0.3)
+        assert_took(started, 0.3, "handle_request with nobody connecting")
 
 
 def test_bind_and_activate_false_defers_binding(no_leaks: None) -> None:

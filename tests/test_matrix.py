@@ -80,7 +80,7 @@ from composerv.abc import Concurrency, Handler
 from .support import (
     DEADLINE,
     assert_closed_by_peer,
-    assert_refused,
+    assert_refused_while,
     assert_took,
     connect,
     recv_exactly,
@@ -296,22 +296,6 @@ def assert_closed_by_drain(client: socket.socket) -> None:
         assert assert_closed_by_peer(client) == b""
 
 
-def assert_refused_soon(address: Any, drainer: threading.Thread) -> None:
-    """Fail unless a connect is refused while `drainer` still runs.
-
-    The listening socket is closed as the drain begins, but the kernel keeps it
-    listening until the serve loop's poll() on it returns, a few milliseconds
-    later: a connect in that window completes and is then reset, or is reset
-    as it connects. So try again until refused, for as long as the drain runs."""
-    while True:
-        assert drainer.is_alive(), "connections were not refused before the drain ended"
-        try:
-            assert_refused(address)
-            return
-        except (AssertionError, ConnectionResetError):
-            continue
-
-
 def echo_once(client: socket.socket) -> None:
     client.sendall(b"ping\n")
     assert recv_exactly(client, 5) == b"ping\n"
@@ -396,7 +380,7 @@ def test_during_a_drain_new_connections_are_refused_and_the_rest_is_cut_at_the_d
             drainer.start()
             try:
                 assert_closed_by_drain(witness)
-                assert_refused_soon(pair.address, drainer)
+                assert_refused_while(pair.address, drainer.is_alive, "the drain")
             finally:
                 drainer.join(DEADLINE)
         assert_took(started, DRAIN, "a drain with a request in flight")
