@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import signal
 import socket
+import time
 
 import pytest
 
 from .cli import ROOT, inet, run_to_exit, running
-from .support import DEADLINE, assert_refused_while, connect, recv_exactly
+from .support import DEADLINE, assert_refused_while, assert_took, connect, recv_exactly
 
 
 def _echo_once(address: object) -> None:
@@ -172,8 +173,10 @@ def test_sigterm_under_sync_is_bounded_by_the_drain_deadline(no_leaks: None) -> 
         with client:
             client.sendall(b"begin\n")
             assert recv_exactly(client, 8) == b"started\n"
+            started = time.monotonic()
             cli.proc.send_signal(signal.SIGTERM)
             assert cli.finish() == 1
+            assert_took(started, 0.3, "stopping with a request that outlives --drain")
 
 
 def test_datagram_handler_over_udp(no_leaks: None) -> None:
