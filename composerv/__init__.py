@@ -11,9 +11,11 @@ A server is a transport, a concurrency and a handler, put together by `serve`::
     with serve(tcp(("127.0.0.1", 8000)), threaded(), stream_handler(echo)) as server:
         server.serve_forever()
 
-This module holds what servers are built with. The classes of the values the
-factories return are in `composerv.types`; the interfaces for writing a new
-transport, concurrency or handler are in `composerv.abc`.
+This module holds what servers are built with. Layers are in `composerv.layers`,
+a session's actions in `composerv.sessions`, test helpers in `composerv.testing`.
+The classes of the values the factories return are in `composerv.types`; the
+interfaces for writing a new transport, concurrency, handler or layer are in
+`composerv.abc`.
 """
 
 from ._addresses import Address, HostPort, InetAddress
@@ -36,8 +38,11 @@ from ._framing import datagrams, length_prefixed, lines
 from ._handlers import (
     async_stream_handler,
     datagram_handler,
+    datagram_session_handler,
+    layered,
     message_handler,
     request_handler,
+    session_handler,
     stream_handler,
 )
 from ._limits import DrainReport, Limits, limits
@@ -68,10 +73,12 @@ __all__ = [
     "async_stream_handler",
     "asyncio_loop",
     "datagram_handler",
+    "datagram_session_handler",
     "datagrams",
     "evented",
     "forking",
     "inherited",
+    "layered",
     "length_prefixed",
     "limits",
     "lines",
@@ -79,6 +86,7 @@ __all__ = [
     "pooled",
     "request_handler",
     "serve",
+    "session_handler",
     "stream_handler",
     "sync",
     "systemd_sockets",

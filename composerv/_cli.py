@@ -33,6 +33,7 @@ from ._concurrency import (
 )
 from ._errors import ComposervError, HandlerMismatchError
 from ._log import logger
+from ._migrate import add_migrate_command, migrate
 from ._runtime import Concurrency, Handler
 from ._serve import serve
 from ._server import Server
@@ -68,7 +69,7 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"composerv: error: {message} (see composerv run --help)\n")
+        self.exit(EXIT_USAGE, f"composerv: error: {message} (see {self.prog} --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -106,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--ssl-certfile", metavar="PATH", help="serve TLS with this certificate")
     run.add_argument("--ssl-keyfile", metavar="PATH", help="the certificate's private key")
     run.add_argument("--log-level", choices=_LOG_LEVELS, default="info")
+    add_migrate_command(commands)
     return parser
 
 
@@ -128,6 +130,8 @@ def _positive_float(text: str) -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
+    if args.command == "migrate":
+        return migrate(args)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",

@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 # Reads of at most 64 KiB stay under glibc's mmap threshold, so a fresh buffer per
-# read comes from the heap instead of an mmap/munmap pair (see docs/performance.md).
+# read comes from the heap instead of an mmap/munmap pair (docs/architecture.md).
 DEFAULT_RECV_SIZE = 65536
 
 DEFAULT_LINE_LIMIT = 65536
@@ -132,7 +132,7 @@ class Connection:
         """
         # Lines are cut here from what `recv` returns: the Python layers of a
         # BufferedReader per line made 16 threads on 2 cores wait for the GIL more
-        # often (0.88x ThreadingTCPServer, docs/performance.md).
+        # often (0.88x ThreadingTCPServer, benchmarks/results/history/run-08.md).
         if limit is None:
             pending = self._pending
             if not pending:

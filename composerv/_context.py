@@ -19,10 +19,13 @@ import struct
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._addresses import Address
 from ._limits import Limits
+
+if TYPE_CHECKING:
+    from ._hub import Hub, Outlet
 
 __all__ = ["KERNEL_TIMEOUTS", "NO_LIMITS", "RequestContext", "timeval"]
 
@@ -96,14 +99,23 @@ class RequestContext:
         "_raw_sendall",
         "_raw_settimeout",
         "_read_deadline",
+        "_read_in_drain",
         "_reading",
         "_recv_timeout",
         "_send_timeout",
+        "_shut_by_drain",
         "_timed",
         "_write_timeout",
+        "admitted",
         "at_eof",
+        "bytes_in",
+        "bytes_out",
         "closed_idle",
+        "closing",
+        "hub",
         "limits",
+        "opened",
+        "outlet",
         "peer",
         "proxy",
         "socket",
@@ -125,11 +137,30 @@ class RequestContext:
         PROXY protocol header; None otherwise."""
         self.limits = limits
         """The server's limits, which this request keeps."""
+        self.opened = time.monotonic()
+        """When the request arrived (monotonic seconds)."""
+        self.bytes_in = 0
+        """Bytes received from the client so far."""
+        self.bytes_out = 0
+        """Bytes sent to the client so far (by the handler; framing included)."""
+        self.closing = False
+        """Whether the connection is to close once the replies so far are sent (see
+        `close_after_reply`)."""
+        self.hub: Hub | None = None
+        """The server's broadcast hub, for the sessions that send to other
+        connections (set by runtimes that offer one)."""
+        self.admitted = 0
+        """How many of the handler's layers have admitted this request."""
+        self.outlet: Outlet | None = None
+        """This connection as the hub sends to it (set by the runtime when the
+        connection takes part in a hub)."""
         self.closed_idle = False
         """Whether a drain ended this connection while it waited for a request."""
         self.at_eof = False
         """Whether a read got the peer's end of stream (so nothing unread is left)."""
         self._draining = False
+        self._read_in_drain = False
+        self._shut_by_drain = False
         self._idle = False
         # Copied from `limits` because every read and write looks them up.
         self._idle_timeout = limits.idle_timeout
@@ -188,6 +219,10 @@ class RequestContext:
         self._raw_settimeout(timeout)
         self._kernel = KERNEL_TIMEOUTS and not isinstance(sock, ssl.SSLSocket) and timeout is None
         self._recv_timeout = self._send_timeout = _NEVER_SET if self._kernel else timeout
+
+    def close_after_reply(self) -> None:
+        """Close the connection once the replies so far have been sent."""
+        self.closing = True
 
     @property
     def draining(self) -> bool:
@@ -259,7 +294,7 @@ class RequestContext:
         """``call(argument)`` (a receive on the socket) within this read's deadline;
         `eof` instead when drained while idle. Readers pass the socket's raw
         method (`raw_recv_into`), with no functools.partial in between (a partial
-        there made threads wait for the GIL more often: docs/performance.md)."""
+        there made threads wait for the GIL more often: benchmarks/results/history/run-08.md)."""
         if self._reading:
             return self._receive_rest(call, argument)
         # Set, then check, without a lock: `drain` sets _draining, then checks
@@ -270,7 +305,9 @@ class RequestContext:
         self._idle = True
         if self._draining:
             self._idle = False
-            self.closed_idle = True
+            # Closed idle if it has read nothing since the drain began; one that was
+            # mid-request then has finished its request.
+            self.closed_idle = not self._read_in_drain
             return eof
         if self._timed and self._recv_timeout != self._idle_timeout:
             self._set_recv_timeout(self._idle_timeout)
@@ -283,6 +320,9 @@ class RequestContext:
         finally:
             self._idle = False
         if received:
+            self.bytes_in += received if received.__class__ is int else len(received)  # type: ignore[arg-type, operator]  # bytes or a count
+            if self._draining:
+                self._read_in_drain = True
             # The read clock starts at this first byte, but is read only if the read
             # needs another recv (`_receive_rest`): most reads end with this one. The
             # time in between is this read's own processing, microseconds.
@@ -332,12 +372,23 @@ class RequestContext:
                 if self._own_timeout_first(remaining):
                     raise
                 raise self.limits.read_timed_out() from None
-        if not received:
+        if received:
+            self.bytes_in += received if received.__class__ is int else len(received)  # type: ignore[arg-type, operator]  # bytes or a count
+        else:
+            if self._shut_by_drain and argument:
+                # Bytes of this request came just as the drain closed the connection's
+                # reading side: its end of stream is the drain's, not the peer's, and
+                # must not pass for the end of a request that was cut.
+                raise ConnectionAbortedError("the draining server closed the connection")
             self._saw_eof(argument)
+        if self._draining and received:
+            self._read_in_drain = True
         return received
 
     def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Send all of `data` within ``write_timeout``, a total for the whole call."""
+        total = data.nbytes if isinstance(data, memoryview) else len(data)
+        self.bytes_out += total
         limit = self._write_timeout
         if limit is None:
             if self._timed:
@@ -351,7 +402,6 @@ class RequestContext:
         deadline = time.monotonic() + limit
         try:
             sent = self._raw_send(data)
-            total = data.nbytes if isinstance(data, memoryview) else len(data)
             if sent == total:
                 return  # the common case: it all fit in the send buffer
             with memoryview(data) as view, view.cast("B") as left:
@@ -372,24 +422,50 @@ class RequestContext:
         if self._timed and self._send_timeout != limit:
             self._set_send_timeout(limit)
         try:
-            return self._raw_send(data)
+            sent = self._raw_send(data)
         except _TIMED_OUT:
             if self._own_timeout_first(limit):
                 raise
             raise self.limits.write_timed_out() from None
+        self.bytes_out += sent
+        return sent
+
+    def send_now(self, data: bytes) -> int:
+        """One send of what fits of `data` at once, without waiting for room."""
+        sock = self.socket
+        assert sock is not None  # only a connection sends
+        try:
+            sent = socket.socket.send(sock, data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return 0
+        self.bytes_out += sent
+        return sent
 
     def drain(self) -> None:
-        """Close the connection if it waits for a request; make its next idle read see EOF."""
+        """Close the connection if it waits for a request; make its next idle read see EOF.
+
+        A connection whose next request has already arrived (unread bytes in its
+        socket) is not idle: its read gets them, and the drain waits for it."""
         self._draining = True
-        if not self._idle or self.socket is None:
+        sock = self.socket
+        if not self._idle or sock is None or _bytes_waiting(sock):
             return
         self.closed_idle = True
-        _shutdown(self.socket, socket.SHUT_RD)
+        self._shut_by_drain = True
+        _shutdown(sock, socket.SHUT_RD)
 
     def cut(self) -> None:
         """Force the connection closed so that a handler blocked on it wakes up."""
         if self.socket is not None:
             _shutdown(self.socket, socket.SHUT_RDWR)
+
+
+def _bytes_waiting(sock: socket.socket) -> bool:
+    """Whether the peer has sent bytes not read yet (raw ones, for a TLS socket)."""
+    try:
+        return bool(socket.socket.recv(sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except OSError:
+        return False  # none (EAGAIN), or the connection is gone: nothing to wait for
 
 
 def _shutdown(sock: socket.socket, how: int) -> None:

@@ -18,6 +18,7 @@ __all__ = [
     "MessageTooLargeError",
     "PoolFullError",
     "ProxyHeaderError",
+    "RefusedError",
     "SocketPathInUseError",
     "TruncatedMessageError",
 ]
@@ -69,6 +70,19 @@ class DatagramTooLargeError(ComposervError, OSError):
             "raise max_datagram_size on the transport to accept it"
         )
         self.peer = peer
+
+
+class RefusedError(ComposervError):
+    """A layer refuses a connection, a message or a datagram (see `composerv.layers`).
+
+    The connection is closed, after `reply` is sent if there is one; a datagram is
+    dropped. The layer that refuses logs why (once per episode), not the server.
+    """
+
+    def __init__(self, why: str, reply: bytes | None = None) -> None:
+        super().__init__(why)
+        self.reply = reply
+        """Sent to the client before its connection closes (raw bytes, not framed)."""
 
 
 class PoolFullError(ComposervError, RuntimeError):

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import attrs
 
-from ._validate import non_negative_number, optional_positive_int, optional_positive_number
+from ._validate import (
+    non_negative_number,
+    optional_positive_int,
+    optional_positive_number,
+    positive_int,
+)
 
 __all__ = ["DrainReport", "Limits", "limits"]
 
@@ -24,6 +29,9 @@ DEFAULT_WRITE_TIMEOUT = 60.0
 # 10 s for server_close to let requests in flight finish before cutting them,
 # matching common process supervisors, which send SIGKILL 10 s after SIGTERM.
 DEFAULT_DRAIN_TIMEOUT = 10.0
+# 1 MiB waiting for one client: hundreds of replies or broadcast lines, while a
+# thousand slow clients still cannot take more than a GiB between them.
+DEFAULT_MAX_OUTPUT_BUFFER = 1024 * 1024
 
 
 @attrs.frozen
@@ -52,6 +60,10 @@ class Limits:
     """Seconds one ``send_all`` (or ``wfile.write``) may take in total."""
     drain_timeout: float = attrs.field(default=DEFAULT_DRAIN_TIMEOUT, validator=non_negative_number)
     """Seconds `Server.server_close` lets requests in flight finish before cutting them."""
+    max_output_buffer: int = attrs.field(default=DEFAULT_MAX_OUTPUT_BUFFER, validator=positive_int)
+    """Bytes that may wait to be sent to one client. Past it the server stops
+    reading that client's messages (its replies wait for it to read), and a
+    broadcast to it follows the sender's slow-consumer policy."""
 
     def idle_timed_out(self) -> TimeoutError:
         """The error that closes a connection idle for longer than `idle_timeout`."""
@@ -77,6 +89,7 @@ def limits(
     read_timeout: float | None = DEFAULT_READ_TIMEOUT,
     write_timeout: float | None = DEFAULT_WRITE_TIMEOUT,
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
+    max_output_buffer: int = DEFAULT_MAX_OUTPUT_BUFFER,
 ) -> Limits:
     """Limits for `serve(..., limits=...)`; the defaults suit a public-facing server.
 
@@ -93,6 +106,7 @@ def limits(
         read_timeout=read_timeout,
         write_timeout=write_timeout,
         drain_timeout=drain_timeout,
+        max_output_buffer=max_output_buffer,
     )
 
 

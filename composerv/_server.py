@@ -203,8 +203,7 @@ class Server(Generic[R, A]):
             self._pending_close = 0.0
             return
         logger.info("received %s: draining for up to %gs", name, self.limits.drain_timeout)
-        self._pending_close = self.limits.drain_timeout
-        self._runtime.stop()
+        self._defer_close(self.limits.drain_timeout)
 
     def _bring_deadline_forward(self) -> None:
         self._cut_now = True
@@ -268,8 +267,7 @@ class Server(Generic[R, A]):
         if self._runtime.serving_thread is me:
             if self._pending_close is not _NOTHING_PENDING:
                 self._bring_deadline_forward()
-            self._pending_close = drain
-            self._runtime.stop()
+            self._defer_close(drain)
             return None
         if self._runtime.in_request():
             # A handler's thread: the drain waits for this very request, so it runs
@@ -285,6 +283,15 @@ class Server(Generic[R, A]):
         finally:
             self._closed_event.set()
         return self.drain_report
+
+    def _defer_close(self, drain: float | None) -> None:
+        """Close once `serve_forever`, running in this thread, returns: stop it, and
+        let the request this thread may be in the middle of (under ``sync()``) see
+        the drain at once."""
+        self._pending_close = drain
+        self._runtime.stop()
+        if drain is not None:
+            self._runtime.drain_here()
 
     def _close_now(self, drain: float | None) -> None:
         if drain is None:

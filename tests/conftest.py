@@ -1,10 +1,9 @@
-"""Fixtures shared by the whole suite."""
+"""Fixtures shared by the whole suite; composerv's pytest plugin adds its own
+(``composerv_no_leaks``, ``composerv_serving``, ...)."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import importlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -15,26 +14,9 @@ import pytest
 import composerv
 from compat import _servers as compat_servers
 
-from .support import Resources, assert_no_leaks
-
-LEAK_CHECK = "no_leaks"
-"""The fixture every test that makes a server must use (see `servers_need_leak_checks`)."""
-
-
-@pytest.fixture(scope="session")
-def process_wide_resources() -> None:
-    """Open what libraries keep for the process's life before any leak check takes
-    its baseline: uvloop opens a pipe (to /dev/null) with its first loop."""
-    with contextlib.suppress(ImportError):
-        importlib.import_module("uvloop").new_event_loop().close()
-
-
-@pytest.fixture
-def no_leaks(process_wide_resources: None) -> Iterator[None]:
-    """Fail the test if it leaves descriptors, threads or child processes behind."""
-    before = Resources.now()
-    yield
-    assert_no_leaks(before)
+LEAK_CHECK = "composerv_no_leaks"
+"""The fixture every test that makes a server must use (see `servers_need_leak_checks`):
+composerv.testing's, from the plugin."""
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +24,7 @@ def servers_need_leak_checks(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
     """Fail a test that makes a server (core or compat) in this process without
-    `no_leaks`: a server is what leaks descriptors, threads and children, so a test
+    `composerv_no_leaks`: a server is what leaks descriptors, threads and children, so a test
     that starts one must show it left nothing behind."""
     made: list[str] = []
 

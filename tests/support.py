@@ -1,19 +1,44 @@
-"""Helpers shared by the tests: real sockets, deadlines on every wait, resource snapshots."""
+"""Helpers shared by the tests: real sockets and deadlines on every wait.
+
+`serving` and `wait_until` are composerv.testing's, re-exported for the suite; the
+leak checks are the plugin's ``composerv_no_leaks`` fixture.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import select
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import attrs
+from composerv.testing import serving, wait_until
+
+__all__ = [
+    "CLOSED_ERRORS",
+    "DEADLINE",
+    "EARLY_SLACK",
+    "LATE_FACTOR",
+    "LATE_SLACK",
+    "SERVING_THREAD",
+    "assert_closed_by_peer",
+    "assert_does_not_spin",
+    "assert_refused",
+    "assert_refused_while",
+    "assert_took",
+    "connect",
+    "recv_exactly",
+    "recv_until_eof",
+    "serving",
+    "thread_cpu_seconds",
+    "wait_closed_while_trickling",
+    "wait_reset",
+    "wait_until",
+]
 
 # Every wait in the suite is bounded by this many seconds, so a bug shows up as a
 # failure with a message, never as a hung CI run.
@@ -30,25 +55,13 @@ LATE_SLACK = 0.05
 # were left), or under TLS an end without close_notify.
 CLOSED_ERRORS = (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)
 
+# The thread `serving` (composerv.testing's) runs serve_forever in, whose CPU time
+# shows a loop spinning; should the name change, `thread_cpu_seconds` fails loudly.
+SERVING_THREAD = "composerv-testing-serve-forever"
+
 # The client's clock starts a little after the server's (the server starts its
 # idle clock when it has sent the reply the client is still receiving).
 EARLY_SLACK = 0.05
-
-
-@contextlib.contextmanager
-def serving(server: Any, poll_interval: float = 0.5) -> Iterator[Any]:
-    """Run ``server.serve_forever`` in a thread; on exit shut it down, close it, join the thread."""
-    thread = threading.Thread(
-        target=server.serve_forever, args=(poll_interval,), name="test-serve-forever"
-    )
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        thread.join(DEADLINE)
-        server.server_close()
-        assert not thread.is_alive(), "serve_forever did not stop after shutdown()"
 
 
 def connect(address: Any, *, kind: int = socket.SOCK_STREAM) -> socket.socket:
@@ -191,80 +204,3 @@ def assert_refused_while(address: Any, running: Callable[[], bool], what: str) -
             return
         except (AssertionError, ConnectionResetError):
             continue
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
-    """Poll `predicate` until it is true; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    pause = 0.001
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)
-
-
-def child_pids() -> set[int]:
-    """The live (or zombie) children of this process, from /proc."""
-    pids: set[int] = set()
-    for task in os.listdir(f"/proc/{os.getpid()}/task"):
-        # A thread may end between listing and reading: it has no children then.
-        with (
-            contextlib.suppress(FileNotFoundError),
-            open(f"/proc/{os.getpid()}/task/{task}/children") as f,
-        ):
-            pids.update(int(pid) for pid in f.read().split())
-    return pids
-
-
-@attrs.frozen
-class Resources:
-    """What a server could leak: descriptors, threads, child processes."""
-
-    fds: frozenset[int]
-    threads: frozenset[str]
-    children: frozenset[int]
-
-    @classmethod
-    def now(cls) -> Resources:
-        return cls(
-            fds=frozenset(int(fd) for fd in os.listdir("/proc/self/fd")),
-            threads=frozenset(t.name for t in threading.enumerate()),
-            children=frozenset(child_pids()),
-        )
-
-
-def assert_no_leaks(before: Resources) -> None:
-    """Fail if descriptors, threads or children exist now that did not before.
-
-    Waits briefly: a thread that has announced its end may still be exiting.
-    """
-
-    def settled() -> bool:
-        now = Resources.now()
-        return (
-            now.fds <= before.fds
-            and now.threads <= before.threads
-            and now.children <= before.children
-        )
-
-    with contextlib.suppress(AssertionError):
-        wait_until(settled, "resources to return to their baseline", timeout=2.0)
-    now = Resources.now()
-    assert now.fds - before.fds == set(), (
-        f"leaked descriptors: {_describe_fds(now.fds - before.fds)}"
-    )
-    assert now.threads - before.threads == set(), f"leaked threads: {now.threads - before.threads}"
-    assert now.children - before.children == set(), (
-        f"leaked children: {now.children - before.children}"
-    )
-
-
-def _describe_fds(fds: frozenset[int]) -> dict[int, str]:
-    described = {}
-    for fd in fds:
-        try:
-            described[fd] = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            described[fd] = "?"
-    return described

@@ -32,7 +32,7 @@ def _listener() -> socket.socket:
     return sock
 
 
-def test_inherited_stream_serves_a_passed_socket(no_leaks: None) -> None:
+def test_inherited_stream_serves_a_passed_socket(composerv_no_leaks: None) -> None:
     with _listener() as made_by_supervisor:
         address = made_by_supervisor.getsockname()
         transport = inherited(os.dup(made_by_supervisor.fileno()))
@@ -42,7 +42,9 @@ def test_inherited_stream_serves_a_passed_socket(no_leaks: None) -> None:
             assert recv_exactly(client, 3) == b"hi\n"
 
 
-def test_inherited_datagram_and_unix_path_is_left_alone(unix_path: str, no_leaks: None) -> None:
+def test_inherited_datagram_and_unix_path_is_left_alone(
+    unix_path: str, composerv_no_leaks: None
+) -> None:
     made = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     made.bind(unix_path)
     transport = inherited(made.detach(), "datagram")
@@ -58,7 +60,7 @@ def test_inherited_datagram_and_unix_path_is_left_alone(unix_path: str, no_leaks
     assert os.path.exists(unix_path)
 
 
-def test_inherited_listens_if_the_supervisor_did_not(no_leaks: None) -> None:
+def test_inherited_listens_if_the_supervisor_did_not(composerv_no_leaks: None) -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     address = sock.getsockname()

@@ -44,7 +44,9 @@ if importlib.util.find_spec("uvloop") is not None:
 
 
 @pytest.mark.parametrize("make_concurrency", CONCURRENCIES.values(), ids=list(CONCURRENCIES))
-def test_echo(make_concurrency: Callable[[], Any], unix_path: str, no_leaks: None) -> None:
+def test_echo(
+    make_concurrency: Callable[[], Any], unix_path: str, composerv_no_leaks: None
+) -> None:
     server = serve(unix_stream(unix_path), make_concurrency(), async_stream_handler(echo_lines))
     with serving(server):
         clients = [connect(server.address) for _ in range(5)]
@@ -58,7 +60,7 @@ def test_echo(make_concurrency: Callable[[], Any], unix_path: str, no_leaks: Non
                 client.close()
 
 
-def test_connections_share_the_server_thread(no_leaks: None) -> None:
+def test_connections_share_the_server_thread(composerv_no_leaks: None) -> None:
     threads: set[str] = set()
 
     async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -72,11 +74,11 @@ def test_connections_share_the_server_thread(no_leaks: None) -> None:
             with connect(server.address) as client:
                 client.sendall(b"x\n")
                 assert recv_until_eof(client) == b"x\n"
-    assert threads == {"test-serve-forever"}
+    assert threads == {"composerv-testing-serve-forever"}
 
 
 def test_an_exception_is_logged_and_closes_only_its_connection(
-    caplog: pytest.LogCaptureFixture, no_leaks: None
+    caplog: pytest.LogCaptureFixture, composerv_no_leaks: None
 ) -> None:
     async def fail(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if await reader.readline() == b"boom\n":
@@ -94,7 +96,7 @@ def test_an_exception_is_logged_and_closes_only_its_connection(
     assert any("async boom" in (r.exc_text or "") for r in caplog.records)
 
 
-def test_server_close_cancels_open_connections(no_leaks: None) -> None:
+def test_server_close_cancels_open_connections(composerv_no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), asyncio_loop(), async_stream_handler(echo_lines))
     with connect(server.address) as client:
         with serving(server):
@@ -104,7 +106,7 @@ def test_server_close_cancels_open_connections(no_leaks: None) -> None:
         assert recv_until_eof(client) == b""
 
 
-def test_handle_request_serves_one_connection(no_leaks: None) -> None:
+def test_handle_request_serves_one_connection(composerv_no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), asyncio_loop(), async_stream_handler(echo_lines))
     with server, connect(server.address) as client:
         client.sendall(b"once\n")
@@ -136,7 +138,7 @@ def test_the_reader_limit_is_validated() -> None:
 )
 @pytest.mark.parametrize("make_concurrency", CONCURRENCIES.values(), ids=list(CONCURRENCIES))
 def test_the_reader_limit_bounds_readline(
-    make_concurrency: Callable[[], Any], limit: int | None, longest: int, no_leaks: None
+    make_concurrency: Callable[[], Any], limit: int | None, longest: int, composerv_no_leaks: None
 ) -> None:
     """A line up to the limit is read; a longer one fails the coroutine's readline,
     which closes only that connection."""

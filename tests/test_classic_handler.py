@@ -60,7 +60,7 @@ def _forget() -> None:
 
 
 @pytest.mark.parametrize("concurrency", [sync(), threaded(), forking()], ids=repr)
-def test_stream_handler_class_over_tcp(concurrency: Any, no_leaks: None) -> None:
+def test_stream_handler_class_over_tcp(concurrency: Any, composerv_no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), concurrency, request_handler(Upper))
     address = server.address
     with serving(server, poll_interval=0.05), connect(address) as client:
@@ -78,7 +78,7 @@ def test_stream_handler_class_over_tcp(concurrency: Any, no_leaks: None) -> None
         assert view.server_address == address
 
 
-def test_datagram_handler_class_over_udp(no_leaks: None) -> None:
+def test_datagram_handler_class_over_udp(composerv_no_leaks: None) -> None:
     server = serve(udp(("127.0.0.1", 0)), sync(), request_handler(Pong, kind="datagram"))
     address = server.address
     with (
@@ -95,7 +95,7 @@ def test_datagram_handler_class_over_udp(no_leaks: None) -> None:
     assert view.server_address == address
 
 
-def test_handler_classes_over_unix_sockets(unix_path: str, no_leaks: None) -> None:
+def test_handler_classes_over_unix_sockets(unix_path: str, composerv_no_leaks: None) -> None:
     server = serve(unix_stream(unix_path), threaded(), request_handler(Upper))
     with serving(server, poll_interval=0.05), connect(unix_path) as client:
         client.sendall(b"last\n")

@@ -21,7 +21,7 @@ def _echo_once(address: object) -> None:
 @pytest.mark.parametrize(
     "app", ["tests.apps.echo:handler", "tests.apps.echo:make_handler"], ids=["handler", "factory"]
 )
-def test_serves_a_handler_and_stops_on_sigterm(app: str, no_leaks: None) -> None:
+def test_serves_a_handler_and_stops_on_sigterm(app: str, composerv_no_leaks: None) -> None:
     with running("run", app, "--bind", "tcp://127.0.0.1:0") as cli:
         url = cli.listening()
         assert url.startswith("tcp://127.0.0.1:")
@@ -32,7 +32,7 @@ def test_serves_a_handler_and_stops_on_sigterm(app: str, no_leaks: None) -> None
 
 
 @pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one-process", "two-workers"])
-def test_serves_a_message_handler_on_evented(workers: list[str], no_leaks: None) -> None:
+def test_serves_a_message_handler_on_evented(workers: list[str], composerv_no_leaks: None) -> None:
     with running(
         "run",
         "tests.apps.echo:shout",
@@ -51,14 +51,14 @@ def test_serves_a_message_handler_on_evented(workers: list[str], no_leaks: None)
         assert cli.finish() == 0
 
 
-def test_serves_a_server_from_a_factory(no_leaks: None) -> None:
+def test_serves_a_server_from_a_factory(composerv_no_leaks: None) -> None:
     with running("run", "tests.apps.echo:make_server") as cli:
         _echo_once(inet(cli.listening()))
         cli.proc.send_signal(signal.SIGINT)
         assert cli.finish() == 0
 
 
-def test_several_binds_ipv6_and_unix(unix_path: str, no_leaks: None) -> None:
+def test_several_binds_ipv6_and_unix(unix_path: str, composerv_no_leaks: None) -> None:
     with running(
         "run", "tests.apps.echo:handler", "--bind", "tcp://[::1]:0", "--bind", f"unix://{unix_path}"
     ) as cli:
@@ -70,7 +70,7 @@ def test_several_binds_ipv6_and_unix(unix_path: str, no_leaks: None) -> None:
         assert cli.finish() == 0
 
 
-def test_sigterm_mid_request_lets_the_request_finish(no_leaks: None) -> None:
+def test_sigterm_mid_request_lets_the_request_finish(composerv_no_leaks: None) -> None:
     with running("run", "tests.apps.echo:slow", "--bind", "tcp://127.0.0.1:0") as cli:
         address = inet(cli.listening())
         with connect(address) as client:
@@ -86,7 +86,7 @@ def test_sigterm_mid_request_lets_the_request_finish(no_leaks: None) -> None:
         cli.wait_for("stopped")
 
 
-def test_drain_deadline_exits_non_zero(no_leaks: None) -> None:
+def test_drain_deadline_exits_non_zero(composerv_no_leaks: None) -> None:
     with running(
         "run", "tests.apps.echo:slow", "--bind", "tcp://127.0.0.1:0", "--drain", "0.3"
     ) as cli:
@@ -123,7 +123,7 @@ def _one_line_error(args: list[str], *expected: str) -> None:
         (["--ssl-certfile", "/nonexistent.pem"], ["cannot load the TLS certificate"]),
     ],
 )
-def test_bad_arguments(args: list[str], expected: list[str], no_leaks: None) -> None:
+def test_bad_arguments(args: list[str], expected: list[str], composerv_no_leaks: None) -> None:
     _one_line_error(["run", "tests.apps.echo:handler", *args], *expected)
 
 
@@ -139,17 +139,17 @@ def test_bad_arguments(args: list[str], expected: list[str], no_leaks: None) -> 
         ("tests.apps.echo:_echo", ["a function of no arguments"]),
     ],
 )
-def test_bad_module_paths(app: str, expected: list[str], no_leaks: None) -> None:
+def test_bad_module_paths(app: str, expected: list[str], composerv_no_leaks: None) -> None:
     _one_line_error(["run", app], *expected)
 
 
-def test_options_that_cannot_apply_to_a_server(no_leaks: None) -> None:
+def test_options_that_cannot_apply_to_a_server(composerv_no_leaks: None) -> None:
     _one_line_error(
         ["run", "tests.apps.echo:make_server", "--workers", "2"], "is a Server", "--workers"
     )
 
 
-def test_address_in_use(no_leaks: None) -> None:
+def test_address_in_use(composerv_no_leaks: None) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -161,11 +161,11 @@ def test_address_in_use(no_leaks: None) -> None:
         )
 
 
-def test_missing_command(no_leaks: None) -> None:
+def test_missing_command(composerv_no_leaks: None) -> None:
     _one_line_error([], "required")
 
 
-def test_sigterm_under_sync_is_bounded_by_the_drain_deadline(no_leaks: None) -> None:
+def test_sigterm_under_sync_is_bounded_by_the_drain_deadline(composerv_no_leaks: None) -> None:
     # Under sync() the request runs in the accept loop, so even stopping the loop waits for it.
     args = ["--bind", "tcp://127.0.0.1:0", "--concurrency", "sync", "--drain", "0.3"]
     with running("run", "tests.apps.echo:slow", *args) as cli:
@@ -179,7 +179,7 @@ def test_sigterm_under_sync_is_bounded_by_the_drain_deadline(no_leaks: None) -> 
             assert_took(started, 0.3, "stopping with a request that outlives --drain")
 
 
-def test_datagram_handler_over_udp(no_leaks: None) -> None:
+def test_datagram_handler_over_udp(composerv_no_leaks: None) -> None:
     with running("run", "tests.apps.echo:datagram", "--bind", "udp://127.0.0.1:0") as cli:
         address = inet(cli.listening())
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
@@ -190,7 +190,7 @@ def test_datagram_handler_over_udp(no_leaks: None) -> None:
         assert cli.finish() == 0
 
 
-def test_console_script_points_at_main(no_leaks: None) -> None:
+def test_console_script_points_at_main(composerv_no_leaks: None) -> None:
     tomllib = pytest.importorskip("tomllib")
     from composerv import _cli
 

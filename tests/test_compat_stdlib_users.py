@@ -76,7 +76,9 @@ class QuietFiles(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.mark.parametrize("server_name", ["HTTPServer", "ThreadingHTTPServer"])
-def test_http_server_serves_files_on_compat(server_name: str, site: Path, no_leaks: None) -> None:
+def test_http_server_serves_files_on_compat(
+    server_name: str, site: Path, composerv_no_leaks: None
+) -> None:
     with imported_on_compat("http.server") as module:
         server_class = getattr(module, server_name)
         assert issubclass(server_class, compat.socketserver.TCPServer)
@@ -95,7 +97,7 @@ def test_http_server_serves_files_on_compat(server_name: str, site: Path, no_lea
     assert "http.server" not in sys.modules or sys.modules["http.server"] is http.server
 
 
-def test_xmlrpc_server_answers_calls_on_compat(no_leaks: None) -> None:
+def test_xmlrpc_server_answers_calls_on_compat(composerv_no_leaks: None) -> None:
     with imported_on_compat("xmlrpc.server") as module:
         server = module.SimpleXMLRPCServer(("127.0.0.1", 0), logRequests=False)
         assert isinstance(server, compat.socketserver.TCPServer)
@@ -110,7 +112,9 @@ def test_xmlrpc_server_answers_calls_on_compat(no_leaks: None) -> None:
                     proxy.no_such_method()
 
 
-def test_compat_threading_mixin_on_a_stdlib_http_server(site: Path, no_leaks: None) -> None:
+def test_compat_threading_mixin_on_a_stdlib_http_server(
+    site: Path, composerv_no_leaks: None
+) -> None:
     """An import-only migration leaves compat's mixin on a stdlib-derived class."""
 
     class Server(compat.socketserver.ThreadingMixIn, http.server.HTTPServer):
@@ -131,7 +135,7 @@ def test_compat_threading_mixin_on_a_stdlib_http_server(site: Path, no_leaks: No
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_compat_forking_mixin_on_a_stdlib_http_server(site: Path, no_leaks: None) -> None:
+def test_compat_forking_mixin_on_a_stdlib_http_server(site: Path, composerv_no_leaks: None) -> None:
     class Server(compat.socketserver.ForkingMixIn, http.server.HTTPServer):
         pass
 

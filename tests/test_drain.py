@@ -41,7 +41,7 @@ def start(server: Any) -> threading.Thread:
 
 @pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 def test_idle_connections_are_closed_at_once(
-    transport: Any, unix_path: str, no_leaks: None
+    transport: Any, unix_path: str, composerv_no_leaks: None
 ) -> None:
     server = serve(transport(unix_path), threaded(), stream_handler(echo_lines))
     thread = start(server)
@@ -66,7 +66,7 @@ def test_idle_connections_are_closed_at_once(
 
 @pytest.mark.parametrize("concurrency", CONCURRENCIES)
 def test_request_in_flight_finishes_and_new_connections_are_refused(
-    concurrency: Any, no_leaks: None
+    concurrency: Any, composerv_no_leaks: None
 ) -> None:
     with tempfile.TemporaryDirectory() as directory:
         started_flag = os.path.join(directory, "started")
@@ -111,7 +111,7 @@ SYNC_WARNS_AFTER_A_CUT = pytest.mark.xfail(
     ],
 )
 def test_requests_still_running_at_the_deadline_are_cut(
-    concurrency: Any, caplog: pytest.LogCaptureFixture, no_leaks: None
+    concurrency: Any, caplog: pytest.LogCaptureFixture, composerv_no_leaks: None
 ) -> None:
     server = serve(tcp(("127.0.0.1", 0)), concurrency(), stream_handler(echo_lines))
     thread = start(server)
@@ -133,7 +133,7 @@ def test_requests_still_running_at_the_deadline_are_cut(
 
 
 def test_a_request_that_ignores_the_cut_is_waited_for_only_a_grace_period(
-    caplog: pytest.LogCaptureFixture, no_leaks: None
+    caplog: pytest.LogCaptureFixture, composerv_no_leaks: None
 ) -> None:
     """A handler blocked on something other than its connection does not notice the
     cut: the drain gives it CUT_GRACE more, then returns and says so."""
@@ -164,7 +164,7 @@ def test_a_request_that_ignores_the_cut_is_waited_for_only_a_grace_period(
     assert grace in warnings, warnings
 
 
-def test_server_close_no_longer_blocks_forever_on_an_idle_client(no_leaks: None) -> None:
+def test_server_close_no_longer_blocks_forever_on_an_idle_client(composerv_no_leaks: None) -> None:
     """socketserver pitfall: server_close waits forever for a client that sends nothing."""
     server = serve(
         tcp(("127.0.0.1", 0)),
@@ -189,7 +189,7 @@ def test_server_close_no_longer_blocks_forever_on_an_idle_client(no_leaks: None)
     assert server.drain_report == DrainReport(finished=0, closed_idle=1, cut=1)
 
 
-def test_daemon_threads_are_not_waited_for(no_leaks: None) -> None:
+def test_daemon_threads_are_not_waited_for(composerv_no_leaks: None) -> None:
     release = threading.Event()
 
     def blocked(conn: Connection) -> None:
@@ -218,7 +218,7 @@ def handled_log() -> Iterator[str]:
 
 @pytest.mark.parametrize("concurrency", CONCURRENCIES)
 def test_shutdown_under_load_handles_every_acknowledged_request(
-    concurrency: Any, handled_log: str, no_leaks: None
+    concurrency: Any, handled_log: str, composerv_no_leaks: None
 ) -> None:
     """Clients keep sending while the server drains: every request the server read was
     handled and acknowledged, and every acknowledgement is for a handled request."""
@@ -273,7 +273,7 @@ def test_shutdown_under_load_handles_every_acknowledged_request(
 
 @pytest.mark.parametrize("concurrency", IN_PROCESS)
 def test_draining_from_inside_a_handler_drains_once_the_handler_returns(
-    concurrency: Any, no_leaks: None
+    concurrency: Any, composerv_no_leaks: None
 ) -> None:
     """A drain asked by a handler cannot wait for its own request: it returns None at
     once, and the drain (which the handler's request is part of) runs beside it."""
@@ -299,7 +299,7 @@ def test_draining_from_inside_a_handler_drains_once_the_handler_returns(
     server.server_close()
 
 
-def test_concurrent_drains_both_return_the_report(no_leaks: None) -> None:
+def test_concurrent_drains_both_return_the_report(composerv_no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), threaded(), stream_handler(echo_lines))
     thread = start(server)
     reports: list[DrainReport] = []
@@ -321,7 +321,7 @@ def test_concurrent_drains_both_return_the_report(no_leaks: None) -> None:
 
 @pytest.mark.parametrize("concurrency", [threaded, pooled], ids=["threaded", "pooled"])
 def test_a_drain_waits_for_every_datagram_handler_in_flight(
-    concurrency: Any, no_leaks: None
+    concurrency: Any, composerv_no_leaks: None
 ) -> None:
     """Datagrams arrive faster than they are served while the server drains: every
     handler that started has finished when the drain returns (requests are tracked

@@ -72,7 +72,10 @@ DATAGRAM_TRANSPORTS: dict[str, StreamFactory] = {
 @pytest.mark.parametrize("concurrency", CONCURRENCIES.values(), ids=CONCURRENCIES.keys())
 @pytest.mark.parametrize("make_transport", STREAM_TRANSPORTS.values(), ids=STREAM_TRANSPORTS.keys())
 def test_stream_echo(
-    make_transport: StreamFactory, concurrency: Callable[[], Any], unix_path: str, no_leaks: None
+    make_transport: StreamFactory,
+    concurrency: Callable[[], Any],
+    unix_path: str,
+    composerv_no_leaks: None,
 ) -> None:
     server: Server[socket.socket] = serve(
         make_transport(unix_path), concurrency(), stream_handler(echo_lines)
@@ -94,7 +97,10 @@ def test_stream_echo(
     "make_transport", DATAGRAM_TRANSPORTS.values(), ids=DATAGRAM_TRANSPORTS.keys()
 )
 def test_datagram_echo(
-    make_transport: StreamFactory, concurrency: Callable[[], Any], unix_path: str, no_leaks: None
+    make_transport: StreamFactory,
+    concurrency: Callable[[], Any],
+    unix_path: str,
+    composerv_no_leaks: None,
 ) -> None:
     server: Server[Datagram] = serve(
         make_transport(unix_path), concurrency(), datagram_handler(echo_datagram)
@@ -120,7 +126,7 @@ BURST_DATAGRAM_SERVERS: dict[str, Callable[[], tuple[Any, Any]]] = {
     "make_server", BURST_DATAGRAM_SERVERS.values(), ids=BURST_DATAGRAM_SERVERS.keys()
 )
 def test_every_datagram_of_a_burst_is_served(
-    make_server: Callable[[], tuple[Any, Any]], no_leaks: None
+    make_server: Callable[[], tuple[Any, Any]], composerv_no_leaks: None
 ) -> None:
     server: Server[Datagram] = serve(udp(("127.0.0.1", 0)), *make_server())
     sent = {b"datagram %d" % number for number in range(BURST)}
@@ -138,7 +144,7 @@ def test_every_datagram_of_a_burst_is_served(
     "concurrency", BURST_CONCURRENCIES.values(), ids=BURST_CONCURRENCIES.keys()
 )
 def test_every_connection_of_a_burst_is_served(
-    concurrency: Callable[[], Any], no_leaks: None
+    concurrency: Callable[[], Any], composerv_no_leaks: None
 ) -> None:
     server: Server[socket.socket] = serve(
         tcp(("127.0.0.1", 0), backlog=BURST), concurrency(), stream_handler(echo_lines)
@@ -169,14 +175,14 @@ def _datagram_client(address: Any, unix_path: str) -> socket.socket:
     return client
 
 
-def test_port_zero_reads_back_the_real_port(no_leaks: None) -> None:
+def test_port_zero_reads_back_the_real_port(composerv_no_leaks: None) -> None:
     with serve(tcp(("127.0.0.1", 0)), sync(), stream_handler(echo_lines)) as server:
         host, port = server.address
         assert host == "127.0.0.1"
         assert 0 < port < 65536
 
 
-def test_handle_request_serves_exactly_one(no_leaks: None) -> None:
+def test_handle_request_serves_exactly_one(composerv_no_leaks: None) -> None:
     with serve(tcp(("127.0.0.1", 0)), sync(), stream_handler(echo_lines)) as server:
         with connect(server.address) as client:
             client.sendall(b"one\nbye\n")
@@ -184,14 +190,14 @@ def test_handle_request_serves_exactly_one(no_leaks: None) -> None:
             assert recv_exactly(client, 8) == b"one\nbye\n"
 
 
-def test_handle_request_times_out_when_nobody_comes(no_leaks: None) -> None:
+def test_handle_request_times_out_when_nobody_comes(composerv_no_leaks: None) -> None:
     with serve(tcp(("127.0.0.1", 0)), sync(), stream_handler(echo_lines)) as server:
         started = time.monotonic()
         server.handle_request(timeout=0.3)
         assert_took(started, 0.3, "handle_request with nobody connecting")
 
 
-def test_bind_and_activate_false_defers_binding(no_leaks: None) -> None:
+def test_bind_and_activate_false_defers_binding(composerv_no_leaks: None) -> None:
     server = serve(
         tcp(("127.0.0.1", 0), bind_and_activate=False), sync(), stream_handler(echo_lines)
     )
@@ -203,7 +209,7 @@ def test_bind_and_activate_false_defers_binding(no_leaks: None) -> None:
             server.bind_and_activate()
 
 
-def test_dual_stack_accepts_ipv4_clients(no_leaks: None) -> None:
+def test_dual_stack_accepts_ipv4_clients(composerv_no_leaks: None) -> None:
     with (
         serve(tcp(("::", 0), dual_stack=True), threaded(), stream_handler(echo_lines)) as server,
         serving(server),
@@ -213,7 +219,7 @@ def test_dual_stack_accepts_ipv4_clients(no_leaks: None) -> None:
             assert recv_exactly(client, 4) == b"bye\n"
 
 
-def test_forking_children_are_all_reaped(no_leaks: None) -> None:
+def test_forking_children_are_all_reaped(composerv_no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), forking(max_children=2), stream_handler(echo_lines))
     with serving(server):
         clients = [connect(server.address) for _ in range(4)]
@@ -239,7 +245,7 @@ def echo_until_eof(conn: Connection) -> None:
 
 @pytest.mark.parametrize("concurrency", CONCURRENCIES.values(), ids=CONCURRENCIES.keys())
 def test_a_reply_arrives_whole_before_eof_whether_or_not_the_handler_read_to_the_end(
-    concurrency: Callable[[], Any], no_leaks: None
+    concurrency: Callable[[], Any], composerv_no_leaks: None
 ) -> None:
     """Left unread, the client's bytes make close() reset the connection: the server
     shuts down its side first, so the reply and the FIN arrive before the reset.
@@ -277,7 +283,7 @@ def nodelay_of(sock: socket.socket) -> int:
     ids=["blocking-default", "sync-default", "evented-default", "asked-on", "asked-off"],
 )
 def test_tcp_nodelay_is_the_concurrencys_unless_the_transport_says(
-    nodelay: bool | None, concurrency: Callable[[], Any], expected: int, no_leaks: None
+    nodelay: bool | None, concurrency: Callable[[], Any], expected: int, composerv_no_leaks: None
 ) -> None:
     """Event loops send each batch of replies at once; blocking handlers keep Nagle.
     The listener carries the option, which accepted connections inherit (Linux)."""

@@ -139,7 +139,7 @@ def test_serve_rejects_values_of_the_wrong_kind() -> None:
         serve(tcp(("127.0.0.1", 0)), sync(), echo_line)  # type: ignore[call-overload]
 
 
-def test_address_in_use_is_an_oserror_and_leaks_nothing(no_leaks: None) -> None:
+def test_address_in_use_is_an_oserror_and_leaks_nothing(composerv_no_leaks: None) -> None:
     with serve(tcp(("127.0.0.1", 0)), sync(), stream_handler(echo_line)) as first:
         with pytest.raises(OSError, match="Address already in use"):
             serve(tcp(first.address, reuse_address=False), sync(), stream_handler(echo_line))
@@ -147,7 +147,7 @@ def test_address_in_use_is_an_oserror_and_leaks_nothing(no_leaks: None) -> None:
 
 @pytest.mark.parametrize("concurrency", [sync, threaded], ids=["sync", "threaded"])
 def test_handler_exception_is_logged_with_peer_and_survived(
-    concurrency: Any, caplog: pytest.LogCaptureFixture, no_leaks: None
+    concurrency: Any, caplog: pytest.LogCaptureFixture, composerv_no_leaks: None
 ) -> None:
     def picky(conn: Connection) -> None:
         line = conn.readline()
@@ -171,7 +171,7 @@ def test_handler_exception_is_logged_with_peer_and_survived(
 
 
 def test_stale_unix_socket_is_replaced(
-    unix_path: str, caplog: pytest.LogCaptureFixture, no_leaks: None
+    unix_path: str, caplog: pytest.LogCaptureFixture, composerv_no_leaks: None
 ) -> None:
     dead = socket.socket(socket.AF_UNIX)
     dead.bind(unix_path)
@@ -182,14 +182,14 @@ def test_stale_unix_socket_is_replaced(
     assert "stale unix socket" in caplog.text
 
 
-def test_live_unix_socket_is_not_stolen(unix_path: str, no_leaks: None) -> None:
+def test_live_unix_socket_is_not_stolen(unix_path: str, composerv_no_leaks: None) -> None:
     with serve(unix_stream(unix_path), sync(), stream_handler(echo_line)):
         with pytest.raises(SocketPathInUseError, match="another server is listening"):
             serve(unix_stream(unix_path), sync(), stream_handler(echo_line))
         assert os.path.exists(unix_path)
 
 
-def test_regular_file_is_never_replaced(unix_path: str, no_leaks: None) -> None:
+def test_regular_file_is_never_replaced(unix_path: str, composerv_no_leaks: None) -> None:
     with open(unix_path, "w") as f:
         f.write("precious")
     with pytest.raises(FileExistsError, match="exists and is not a socket"):
@@ -199,7 +199,7 @@ def test_regular_file_is_never_replaced(unix_path: str, no_leaks: None) -> None:
 
 
 def test_oversized_datagram_is_dropped_and_logged(
-    caplog: pytest.LogCaptureFixture, no_leaks: None
+    caplog: pytest.LogCaptureFixture, composerv_no_leaks: None
 ) -> None:
     received: list[bytes] = []
 
@@ -218,7 +218,7 @@ def test_oversized_datagram_is_dropped_and_logged(
     assert "longer than max_datagram_size=16" in caplog.text
 
 
-def test_reply_to_an_unbound_unix_peer_says_why(unix_path: str, no_leaks: None) -> None:
+def test_reply_to_an_unbound_unix_peer_says_why(unix_path: str, composerv_no_leaks: None) -> None:
     errors: list[str] = []
 
     def reply(datagram: Datagram) -> None:

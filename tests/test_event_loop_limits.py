@@ -49,7 +49,7 @@ def start(server: object) -> threading.Thread:
 
 
 def test_idle_connection_is_closed_and_logged(
-    caplog: pytest.LogCaptureFixture, no_leaks: None
+    caplog: pytest.LogCaptureFixture, composerv_no_leaks: None
 ) -> None:
     server = serve(
         tcp(("127.0.0.1", 0)), evented(), message_handler(echo), limits=limits(idle_timeout=0.3)
@@ -61,7 +61,7 @@ def test_idle_connection_is_closed_and_logged(
     assert record.levelno == logging.INFO
 
 
-def test_slowloris_is_cut_by_read_timeout(no_leaks: None) -> None:
+def test_slowloris_is_cut_by_read_timeout(composerv_no_leaks: None) -> None:
     """A byte every 50 ms keeps the connection busy but never finishes a line."""
     server = serve(
         tcp(("127.0.0.1", 0)),
@@ -73,7 +73,7 @@ def test_slowloris_is_cut_by_read_timeout(no_leaks: None) -> None:
         slowloris_is_cut(server.address, read_timeout=0.4)
 
 
-def test_a_peer_that_never_reads_is_cut_by_write_timeout(no_leaks: None) -> None:
+def test_a_peer_that_never_reads_is_cut_by_write_timeout(composerv_no_leaks: None) -> None:
     server = serve(
         tcp(("127.0.0.1", 0)),
         evented(),
@@ -92,7 +92,7 @@ def test_a_peer_that_never_reads_is_cut_by_write_timeout(no_leaks: None) -> None
 
 
 @pytest.mark.parametrize("loop", ["evented", "asyncio"])
-def test_max_connections_parks_clients_in_the_backlog(loop: str, no_leaks: None) -> None:
+def test_max_connections_parks_clients_in_the_backlog(loop: str, composerv_no_leaks: None) -> None:
     limited = limits(max_connections=2, drain_timeout=0.5)
     server = (
         serve(tcp(("127.0.0.1", 0)), evented(), message_handler(echo), limits=limited)
@@ -121,7 +121,7 @@ def test_max_connections_parks_clients_in_the_backlog(loop: str, no_leaks: None)
             second.close()
 
 
-def test_drain_closes_idle_finishes_partial_and_cuts_stuck(no_leaks: None) -> None:
+def test_drain_closes_idle_finishes_partial_and_cuts_stuck(composerv_no_leaks: None) -> None:
     server = serve(
         tcp(("127.0.0.1", 0)),
         evented(),
@@ -157,7 +157,7 @@ def test_drain_closes_idle_finishes_partial_and_cuts_stuck(no_leaks: None) -> No
     assert not thread.is_alive()
 
 
-def test_server_close_without_clients_is_immediate(no_leaks: None) -> None:
+def test_server_close_without_clients_is_immediate(composerv_no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), evented(), message_handler(echo))
     thread = start(server)
     started = time.monotonic()
@@ -168,7 +168,9 @@ def test_server_close_without_clients_is_immediate(no_leaks: None) -> None:
     assert server.drain_report == DrainReport(finished=0, closed_idle=0, cut=0)
 
 
-def test_asyncio_loop_drain_closes_idle_finishes_busy_and_cancels_stuck(no_leaks: None) -> None:
+def test_asyncio_loop_drain_closes_idle_finishes_busy_and_cancels_stuck(
+    composerv_no_leaks: None,
+) -> None:
     """A coroutine waiting to read with nothing buffered is idle: the drain gives it
     end of stream, as a blocking handler's read gets; one busy elsewhere is cut."""
     finished = threading.Event()

@@ -63,7 +63,7 @@ def each_poller(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.usefixtures("each_poller")
-def test_many_connections_share_one_thread(unix_path: str, no_leaks: None) -> None:
+def test_many_connections_share_one_thread(unix_path: str, composerv_no_leaks: None) -> None:
     server = serve(unix_stream(unix_path), evented(), message_handler(echo))
     with serving(server):
         threads = threading.active_count()
@@ -82,7 +82,7 @@ def test_many_connections_share_one_thread(unix_path: str, no_leaks: None) -> No
 
 
 @pytest.mark.usefixtures("each_poller")
-def test_a_peer_that_does_not_read_is_paused_and_others_go_on(no_leaks: None) -> None:
+def test_a_peer_that_does_not_read_is_paused_and_others_go_on(composerv_no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), evented(), message_handler(echo))
     line = b"y" * 1023 + b"\n"
     total = 64 * 1024 * 1024
@@ -109,7 +109,7 @@ def test_a_peer_that_does_not_read_is_paused_and_others_go_on(no_leaks: None) ->
 
 
 @pytest.mark.usefixtures("each_poller")
-def test_bulk_echo_is_complete_and_in_order(unix_path: str, no_leaks: None) -> None:
+def test_bulk_echo_is_complete_and_in_order(unix_path: str, composerv_no_leaks: None) -> None:
     server = serve(unix_stream(unix_path), evented(), message_handler(echo))
     payload = b"".join(b"%07d" % n + b"x" * 4088 + b"\n" for n in range(1024))  # 4 MiB
     with serving(server), connect(server.address) as client:
@@ -120,7 +120,7 @@ def test_bulk_echo_is_complete_and_in_order(unix_path: str, no_leaks: None) -> N
 
 
 @pytest.mark.usefixtures("each_poller")
-def test_server_close_closes_open_connections(no_leaks: None) -> None:
+def test_server_close_closes_open_connections(composerv_no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), evented(), message_handler(echo))
     with connect(server.address) as client:
         with serving(server):
@@ -129,7 +129,7 @@ def test_server_close_closes_open_connections(no_leaks: None) -> None:
         assert recv_until_eof(client) == b""
 
 
-def test_connections_survive_between_serve_forever_calls(no_leaks: None) -> None:
+def test_connections_survive_between_serve_forever_calls(composerv_no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), evented(), message_handler(echo))
     with server, connect(server.address) as client:
         for word in (b"first\n", b"second\n"):
@@ -143,7 +143,7 @@ def test_connections_survive_between_serve_forever_calls(no_leaks: None) -> None
 
 
 @pytest.mark.usefixtures("each_poller")
-def test_handle_request_runs_one_turn(no_leaks: None) -> None:
+def test_handle_request_runs_one_turn(composerv_no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), evented(), message_handler(echo))
     with server, connect(server.address) as client:
         server.handle_request(DEADLINE)  # the accept
@@ -155,7 +155,7 @@ def test_handle_request_runs_one_turn(no_leaks: None) -> None:
         assert server.active_requests == 1
 
 
-def test_shutdown_from_the_message_function_does_not_deadlock(no_leaks: None) -> None:
+def test_shutdown_from_the_message_function_does_not_deadlock(composerv_no_leaks: None) -> None:
     holder: list[object] = []
 
     def stop(message: bytes) -> bytes:
@@ -177,7 +177,7 @@ IDLE_CONNECTION_BUDGET = 16 * 1024
 """Bytes an idle connection may hold: a quarter of one receive buffer."""
 
 
-def test_idle_connections_keep_no_receive_buffer(unix_path: str, no_leaks: None) -> None:
+def test_idle_connections_keep_no_receive_buffer(unix_path: str, composerv_no_leaks: None) -> None:
     count = 200
     server = serve(unix_stream(unix_path), evented(), message_handler(echo))
     with serving(server):

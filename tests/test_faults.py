@@ -105,7 +105,9 @@ FAULTS = ["reset-mid-reply", "reset-mid-request", "half-close", "garbage", "conn
 
 @pytest.mark.parametrize("fault", FAULTS)
 @pytest.mark.parametrize("make_server", SERVERS)
-def test_server_survives_a_misbehaving_client(make_server: Any, fault: str, no_leaks: None) -> None:
+def test_server_survives_a_misbehaving_client(
+    make_server: Any, fault: str, composerv_no_leaks: None
+) -> None:
     server = make_server()
     with serving(server):
         misbehave(server.address, fault)
@@ -116,7 +118,9 @@ def test_server_survives_a_misbehaving_client(make_server: Any, fault: str, no_l
 
 
 @pytest.mark.parametrize("make_server", SERVERS)
-def test_faults_mixed_with_good_clients_under_load(make_server: Any, no_leaks: None) -> None:
+def test_faults_mixed_with_good_clients_under_load(
+    make_server: Any, composerv_no_leaks: None
+) -> None:
     server = make_server()
 
     def client(i: int) -> None:
@@ -138,7 +142,7 @@ def test_faults_mixed_with_good_clients_under_load(make_server: Any, no_leaks: N
     ],
 )
 @pytest.mark.parametrize("concurrency", IN_PROCESS)
-@pytest.mark.usefixtures("no_leaks")
+@pytest.mark.usefixtures("composerv_no_leaks")
 def test_each_fault_is_logged_once_with_the_peer(
     concurrency: Any, fault: str, level: int, text: str, caplog: pytest.LogCaptureFixture
 ) -> None:

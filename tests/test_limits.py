@@ -33,10 +33,18 @@ from composerv import (
 )
 
 from .reliability import echo_lines
-from .support import DEADLINE, assert_does_not_spin, connect, recv_exactly, serving, wait_until
+from .support import (
+    DEADLINE,
+    SERVING_THREAD,
+    assert_does_not_spin,
+    connect,
+    recv_exactly,
+    serving,
+    wait_until,
+)
 
 
-def test_defaults_are_documented_values(no_leaks: None) -> None:
+def test_defaults_are_documented_values(composerv_no_leaks: None) -> None:
     assert limits() == Limits(
         max_connections=1024,
         idle_timeout=60.0,
@@ -118,7 +126,7 @@ def _answered(sock: socket.socket, line: bytes, wait: float) -> bool:
 
 @pytest.mark.parametrize("concurrency", [threaded, forking], ids=["threaded", "forking"])
 def test_over_the_cap_clients_wait_in_the_backlog_then_are_served(
-    concurrency: Any, no_leaks: None
+    concurrency: Any, composerv_no_leaks: None
 ) -> None:
     server = serve(
         tcp(("127.0.0.1", 0)),
@@ -159,7 +167,9 @@ AT_THE_CAP = [
 
 
 @pytest.mark.parametrize(("concurrency", "handler"), AT_THE_CAP)
-def test_at_the_cap_the_loop_does_not_spin(concurrency: Any, handler: Any, no_leaks: None) -> None:
+def test_at_the_cap_the_loop_does_not_spin(
+    concurrency: Any, handler: Any, composerv_no_leaks: None
+) -> None:
     """At the cap the listening socket stays readable (a client waits in the
     backlog); the loop must stop watching it, not wake up for it again and again."""
     server = serve(
@@ -170,12 +180,12 @@ def test_at_the_cap_the_loop_does_not_spin(concurrency: Any, handler: Any, no_le
         assert recv_exactly(held, 5) == b"held\n"
         waiting.sendall(b"waits\n")
         assert server.active_requests == 1
-        assert_does_not_spin("test-serve-forever", "at the cap")
+        assert_does_not_spin(SERVING_THREAD, "at the cap")
         held.close()
         assert recv_exactly(waiting, 6) == b"waits\n"
 
 
-def test_handle_request_waits_for_a_free_place_at_the_cap(no_leaks: None) -> None:
+def test_handle_request_waits_for_a_free_place_at_the_cap(composerv_no_leaks: None) -> None:
     release = threading.Event()
 
     def hold_then_echo(conn: Connection) -> None:
@@ -211,7 +221,7 @@ def test_handle_request_waits_for_a_free_place_at_the_cap(no_leaks: None) -> Non
     "poll_interval (most hand-offs; the three tries make a lucky pass unlikely)",
 )
 def test_forking_at_the_cap_serves_a_waiting_client_as_soon_as_a_child_ends(
-    no_leaks: None,
+    composerv_no_leaks: None,
 ) -> None:
     server = serve(
         tcp(("127.0.0.1", 0)),

@@ -263,7 +263,9 @@ class Pair:
 
 
 @pytest.fixture
-def make_pair(request: pytest.FixtureRequest, no_leaks: None) -> Iterator[Callable[..., Pair]]:
+def make_pair(
+    request: pytest.FixtureRequest, composerv_no_leaks: None
+) -> Iterator[Callable[..., Pair]]:
     """Serve a pair with the given limits; the server closes when the test ends."""
     stack: list[Any] = []
 

@@ -79,7 +79,7 @@ def test_lines_are_answered_in_order(
     make_concurrency: Callable[[], Any],
     make_transport: Callable[[str], Any],
     unix_path: str,
-    no_leaks: None,
+    composerv_no_leaks: None,
 ) -> None:
     server = serve(make_transport(unix_path), make_concurrency(), message_handler(shout))
     with serving(server):
@@ -96,7 +96,7 @@ def test_lines_are_answered_in_order(
     "make_concurrency", STREAM_CONCURRENCIES.values(), ids=list(STREAM_CONCURRENCIES)
 )
 def test_length_prefixed_frames(
-    make_concurrency: Callable[[], Any], unix_path: str, no_leaks: None
+    make_concurrency: Callable[[], Any], unix_path: str, composerv_no_leaks: None
 ) -> None:
     framing = length_prefixed(header_size=2)
     server = serve(unix_stream(unix_path), make_concurrency(), message_handler(shout, framing))
@@ -116,7 +116,7 @@ def test_length_prefixed_frames(
 def test_an_oversize_message_closes_only_its_connection(
     make_concurrency: Callable[[], Any],
     caplog: pytest.LogCaptureFixture,
-    no_leaks: None,
+    composerv_no_leaks: None,
 ) -> None:
     server = serve(
         tcp(("127.0.0.1", 0)),
@@ -145,7 +145,7 @@ def test_an_unfinished_last_message_is_logged(
     make_concurrency: Callable[[], Any],
     caplog: pytest.LogCaptureFixture,
     unix_path: str,
-    no_leaks: None,
+    composerv_no_leaks: None,
 ) -> None:
     server = serve(unix_stream(unix_path), make_concurrency(), message_handler(shout))
     with caplog.at_level(logging.WARNING, logger="composerv"), serving(server):
@@ -162,7 +162,7 @@ def test_an_unfinished_last_message_is_logged(
     ids=list(TWO_CLIENT_CONCURRENCIES),
 )
 def test_an_exception_in_the_function_closes_only_its_connection(
-    make_concurrency: Callable[[], Any], caplog: pytest.LogCaptureFixture, no_leaks: None
+    make_concurrency: Callable[[], Any], caplog: pytest.LogCaptureFixture, composerv_no_leaks: None
 ) -> None:
     def picky(message: bytes) -> bytes:
         if message == b"boom":
@@ -192,7 +192,7 @@ def test_datagrams_are_answered(
     make_concurrency: Callable[[], Any],
     make_transport: Callable[[str], Any],
     unix_path: str,
-    no_leaks: None,
+    composerv_no_leaks: None,
 ) -> None:
     server = serve(
         make_transport(unix_path), make_concurrency(), message_handler(shout, datagrams())

@@ -27,7 +27,7 @@ def worker_threads() -> set[str]:
     return {t.name for t in threading.enumerate() if "-worker-" in t.name}
 
 
-def test_requests_reuse_a_bounded_set_of_threads(no_leaks: None) -> None:
+def test_requests_reuse_a_bounded_set_of_threads(composerv_no_leaks: None) -> None:
     served_by: list[str] = []
 
     def record(conn: Connection) -> None:
@@ -61,7 +61,7 @@ class Gate:
         conn.send_all(b"served\n")
 
 
-def test_every_request_gets_a_worker_while_workers_remain(no_leaks: None) -> None:
+def test_every_request_gets_a_worker_while_workers_remain(composerv_no_leaks: None) -> None:
     gate = Gate()
     server = serve(tcp(("127.0.0.1", 0)), pooled(workers=3, queue=1), stream_handler(gate))
     with serving(server):
@@ -77,7 +77,7 @@ def test_every_request_gets_a_worker_while_workers_remain(no_leaks: None) -> Non
                 client.close()
 
 
-def test_when_full_wait_stops_accepting_until_a_worker_is_free(no_leaks: None) -> None:
+def test_when_full_wait_stops_accepting_until_a_worker_is_free(composerv_no_leaks: None) -> None:
     gate = Gate()
     server = serve(tcp(("127.0.0.1", 0)), pooled(workers=1, queue=1), stream_handler(gate))
     with serving(server):
@@ -96,7 +96,7 @@ def test_when_full_wait_stops_accepting_until_a_worker_is_free(no_leaks: None) -
     assert gate.entered == 4
 
 
-def test_busy_workers_leave_datagrams_in_the_socket_buffer(no_leaks: None) -> None:
+def test_busy_workers_leave_datagrams_in_the_socket_buffer(composerv_no_leaks: None) -> None:
     """With every worker in a handler nobody receives: the third datagram waits, unread."""
     release = threading.Event()
     entered: list[bytes] = []
@@ -120,7 +120,9 @@ def test_busy_workers_leave_datagrams_in_the_socket_buffer(no_leaks: None) -> No
         assert sorted(client.recv(16) for _ in range(3)) == [b"1", b"2", b"3"]
 
 
-def test_fast_datagrams_are_served_by_the_worker_that_receives_them(no_leaks: None) -> None:
+def test_fast_datagrams_are_served_by_the_worker_that_receives_them(
+    composerv_no_leaks: None,
+) -> None:
     """No hand-off per request: the leading worker keeps serving while requests are quick,
     and never more than `workers` threads exist."""
     served_by: list[str] = []
@@ -136,7 +138,7 @@ def test_fast_datagrams_are_served_by_the_worker_that_receives_them(no_leaks: No
             client.sendto(b"%d" % number, server.address)
             assert client.recv(16) == b"%d" % number
         assert len(worker_threads()) <= 8
-    assert "test-serve-forever" not in served_by
+    assert "composerv-testing-serve-forever" not in served_by
     # A worker hands over only when a request takes milliseconds (a loaded CI
     # machine can stall one now and then); most requests stay with one thread.
     most = max(served_by.count(name) for name in set(served_by))
@@ -144,7 +146,7 @@ def test_fast_datagrams_are_served_by_the_worker_that_receives_them(no_leaks: No
 
 
 def test_when_full_reject_closes_new_requests_and_logs(
-    caplog: pytest.LogCaptureFixture, no_leaks: None
+    caplog: pytest.LogCaptureFixture, composerv_no_leaks: None
 ) -> None:
     gate = Gate()
     server = serve(
@@ -167,7 +169,7 @@ def test_when_full_reject_closes_new_requests_and_logs(
     assert "all 1 workers are busy" in refusals[0].getMessage()
 
 
-def test_closing_waits_for_requests_in_flight(no_leaks: None) -> None:
+def test_closing_waits_for_requests_in_flight(composerv_no_leaks: None) -> None:
     gate = Gate()
     server = serve(tcp(("127.0.0.1", 0)), pooled(workers=2), stream_handler(gate))
     with connect(server.address) as client:
@@ -195,7 +197,7 @@ def test_bad_options_are_named(options: dict[str, object], message: str) -> None
         pooled(**options)  # type: ignore[arg-type]
 
 
-def test_handle_request_hands_the_request_to_a_worker(no_leaks: None) -> None:
+def test_handle_request_hands_the_request_to_a_worker(composerv_no_leaks: None) -> None:
     served_by: list[str] = []
 
     def record(conn: Connection) -> None:
@@ -213,7 +215,7 @@ def test_handle_request_hands_the_request_to_a_worker(no_leaks: None) -> None:
 
 
 def test_shutdown_while_workers_are_stuck_returns_and_close_waits_for_them(
-    no_leaks: None,
+    composerv_no_leaks: None,
 ) -> None:
     gate = Gate()
     server = serve(tcp(("127.0.0.1", 0)), pooled(workers=3), stream_handler(gate))

@@ -24,7 +24,7 @@ from .haproxy import certificate_pem, haproxy_path, running_haproxy
 from .support import DEADLINE, recv_exactly
 
 # Every test also checks that HAProxy, the backend thread and their sockets are gone after.
-pytestmark = pytest.mark.usefixtures("no_leaks")
+pytestmark = pytest.mark.usefixtures("composerv_no_leaks")
 
 CLIENT_HOST = "127.0.0.3"  # not 127.0.0.1, so the header cannot be confused with HAProxy's own
 

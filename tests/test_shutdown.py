@@ -37,7 +37,7 @@ def echo_until_eof(conn: Connection) -> None:
         conn.send_all(data)
 
 
-def test_shutdown_from_another_thread_with_clients_connected(no_leaks: None) -> None:
+def test_shutdown_from_another_thread_with_clients_connected(composerv_no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), threaded(), stream_handler(echo_until_eof))
     thread = threading.Thread(target=server.serve_forever)
     thread.start()
@@ -62,7 +62,7 @@ def test_shutdown_from_another_thread_with_clients_connected(no_leaks: None) -> 
     server.server_close()
 
 
-def test_shutdown_from_inside_a_sync_handler_does_not_deadlock(no_leaks: None) -> None:
+def test_shutdown_from_inside_a_sync_handler_does_not_deadlock(composerv_no_leaks: None) -> None:
     def stop(conn: Connection) -> None:
         server.shutdown()
         conn.send_all(b"stopping")
@@ -77,7 +77,7 @@ def test_shutdown_from_inside_a_sync_handler_does_not_deadlock(no_leaks: None) -
     server.server_close()
 
 
-def test_shutdown_from_a_request_thread_waits_for_the_loop(no_leaks: None) -> None:
+def test_shutdown_from_a_request_thread_waits_for_the_loop(composerv_no_leaks: None) -> None:
     stopped = threading.Event()
 
     def stop(conn: Connection) -> None:
@@ -111,7 +111,9 @@ async def _echo_async(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 
 
 @pytest.mark.parametrize("make_server", SERVERS.values(), ids=list(SERVERS))
-def test_shutdown_without_serve_forever_returns_at_once(make_server: Any, no_leaks: None) -> None:
+def test_shutdown_without_serve_forever_returns_at_once(
+    make_server: Any, composerv_no_leaks: None
+) -> None:
     with make_server() as server:
         server.shutdown()
         server.shutdown()
@@ -122,7 +124,7 @@ def test_shutdown_without_serve_forever_returns_at_once(make_server: Any, no_lea
         assert not loop.is_alive(), "serve_forever ignored the shutdown that came first"
 
 
-def test_server_close_is_idempotent_and_closes_the_socket(no_leaks: None) -> None:
+def test_server_close_is_idempotent_and_closes_the_socket(composerv_no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), threaded(), stream_handler(echo_until_eof))
     address = server.address
     server.server_close()
@@ -133,7 +135,7 @@ def test_server_close_is_idempotent_and_closes_the_socket(no_leaks: None) -> Non
         server.serve_forever()
 
 
-def test_close_waits_for_request_threads(no_leaks: None) -> None:
+def test_close_waits_for_request_threads(composerv_no_leaks: None) -> None:
     release = threading.Event()
     finished = threading.Event()
 
@@ -148,7 +150,7 @@ def test_close_waits_for_request_threads(no_leaks: None) -> None:
     assert finished.is_set(), "server_close returned before its request thread finished"
 
 
-def test_context_manager_stops_a_running_loop(no_leaks: None) -> None:
+def test_context_manager_stops_a_running_loop(composerv_no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), threaded(), stream_handler(echo_until_eof))
     thread = threading.Thread(target=server.serve_forever)
     with server:
@@ -158,7 +160,7 @@ def test_context_manager_stops_a_running_loop(no_leaks: None) -> None:
     assert not thread.is_alive()
 
 
-def test_serve_forever_twice_at_once_is_an_error(no_leaks: None) -> None:
+def test_serve_forever_twice_at_once_is_an_error(composerv_no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), sync(), stream_handler(echo_until_eof))
     with serving(server):
         wait_until(lambda: server.serving, "serve_forever to start")
@@ -166,14 +168,16 @@ def test_serve_forever_twice_at_once_is_an_error(no_leaks: None) -> None:
             server.serve_forever()
 
 
-def test_unix_server_removes_its_path_on_close(unix_path: str, no_leaks: None) -> None:
+def test_unix_server_removes_its_path_on_close(unix_path: str, composerv_no_leaks: None) -> None:
     server = serve(unix_stream(unix_path), sync(), stream_handler(echo_until_eof))
     assert os.path.exists(unix_path)
     server.server_close()
     assert not os.path.exists(unix_path)
 
 
-def test_unix_server_leaves_a_path_it_no_longer_owns(unix_path: str, no_leaks: None) -> None:
+def test_unix_server_leaves_a_path_it_no_longer_owns(
+    unix_path: str, composerv_no_leaks: None
+) -> None:
     server = serve(unix_stream(unix_path), sync(), stream_handler(echo_until_eof))
     os.unlink(unix_path)
     with socket.socket(socket.AF_UNIX) as other:

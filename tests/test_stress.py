@@ -64,7 +64,7 @@ def run_chatty_clients(server: Any) -> None:
 @pytest.mark.parametrize("concurrency", CONCURRENCIES)
 @pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 def test_many_clients_every_byte_echoed(
-    transport: Any, concurrency: Any, unix_path: str, no_leaks: None
+    transport: Any, concurrency: Any, unix_path: str, composerv_no_leaks: None
 ) -> None:
     run_chatty_clients(serve(transport(unix_path), concurrency(), stream_handler(echo_long_lines)))
 
@@ -81,7 +81,7 @@ async def echo_lines_async(reader: asyncio.StreamReader, writer: asyncio.StreamW
 
 @pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 def test_many_clients_every_byte_echoed_on_evented(
-    transport: Any, unix_path: str, no_leaks: None
+    transport: Any, unix_path: str, composerv_no_leaks: None
 ) -> None:
     handler = message_handler(identity, lines(max_size=1 << 20))
     run_chatty_clients(serve(transport(unix_path), evented(), handler))
@@ -89,7 +89,7 @@ def test_many_clients_every_byte_echoed_on_evented(
 
 @pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 def test_many_clients_every_byte_echoed_on_asyncio(
-    transport: Any, unix_path: str, no_leaks: None
+    transport: Any, unix_path: str, composerv_no_leaks: None
 ) -> None:
     # Lines longer than asyncio's 64 KiB default: the handler raises the limit.
     handler = async_stream_handler(echo_lines_async, limit=1 << 20)
@@ -97,7 +97,9 @@ def test_many_clients_every_byte_echoed_on_asyncio(
 
 
 @pytest.mark.parametrize("concurrency", CONCURRENCIES)
-def test_connection_cap_under_load_loses_nothing(concurrency: Any, no_leaks: None) -> None:
+def test_connection_cap_under_load_loses_nothing(
+    concurrency: Any, composerv_no_leaks: None
+) -> None:
     """64 clients against a cap of 4: the rest wait in the backlog and are all served."""
     server = serve(
         tcp(("127.0.0.1", 0)),

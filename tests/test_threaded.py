@@ -50,7 +50,7 @@ def exchange(server: Server[Datagram], count: int) -> None:
             wait_until(lambda: server.active_requests == 0, "the request to end")
 
 
-def test_a_thread_serves_the_next_request_while_it_waits(no_leaks: None) -> None:
+def test_a_thread_serves_the_next_request_while_it_waits(composerv_no_leaks: None) -> None:
     recorder = Recorder()
     server = serve(udp(("127.0.0.1", 0)), threaded(), datagram_handler(recorder))
     with serving(server):
@@ -60,7 +60,7 @@ def test_a_thread_serves_the_next_request_while_it_waits(no_leaks: None) -> None
     assert len(set(recorder.threads)) == 1
 
 
-def test_each_request_starts_in_a_fresh_context(no_leaks: None) -> None:
+def test_each_request_starts_in_a_fresh_context(composerv_no_leaks: None) -> None:
     """A context variable one request sets is not seen by the next on the same thread."""
     recorder = Recorder()
     server = serve(udp(("127.0.0.1", 0)), threaded(), datagram_handler(recorder))
@@ -70,7 +70,7 @@ def test_each_request_starts_in_a_fresh_context(no_leaks: None) -> None:
     assert recorder.inherited == [None] * 5
 
 
-def test_keep_idle_zero_starts_a_thread_per_request(no_leaks: None) -> None:
+def test_keep_idle_zero_starts_a_thread_per_request(composerv_no_leaks: None) -> None:
     recorder = Recorder()
     server = serve(udp(("127.0.0.1", 0)), threaded(keep_idle=0), datagram_handler(recorder))
     with serving(server):
@@ -78,7 +78,7 @@ def test_keep_idle_zero_starts_a_thread_per_request(no_leaks: None) -> None:
     assert len(set(recorder.threads)) == 5
 
 
-def test_idle_threads_end_after_keep_idle(no_leaks: None) -> None:
+def test_idle_threads_end_after_keep_idle(composerv_no_leaks: None) -> None:
     recorder = Recorder()
     server = serve(udp(("127.0.0.1", 0)), threaded(keep_idle=0.1), datagram_handler(recorder))
 
@@ -94,7 +94,7 @@ def test_idle_threads_end_after_keep_idle(no_leaks: None) -> None:
     assert len(set(recorder.threads)) == 2
 
 
-def test_requests_never_wait_for_a_busy_thread(no_leaks: None) -> None:
+def test_requests_never_wait_for_a_busy_thread(composerv_no_leaks: None) -> None:
     """Idle threads are reused, but a request that finds none gets a new one at once."""
     release = threading.Event()
     entered = threading.Semaphore(0)
@@ -117,8 +117,8 @@ def test_requests_never_wait_for_a_busy_thread(no_leaks: None) -> None:
         wait_until(lambda: server.active_requests == 0, "the requests to end")
 
 
-def test_close_ends_idle_threads_at_once(no_leaks: None) -> None:
-    """A server closed long before keep_idle leaves no thread behind (no_leaks checks)."""
+def test_close_ends_idle_threads_at_once(composerv_no_leaks: None) -> None:
+    """A server closed long before keep_idle leaves no thread behind (composerv_no_leaks checks)."""
     server = serve(udp(("127.0.0.1", 0)), threaded(keep_idle=60), datagram_handler(Recorder()))
     with serving(server):
         exchange(server, 3)

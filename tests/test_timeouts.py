@@ -14,6 +14,7 @@ import pytest
 import composerv._context
 from composerv import Connection, limits, serve, stream_handler, tcp, threaded, unix_stream
 from composerv.abc import Handler
+from composerv.testing import Resources
 
 from .reliability import (
     CONCURRENCIES,
@@ -24,7 +25,7 @@ from .reliability import (
     slowloris_is_cut,
 )
 from .support import (
-    Resources,
+    SERVING_THREAD,
     assert_took,
     connect,
     recv_exactly,
@@ -35,7 +36,9 @@ from .support import (
 
 
 @pytest.mark.parametrize("concurrency", CONCURRENCIES)
-def test_idle_connection_is_closed_after_idle_timeout(concurrency: Any, no_leaks: None) -> None:
+def test_idle_connection_is_closed_after_idle_timeout(
+    concurrency: Any, composerv_no_leaks: None
+) -> None:
     server = serve(
         tcp(("127.0.0.1", 0)),
         concurrency(),
@@ -48,7 +51,7 @@ def test_idle_connection_is_closed_after_idle_timeout(concurrency: Any, no_leaks
 
 @pytest.mark.parametrize("concurrency", IN_PROCESS)
 def test_idle_timeout_is_logged_once_without_traceback(
-    concurrency: Any, caplog: pytest.LogCaptureFixture, no_leaks: None
+    concurrency: Any, caplog: pytest.LogCaptureFixture, composerv_no_leaks: None
 ) -> None:
     server = serve(
         tcp(("127.0.0.1", 0)),
@@ -68,7 +71,7 @@ def test_idle_timeout_is_logged_once_without_traceback(
 
 
 @pytest.mark.parametrize("concurrency", CONCURRENCIES)
-def test_slowloris_is_cut_off_by_read_timeout(concurrency: Any, no_leaks: None) -> None:
+def test_slowloris_is_cut_off_by_read_timeout(concurrency: Any, composerv_no_leaks: None) -> None:
     """A byte every 50 ms keeps the idle timeout happy but never finishes a line."""
     server = serve(
         tcp(("127.0.0.1", 0)),
@@ -80,7 +83,7 @@ def test_slowloris_is_cut_off_by_read_timeout(concurrency: Any, no_leaks: None) 
         slowloris_is_cut(server.address, read_timeout=0.4)
 
 
-def test_many_slowloris_clients_do_not_exhaust_threads(no_leaks: None) -> None:
+def test_many_slowloris_clients_do_not_exhaust_threads(composerv_no_leaks: None) -> None:
     """Twenty trickling clients are all cut, their threads end, and a good client is served."""
 
     server = serve(
@@ -105,7 +108,7 @@ def test_many_slowloris_clients_do_not_exhaust_threads(no_leaks: None) -> None:
         wait_until(lambda: server.active_requests == 0, "every slowloris request to end")
         # Their threads wait keep_idle (1 s) for another request, then end.
         wait_until(
-            lambda: Resources.now().threads - before.threads <= {"test-serve-forever"},
+            lambda: {t.name for t in Resources.now().new_since(before).threads} <= {SERVING_THREAD},
             "every slowloris thread to end",
         )
         with connect(server.address) as good:
@@ -113,7 +116,7 @@ def test_many_slowloris_clients_do_not_exhaust_threads(no_leaks: None) -> None:
             assert recv_exactly(good, 4) == b"bye\n"
 
 
-def test_a_slow_but_timely_client_is_served(no_leaks: None) -> None:
+def test_a_slow_but_timely_client_is_served(composerv_no_leaks: None) -> None:
 
     server = serve(
         tcp(("127.0.0.1", 0)),
@@ -131,7 +134,9 @@ def test_a_slow_but_timely_client_is_served(no_leaks: None) -> None:
 
 
 @pytest.mark.parametrize("concurrency", CONCURRENCIES)
-def test_slow_reader_is_cut_off_by_write_timeout(concurrency: Any, no_leaks: None) -> None:
+def test_slow_reader_is_cut_off_by_write_timeout(
+    concurrency: Any, composerv_no_leaks: None
+) -> None:
     """A client that never reads a big reply holds its handler only for write_timeout."""
 
     def flood(conn: Connection) -> None:
@@ -172,7 +177,7 @@ def test_connection_made_by_hand_has_no_limits() -> None:
         conn.close()
 
 
-def test_a_handler_on_the_raw_socket_gets_the_idle_timeout(no_leaks: None) -> None:
+def test_a_handler_on_the_raw_socket_gets_the_idle_timeout(composerv_no_leaks: None) -> None:
     """A handler that bypasses Connection still cannot wait forever on a silent client."""
 
     class RawEcho(Handler[socket.socket]):
@@ -194,7 +199,7 @@ def test_a_handler_on_the_raw_socket_gets_the_idle_timeout(no_leaks: None) -> No
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernel timeouts are Linux's")
 @pytest.mark.parametrize("kind", ["tcp", "unix"])
 def test_connections_start_with_the_idle_and_write_timeouts(
-    kind: str, unix_path: str, no_leaks: None
+    kind: str, unix_path: str, composerv_no_leaks: None
 ) -> None:
     """TCP connections inherit them from the listener, which the server sets once;
     unix ones, which inherit nothing, get them as they start."""
@@ -221,7 +226,7 @@ def test_connections_start_with_the_idle_and_write_timeouts(
 
 @pytest.mark.parametrize("kernel", [True, False], ids=["kernel-timeouts", "settimeout"])
 def test_both_ways_of_enforcing_timeouts_cut_idle_and_slow_clients(
-    kernel: bool, monkeypatch: pytest.MonkeyPatch, no_leaks: None
+    kernel: bool, monkeypatch: pytest.MonkeyPatch, composerv_no_leaks: None
 ) -> None:
     """Linux uses SO_RCVTIMEO/SO_SNDTIMEO; other platforms settimeout(): same limits."""
     monkeypatch.setattr(composerv._context, "KERNEL_TIMEOUTS", kernel)
@@ -250,7 +255,9 @@ def test_both_ways_of_enforcing_timeouts_cut_idle_and_slow_clients(
             assert_took(started, 0.3, "cutting a reader that stopped reading")
 
 
-def test_a_connection_on_another_socket_inside_a_handler_has_no_limits(no_leaks: None) -> None:
+def test_a_connection_on_another_socket_inside_a_handler_has_no_limits(
+    composerv_no_leaks: None,
+) -> None:
     """Only the request's own socket gets the request's limits."""
     seen: list[object] = []
 
@@ -273,7 +280,7 @@ def test_a_connection_on_another_socket_inside_a_handler_has_no_limits(no_leaks:
 
 
 def test_a_pause_mid_read_longer_than_idle_timeout_is_the_read_timeouts_business(
-    no_leaks: None,
+    composerv_no_leaks: None,
 ) -> None:
     """Once a request has begun, only read_timeout bounds it, however short idle_timeout is."""
     server = serve(

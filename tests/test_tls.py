@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
-import shutil
 import signal
 import ssl
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +30,7 @@ from composerv import (
     unix_stream,
     workers,
 )
+from composerv.testing import TLSContexts, tls_certificate
 from composerv.types import TLS
 
 from .cli import inet, running
@@ -46,34 +45,16 @@ from .support import (
     wait_until,
 )
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A fresh self-signed certificate for 127.0.0.1 and localhost, and its key."""
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=DEADLINE,
-    )  # fmt: skip
-    return cert, key
+@pytest.fixture
+def server_context(composerv_tls: TLSContexts) -> ssl.SSLContext:
+    """Presents the test certificate of 127.0.0.1 and localhost (composerv.testing)."""
+    return composerv_tls.server
 
 
 @pytest.fixture
-def server_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(*certificate)
-    return context
-
-
-@pytest.fixture
-def client_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(certificate[0]))
+def client_context(composerv_tls: TLSContexts) -> ssl.SSLContext:
+    return composerv_tls.client
 
 
 def _echo(conn: Connection) -> None:
@@ -111,7 +92,7 @@ def echo_server(request: pytest.FixtureRequest) -> tuple[Any, Any]:
 
 @pytest.fixture
 def tls_server(
-    server_context: ssl.SSLContext, echo_server: tuple[Any, Any], no_leaks: None
+    server_context: ssl.SSLContext, echo_server: tuple[Any, Any], composerv_no_leaks: None
 ) -> Iterator[object]:
     """A TLS echo server; it takes the leak check's baseline first and closes before
     the check runs."""
@@ -121,13 +102,16 @@ def tls_server(
 
 
 def test_echo_over_tls_tcp(
-    tls_server: object, client_context: ssl.SSLContext, no_leaks: None
+    tls_server: object, client_context: ssl.SSLContext, composerv_no_leaks: None
 ) -> None:
     _tls_echo(tls_server.address, client_context, "127.0.0.1")  # type: ignore[attr-defined]
 
 
 def test_echo_over_tls_unix(
-    unix_path: str, server_context: ssl.SSLContext, client_context: ssl.SSLContext, no_leaks: None
+    unix_path: str,
+    server_context: ssl.SSLContext,
+    client_context: ssl.SSLContext,
+    composerv_no_leaks: None,
 ) -> None:
     transport = tls(unix_stream(unix_path), server_context)
     with serving(serve(transport, threaded(), stream_handler(_echo))):
@@ -138,7 +122,7 @@ def test_stalled_and_failed_handshakes_affect_no_other_client(
     tls_server: object,
     client_context: ssl.SSLContext,
     caplog: pytest.LogCaptureFixture,
-    no_leaks: None,
+    composerv_no_leaks: None,
 ) -> None:
     address = tls_server.address  # type: ignore[attr-defined]
     with connect(address) as stalled, connect(address) as garbage:
@@ -166,7 +150,7 @@ def test_handshake_timeout(
     server_context: ssl.SSLContext,
     echo_server: tuple[Any, Any],
     caplog: pytest.LogCaptureFixture,
-    no_leaks: None,
+    composerv_no_leaks: None,
 ) -> None:
     transport = tls(tcp(("127.0.0.1", 0)), server_context, handshake_timeout=0.4)
     with (
@@ -188,9 +172,9 @@ def test_handshake_timeout(
 
 
 def test_cli_serves_tls(
-    certificate: tuple[Path, Path], client_context: ssl.SSLContext, no_leaks: None
+    tmp_path: Path, client_context: ssl.SSLContext, composerv_no_leaks: None
 ) -> None:
-    cert, key = certificate
+    cert, key = tls_certificate().write(tmp_path)
     with running(
         "run", "tests.apps.echo:handler", "--bind", "tcp://127.0.0.1:0",
         "--ssl-certfile", str(cert), "--ssl-keyfile", str(key),
@@ -230,7 +214,7 @@ def test_the_server_ends_the_stream_with_close_notify(
     server_context: ssl.SSLContext,
     client_context: ssl.SSLContext,
     bye_server: Callable[[], tuple[Any, Any]],
-    no_leaks: None,
+    composerv_no_leaks: None,
 ) -> None:
     transport = tls(tcp(("127.0.0.1", 0)), server_context)
     server = serve(transport, *bye_server())

@@ -67,7 +67,7 @@ def test_not_a_string() -> None:
         transport_from_url(8000)  # type: ignore[arg-type]
 
 
-def test_fd_url_adopts_a_passed_socket(no_leaks: None) -> None:
+def test_fd_url_adopts_a_passed_socket(composerv_no_leaks: None) -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
@@ -83,7 +83,7 @@ def test_fd_url_that_is_not_open() -> None:
 
 
 @pytest.mark.parametrize("url", ["tcp://127.0.0.1:0", "tcp://[::1]:0", "unix:///PATH"])
-def test_url_of_reads_back(url: str, unix_path: str, no_leaks: None) -> None:
+def test_url_of_reads_back(url: str, unix_path: str, composerv_no_leaks: None) -> None:
     url = url.replace("/PATH", unix_path)
     with serve(transport_from_url(url), sync(), stream_handler(lambda c: None)) as server:
         bound = url_of(server.socket)

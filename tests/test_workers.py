@@ -15,6 +15,7 @@ import pytest
 from composerv import (
     ConfigurationError,
     Connection,
+    DrainReport,
     HandlerMismatchError,
     evented,
     message_handler,
@@ -157,7 +158,7 @@ def _pid_handler(conn: Connection) -> None:
 @pytest.mark.parametrize(
     "inner", [sync(), threaded(), pooled()], ids=["sync", "threaded", "pooled"]
 )
-def test_in_process_serve_forever_and_shutdown(inner: Any, no_leaks: None) -> None:
+def test_in_process_serve_forever_and_shutdown(inner: Any, composerv_no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), workers(2, inner), stream_handler(_pid_handler))
     with serving(server):
         wait_until(lambda: server.active_requests == 2, "two workers")
@@ -171,7 +172,7 @@ def _pid_message(message: bytes) -> bytes:
     return b"%d" % os.getpid()
 
 
-def test_each_worker_runs_its_own_event_loop_and_drains_it(no_leaks: None) -> None:
+def test_each_worker_runs_its_own_event_loop_and_drains_it(composerv_no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), workers(2, evented()), message_handler(_pid_message))
     with connect(server.address) as idle:
         with serving(server):
@@ -215,7 +216,7 @@ def test_validation() -> None:
     assert isinstance(workers(), Workers)
 
 
-def test_shutdown_from_a_signal_handler_on_the_supervising_thread(no_leaks: None) -> None:
+def test_shutdown_from_a_signal_handler_on_the_supervising_thread(composerv_no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), workers(1, sync()), stream_handler(_pid_handler))
 
     def signal_once_serving() -> None:
@@ -232,3 +233,46 @@ def test_shutdown_from_a_signal_handler_on_the_supervising_thread(no_leaks: None
         signal.signal(signal.SIGUSR1, previous)
         server.server_close()
     assert server.active_requests == 0
+
+
+STOP_CYCLES = 20
+
+
+def _echo(conn: Connection) -> None:
+    while line := conn.readline():
+        conn.send_all(line)
+
+
+@pytest.mark.parametrize(
+    ("inner", "handler"),
+    [(threaded(), stream_handler(_echo)), (evented(), message_handler(lambda line: line))],
+    ids=["threaded", "evented"],
+)
+def test_workers_drain_at_once_cycle_after_cycle(
+    inner: Any, handler: Any, caplog: pytest.LogCaptureFixture, composerv_no_leaks: None
+) -> None:
+    """Workers drained while one serves a busy connection and holds an idle one, and
+    while the other may still be starting: no worker misses its order and is killed.
+    (On 3.13.0 a Python SIGTERM handler in a worker forked from a thread other than
+    the main one usually never ran: workers were killed at the deadline.)"""
+    for cycle in range(STOP_CYCLES):
+        caplog.clear()
+        server = serve(tcp(("127.0.0.1", 0)), workers(2, inner), handler)
+        with serving(server):
+            with connect(server.address) as idle, connect(server.address) as busy:
+                for sock in (idle, busy):
+                    sock.sendall(b"ping\n")
+                    assert recv_exactly(sock, 5) == b"ping\n"
+                busy.sendall(b"pi")  # a request in flight: the drain waits for it
+                started = time.monotonic()
+                stopper = threading.Thread(target=server.shutdown, kwargs={"drain": 5.0})
+                stopper.start()
+                assert idle.recv(1) == b"", f"cycle {cycle}: the idle connection stays open"
+                busy.sendall(b"ng\n")
+                assert recv_exactly(busy, 5) == b"ping\n"
+                assert busy.recv(1) == b""
+                stopper.join(DEADLINE)
+                took = time.monotonic() - started
+        assert "did not stop in time" not in caplog.text, f"cycle {cycle}: a worker was killed"
+        assert took < 2.0, f"cycle {cycle}: draining took {took:.1f}s"
+        assert server.drain_report == DrainReport(finished=1, closed_idle=1, cut=0), cycle

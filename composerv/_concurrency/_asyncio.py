@@ -25,7 +25,8 @@ from typing import Any, SupportsIndex
 import attrs
 
 from .._addresses import Address
-from .._errors import ConfigurationError, HandlerMismatchError
+from .._context import RequestContext
+from .._errors import ConfigurationError, HandlerMismatchError, RefusedError
 from .._handlers._async import serve_with_streams
 from .._limits import DrainReport, Limits
 from .._log import logger
@@ -38,8 +39,10 @@ from .._runtime import (
     Runtime,
     ServeLoop,
     Service,
+    admit,
     drain,
     drain_requests,
+    finish,
     log_outcome,
     take_request,
 )
@@ -139,6 +142,7 @@ class AsyncioServeLoop(ServeLoop):
         self._form = form
         self._tls = tls
         self._limits = service.limits
+        self._layers = service.handler.layers
         self._loop = _new_event_loop(use_uvloop)
         self._clients: dict[asyncio.Task[None], _Client] = {}
         self._accepted: asyncio.Future[asyncio.Task[None]] | None = None
@@ -195,6 +199,9 @@ class AsyncioServeLoop(ServeLoop):
     def in_request(self) -> bool:
         """Handlers run on the loop's own thread."""
         return self.serving_thread is threading.current_thread()
+
+    def drain_here(self) -> None:
+        """Handlers do not block the loop: it drains once it returns."""
 
     def close(self) -> None:
         """Cancel the connections still being served, wait for them, close the loop."""
@@ -268,6 +275,11 @@ class AsyncioServeLoop(ServeLoop):
         self._update_listener()
         self._service.stop_listening()
         self._drained = len(self._clients)
+        # Read what has already arrived first (one turn feeds the readers, the next
+        # runs their coroutines), so that a connection whose request is in its
+        # socket buffer is not taken for idle.
+        for _ in range(2):
+            self._loop.run_until_complete(asyncio.sleep(0))
         self._closed_idle += self._close_idle()
 
     def wait(self, timeout: float) -> None:
@@ -346,8 +358,21 @@ class AsyncioServeLoop(ServeLoop):
             self._update_listener()
             return
         sock, peer = taken
+        context = None
+        if self._layers:
+            context = self._acceptor.context(peer)
+            try:
+                admit(self._layers, context)
+            except RefusedError as refused:
+                sock.setblocking(False)
+                if refused.reply:
+                    with contextlib.suppress(OSError):
+                        sock.send(refused.reply)
+                self.shutdown_request(sock)
+                self._update_listener()
+                return
         client = _Client(peer)
-        task = self._loop.create_task(self._serve(sock, client))
+        task = self._loop.create_task(self._serve(sock, client, context))
         client.task = task
         self._clients[task] = client
         task.add_done_callback(self._task_done)
@@ -355,7 +380,9 @@ class AsyncioServeLoop(ServeLoop):
         if self._accepted is not None and not self._accepted.done():
             self._accepted.set_result(task)
 
-    async def _serve(self, sock: socket.socket, client: _Client) -> None:
+    async def _serve(
+        self, sock: socket.socket, client: _Client, context: RequestContext | None
+    ) -> None:
         def reader_for(limit: int, loop: asyncio.AbstractEventLoop) -> asyncio.StreamReader:
             client.reader = _TrackedReader(limit, loop)
             return client.reader
@@ -363,19 +390,24 @@ class AsyncioServeLoop(ServeLoop):
         def opened(transport: asyncio.Transport) -> None:
             client.transport = transport
 
+        failure: BaseException | None = None
         try:
             await serve_with_streams(
                 self._form, sock, client.peer, self._tls, reader=reader_for, opened=opened
             )
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as cancelled:
+            failure = cancelled
             raise
         except Exception as error:
+            failure = error
             if not client.timed_out:
                 log_outcome(client.peer, error)
         finally:
             # The streams closed the socket; this is a no-op then, and a close otherwise.
             with contextlib.suppress(OSError):
                 self.shutdown_request(sock)
+            if context is not None:
+                finish(self._layers, context, failure)
 
     def _schedule_sweep(self) -> None:
         if self._sweep_every is not None:

@@ -1,6 +1,6 @@
 """`evented()`: one thread serves every connection from an epoll event loop.
 
-Per-message overhead is the whole game here (see docs/performance.md), so the
+Per-message overhead is the whole game here (see docs/architecture.md, "The fast paths"), so the
 read path is written for the common case: one recv holds exactly one whole
 message, which goes to the handler without any buffer concatenation, and its
 reply leaves in one ``send``. Everything else falls back to the framing's
@@ -20,9 +20,10 @@ from typing import Any
 import attrs
 
 from .._addresses import Address
-from .._errors import HandlerMismatchError, MessageTooLargeError
+from .._context import RequestContext
+from .._errors import HandlerMismatchError, MessageTooLargeError, RefusedError
 from .._framing import Decoder, MessageFn, StreamFraming
-from .._handlers._message import replies
+from .._hub import Hub, SlowConsumerPolicy
 from .._limits import DrainReport, Limits
 from .._log import logger
 from .._runtime import (
@@ -35,8 +36,10 @@ from .._runtime import (
     Runtime,
     ServeLoop,
     Service,
+    admit,
     drain,
     drain_requests,
+    finish,
     log_outcome,
     take_request,
 )
@@ -64,27 +67,44 @@ def _sweep_interval(limits: Limits) -> float | None:
 
 
 class _Connection:
-    """One open connection: what the loop keeps per client (small, for idle clients)."""
+    """One open connection: what the loop keeps per client (small, for idle clients).
 
-    __slots__ = ("decoder", "fn", "out", "peer", "since", "sock")
+    It is also the connection's `Outlet`, through which the server's hub sends to it.
+    """
+
+    __slots__ = ("context", "decoder", "fn", "inbox", "loop", "out", "peer", "since", "sock")
 
     def __init__(
-        self, sock: socket.socket, peer: Address, decoder: Decoder, fn: MessageFn, now: float
+        self,
+        loop: _EventedLoop,
+        sock: socket.socket,
+        peer: Address,
+        decoder: Decoder,
+        fn: MessageFn,
+        *,
+        context: RequestContext | None,
+        now: float,
     ) -> None:
+        self.loop = loop
         self.sock = sock
         self.peer = peer
         self.decoder = decoder
         self.fn = fn
         """The reply function for this connection's messages."""
-        self.out: memoryview | None = None
-        """Reply bytes the socket did not take yet; reading pauses while there are any."""
+        self.context = context
+        """The connection's context, made only when the handler keeps state or has layers."""
+        self.out: bytearray | memoryview | None = None
+        """Bytes the socket did not take yet; reading pauses while there are any."""
+        self.inbox: tuple[list[bytes], int] | None = None
+        """Messages received and not answered yet (the list, and where to go on), kept
+        while the replies so far are over ``max_output_buffer``."""
         self.since = now
         """When the connection entered its state (idle, mid-read, mid-write), for timeouts."""
 
     @property
     def idle(self) -> bool:
         """Whether the connection waits for a new message, with nothing half-read or unsent."""
-        return self.out is None and not self.decoder.pending
+        return self.out is None and self.inbox is None and not self.decoder.pending
 
     def timed_out(self, limits: Limits, now: float) -> TimeoutError | None:
         """The error to close this connection with, if it outstayed the limit of its state."""
@@ -97,6 +117,24 @@ class _Connection:
         else:
             limit, error = limits.idle_timeout, limits.idle_timed_out
         return error() if limit is not None and now - self.since > limit else None
+
+    def queued(self) -> int:
+        """Bytes waiting to be sent to this connection."""
+        return 0 if self.out is None else len(self.out)
+
+    def send_own(self, data: bytes) -> None:
+        """This connection's own reply, in order with the others."""
+        self.loop.send(self, data)
+
+    def push(self, data: bytes, policy: SlowConsumerPolicy, limit: int) -> bool:
+        """Queue `data` for this connection unless `limit` bytes already wait; past it
+        ``"drop"`` leaves it out and ``"close"`` closes this connection."""
+        if self.queued() + len(data) > limit:
+            if policy == "close":
+                self.loop.doom(self, BufferError(f"over max_output_buffer={limit}"))
+            return False
+        self.loop.send(self, data)
+        return True
 
 
 class _Marker:
@@ -127,6 +165,17 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         self._buffer = bytearray(recv_size)
         self._view = memoryview(self._buffer)
         self._connections: set[_Connection] = set()
+        self._layers = service.handler.layers
+        # A context per connection only where something reads it: a handler with
+        # state (no one function for all) or layers.
+        self._contexts = form.fn is None or bool(self._layers)
+        self._hub = Hub(limits.max_output_buffer)
+        self._framing: Any = form.framing
+        self._doomed: list[tuple[_Connection, Exception]] = []
+        # While the loop answers one connection, what is sent to it is collected
+        # here and sent in one write, in order, when the answering is done.
+        self._collecting: _Connection | None = None
+        self._collected: list[bytes] | None = None
         self._draining = False
         self._listener_watched = True
         self._drained = 0
@@ -186,6 +235,9 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         """Handlers run on the loop's own thread."""
         return self.serving_thread is threading.current_thread()
 
+    def drain_here(self) -> None:
+        """Handlers do not block the loop: it drains once it returns."""
+
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         if self._sweep_every is not None:
             poll_interval = min(poll_interval, self._sweep_every)
@@ -234,12 +286,30 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         """Closing the server drains its connections."""
         return True
 
-    def _reply_fn(self, peer: Address) -> MessageFn:
-        """The reply function for a new connection or datagram from `peer`."""
+    def _open(self, peer: Address) -> tuple[MessageFn, RequestContext | None]:
+        """The reply function and the context (if one is needed) for a new connection
+        or datagram from `peer`; raises `RefusedError` if a layer refuses it."""
         form = self._form
-        if form.fn is not None:
-            return form.fn  # the handler keeps no state: no context to make
-        return form.open(self._acceptor.context(peer))
+        if not self._contexts:
+            assert form.fn is not None  # a handler that keeps no state
+            return form.fn, None
+        context = self._acceptor.context(peer)
+        context.hub = self._hub
+        admit(self._layers, context)
+        return form.open(context), context
+
+    def _finish(self, context: RequestContext | None, error: BaseException | None) -> None:
+        """A connection or datagram is done: the layers hear how it ended."""
+        if context is not None:
+            finish(self._layers, context, error)
+
+    def doom(self, connection: _Connection, error: Exception) -> None:
+        """Close `connection` at the end of this turn (it may be in use right now)."""
+        self._doomed.append((connection, error))
+
+    def send(self, connection: _Connection, data: bytes) -> None:
+        """Send `data` on `connection`, or queue it behind what waits already."""
+        raise NotImplementedError  # a datagram loop has no connections to send on
 
     # The drain's view of the connections (see `DrainTarget`).
 
@@ -282,17 +352,23 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
 
     def _turn(self, ready: list[Any]) -> None:
         self._now = now = time.monotonic()
+        connections = self._connections
         for connection in ready:
             if connection is _LISTENER:
                 self._on_listener()
             elif connection is _WAKE:
                 assert self._wake_reader is not None  # registered only while serving
                 drain(self._wake_reader)
+            elif connection not in connections:
+                continue  # closed earlier in this turn
             elif connection.out is not None:
                 # Watched for writing only: reading waits until the replies are out.
                 self._flush(connection)
             else:
                 self._read(connection)
+        while self._doomed:
+            connection, error = self._doomed.pop()
+            self._failed(connection, error)
         if not self._listener_watched:
             self._update_listener()
         if self._sweep_every is not None and now >= self._next_sweep:
@@ -303,8 +379,7 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         limits = self._limits
         for connection in list(self._connections):
             if error := connection.timed_out(limits, now):
-                log_outcome(connection.peer, error)
-                self._drop(connection)
+                self._failed(connection, error)
 
     def _has_room(self) -> bool:
         cap = self._limits.max_connections
@@ -324,13 +399,15 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
                 self._poller.unregister(self._acceptor)
 
     def _failed(self, connection: _Connection, error: Exception) -> None:
-        log_outcome(connection.peer, error)
-        self._drop(connection)
+        if connection in self._connections:
+            log_outcome(connection.peer, error)
+            self._drop(connection, error)
 
-    def _drop(self, connection: _Connection) -> None:
+    def _drop(self, connection: _Connection, error: BaseException | None = None) -> None:
         if connection not in self._connections:
             return  # already dropped, e.g. by a failed send just before
         self._connections.remove(connection)
+        self._finish(connection.context, error)
         sock = connection.sock
         # KeyError/ValueError: the poller never had it or is closed (close() ends both).
         with contextlib.suppress(KeyError, ValueError):
@@ -357,17 +434,31 @@ class _StreamLoop(_EventedLoop):
             sock, peer = taken
             sock.setblocking(False)
             try:
-                fn = self._reply_fn(peer)
+                fn, context = self._open(peer)
+            except RefusedError as refused:
+                self._refuse(sock, refused)
+                continue
             except Exception as error:
                 log_outcome(peer, error)
                 self.shutdown_request(sock)
                 continue
-            connection = _Connection(sock, peer, self._framing.decoder(), fn, self._now)
+            connection = _Connection(
+                self, sock, peer, self._framing.decoder(), fn, context=context, now=self._now
+            )
+            if context is not None:
+                context.outlet = connection
+                self._hub.enter(connection)
             self._connections.add(connection)
             self._poller.register(sock, False, connection)
             if not self._has_room():
                 break
         self._update_listener()
+
+    def _refuse(self, sock: socket.socket, refused: RefusedError) -> None:
+        if refused.reply:
+            with contextlib.suppress(OSError):
+                sock.send(refused.reply)
+        self.shutdown_request(sock)
 
     def _read(self, connection: _Connection) -> None:
         buffer = self._buffer
@@ -381,6 +472,9 @@ class _StreamLoop(_EventedLoop):
         if not size:
             self._end_of_stream(connection)
             return
+        context = connection.context
+        # What a session sends itself while answering joins the replies, in order.
+        self._collecting = connection
         try:
             out = connection.decoder.reply_to_whole(self._view, size, connection.fn)
             if out is None:
@@ -388,10 +482,21 @@ class _StreamLoop(_EventedLoop):
             else:
                 connection.since = self._now
         except Exception as error:
+            self._collecting = None
+            self._collected = None
             self._failed(connection, error)
             return
+        self._collecting = None
+        if self._collected is not None:
+            out = b"".join(self._collected) + out
+            self._collected = None
+        if context is not None:
+            context.bytes_in += size
         if out:
-            self._send(connection, out)
+            self.send(connection, out)
+        self._answer_inbox(connection)
+        if context is not None and context.closing and connection.out is None:
+            self._drop(connection)
 
     def _decode(self, connection: _Connection, size: int) -> bytes:
         """The slow path: replies to every message completed by what was just read."""
@@ -401,24 +506,80 @@ class _StreamLoop(_EventedLoop):
         try:
             messages = decoder.feed(self._view[:size])
         except MessageTooLargeError as error:
-            self._send(connection, replies(connection.fn, self._framing, error.messages))
+            self._answer(connection, error.messages, 0)
+            self._collecting = None
+            out, self._collected = b"".join(self._collected or ()), None
+            self.send(connection, out)
             raise
         if not decoder.pending:
             connection.since = self._now
-        return replies(connection.fn, self._framing, messages)
+        return self._answer(connection, messages, 0)
 
-    def _send(self, connection: _Connection, out: bytes) -> None:
+    def _answer(self, connection: _Connection, messages: list[bytes], start: int) -> bytes:
+        """The framed replies to `messages` from `start` on, up to ``max_output_buffer``
+        bytes waiting in all; the messages not answered yet wait in the inbox."""
+        fn = connection.fn
+        encode = self._framing.encode
+        limit = self._limits.max_output_buffer
+        if self._collected is None:
+            self._collected = []
+        parts = self._collected  # with what a session sends itself, in order
+        size = connection.queued() + sum(map(len, parts))
+        connection.inbox = None
+        for index in range(start, len(messages)):
+            reply = fn(messages[index])
+            if reply is not None:
+                framed = encode(reply)
+                parts.append(framed)
+                size += len(framed)
+                if size >= limit and index + 1 < len(messages):
+                    connection.inbox = (messages, index + 1)
+                    break
+        return b""
+
+    def _answer_inbox(self, connection: _Connection) -> None:
+        """Answer the messages that wait in the inbox while the socket takes the replies."""
+        while connection.inbox is not None and connection.out is None:
+            messages, start = connection.inbox
+            self._collecting = connection
+            try:
+                self._answer(connection, messages, start)
+            except Exception as error:
+                self._failed(connection, error)
+                return
+            finally:
+                self._collecting = None
+                out, self._collected = b"".join(self._collected or ()), None
+            if out:
+                self.send(connection, out)
+
+    def send(self, connection: _Connection, data: bytes) -> None:
+        if connection is self._collecting:
+            if self._collected is None:
+                self._collected = [data]
+            else:
+                self._collected.append(data)
+            return
+        context = connection.context
+        if context is not None:
+            context.bytes_out += len(data)
+        pending = connection.out
+        if pending is not None:
+            if isinstance(pending, memoryview):
+                pending = connection.out = bytearray(pending)
+            pending += data
+            return
         try:
-            sent = connection.sock.send(out)
+            sent = connection.sock.send(data)
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError as error:
-            self._failed(connection, error)
+            self.doom(connection, error)
             return
-        if sent < len(out):
-            # Backpressure: stop reading from a peer that does not read its replies,
-            # so the loop never buffers more than one receive's worth of replies.
-            connection.out = memoryview(out)[sent:]
+        if sent < len(data):
+            # Backpressure: stop reading from a peer that does not read its replies;
+            # what waits for it is bounded by max_output_buffer (see `_answer`).
+            connection.out = memoryview(data)[sent:]
             connection.since = self._now
             self._poller.modify(connection.sock, True, connection)
 
@@ -433,17 +594,26 @@ class _StreamLoop(_EventedLoop):
             self._failed(connection, error)
             return
         if sent < len(out):
-            connection.out = out[sent:]
-        else:
-            connection.out = None
-            connection.since = self._now
+            if isinstance(out, bytearray):
+                del out[:sent]
+            else:
+                connection.out = out[sent:]
+            return
+        connection.out = None
+        connection.since = self._now
+        self._answer_inbox(connection)
+        context = connection.context
+        if context is not None and context.closing and connection.out is None:
+            self._drop(connection)
+        elif connection.out is None:
             self._poller.modify(connection.sock, False, connection)
 
     def _end_of_stream(self, connection: _Connection) -> None:
         try:
             connection.decoder.close()
         except Exception as error:
-            log_outcome(connection.peer, error)
+            self._failed(connection, error)
+            return
         self._drop(connection)
 
 
@@ -456,12 +626,19 @@ class _DatagramLoop(_EventedLoop):
             if taken is None:
                 return  # nothing left to read (or one refused: the next event goes on)
             datagram, peer = taken
+            context = None
+            error: Exception | None = None
             try:
-                reply = self._reply_fn(peer)(datagram.data)
+                fn, context = self._open(peer)
+                reply = fn(datagram.data)
                 if reply is not None:
                     datagram.reply(reply)
-            except Exception as error:
-                log_outcome(peer, error)
+            except RefusedError:
+                pass  # dropped; the layer that refused it logs why
+            except Exception as failure:
+                error = failure
+                log_outcome(peer, failure)
+            self._finish(context, error)
 
     def _read(self, connection: _Connection) -> None:
         """A datagram loop has no connections."""

@@ -178,6 +178,9 @@ class WorkerSupervisor:
         """The parent serves no request itself."""
         return False
 
+    def drain_here(self) -> None:
+        """The parent serves no request itself."""
+
     def handle_request(self, timeout: float | None) -> None:
         raise RuntimeError(
             "under workers(), requests are served in the worker processes: call "
@@ -192,9 +195,7 @@ class WorkerSupervisor:
         self.stop()
         self._done.wait(deadline.remaining())
         self._service.stop_listening()
-        for worker in list(self._workers.values()):
-            worker.order_drain(deadline)
-        self._take_down(Deadline(deadline.at + CUT_GRACE + _EXIT_POLL))
+        self._take_down(deadline)
         finished = closed_idle = cut = 0
         for report in self._reports:
             finished += report.finished
@@ -205,9 +206,7 @@ class WorkerSupervisor:
     def close(self) -> None:
         """Take down any worker still running (a server closed without a drain)."""
         if self._workers:
-            for worker in list(self._workers.values()):
-                worker.order_drain(Deadline(time.monotonic()))
-            self._take_down(Deadline.after(CUT_GRACE))
+            self._take_down(Deadline(time.monotonic()))
         if self._watch is not None:
             self._watch.close()
             self._watch = None
@@ -302,18 +301,25 @@ class WorkerSupervisor:
         self._watch.remove(worker.pid)
 
     def _take_down(self, deadline: Deadline) -> None:
-        """Wait for every worker to exit by `deadline`, then kill what is left."""
+        """Have every worker drain by `deadline` and exit; kill what is left once the
+        workers' own cut and settle had time too. A deadline brought forward (a
+        second stop) is passed on at once."""
         self._restarts.clear()
         if not self._workers:
             return
         assert self._watch is not None  # made by serve_forever
         logger.info("stopping %d workers (up to %.1fs)", len(self._workers), deadline.remaining())
-        while self._workers and not deadline.expired:
+        ordered = None
+        while self._workers and time.monotonic() < deadline.at + CUT_GRACE + _EXIT_POLL:
+            if ordered != deadline.at:
+                ordered = deadline.at
+                for worker in self._workers.values():
+                    worker.order_drain(deadline)
             for worker in list(self._workers.values()):
                 if os.waitpid(worker.pid, os.WNOHANG)[0]:
                     self._forget(worker)
             if self._workers:
-                self._watch.wait(min(deadline.at, time.monotonic() + _EXIT_POLL))
+                self._watch.wait(time.monotonic() + _EXIT_POLL)
         for worker in list(self._workers.values()):
             logger.warning("worker %d did not stop in time; killing it", worker.pid)
             with contextlib.suppress(ProcessLookupError):

@@ -14,9 +14,10 @@ import attrs
 from .._addresses import Address
 from .._context import RequestContext
 from .._errors import ConfigurationTypeError
-from .._runtime import AsyncForm, Handler
+from .._runtime import AsyncForm, Handler, Layer
 from .._transports._tls import TLS, log_failed_handshake
 from .._validate import positive_int
+from ._layering import layers_field
 
 __all__ = ["AsyncStreamFn", "AsyncStreamHandler", "async_stream_handler", "serve_with_streams"]
 
@@ -106,6 +107,8 @@ class AsyncStreamHandler(Handler[socket.socket]):
     limit: int = attrs.field(default=DEFAULT_LIMIT, validator=positive_int)
     """The reader's buffer limit: the longest line ``readline`` returns (asyncio's own
     default is 64 KiB); a longer one raises ``ValueError`` in the coroutine."""
+    layers: tuple[Layer, ...] = layers_field()
+    """The layers around the handler, outermost first (see `layered`)."""
 
     def handle(self, request: socket.socket, context: RequestContext) -> None:
         """Under a blocking concurrency, serve the connection on an event loop of its own.

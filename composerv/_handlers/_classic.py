@@ -12,8 +12,9 @@ from .._addresses import Address
 from .._context import RequestContext
 from .._datagram import Datagram
 from .._errors import ConfigurationError
-from .._runtime import Handler
+from .._runtime import Handler, Layer
 from .._validate import callable_value
+from ._layering import layers_field
 
 __all__ = [
     "ClassicDatagramHandler",
@@ -56,6 +57,8 @@ class ClassicStreamHandler(Handler[socket.socket]):
     """Called as ``handler_class(connection, client_address, server)``, like
     ``socketserver.StreamRequestHandler`` subclasses. The connection's own
     ``recv``, ``sendall`` and ``makefile`` keep the server's limits."""
+    layers: tuple[Layer, ...] = layers_field()
+    """The layers around the handler, outermost first (see `layered`)."""
 
     def handle(self, request: socket.socket, context: RequestContext) -> None:
         self.handler_class(request, context.peer, ClassicServer(request.getsockname(), request))
@@ -70,6 +73,8 @@ class ClassicDatagramHandler(Handler[Datagram]):
     handler_class: DatagramHandlerClass = attrs.field(validator=callable_value)
     """Called as ``handler_class((data, socket), client_address, server)``, like
     ``socketserver.DatagramRequestHandler`` subclasses."""
+    layers: tuple[Layer, ...] = layers_field()
+    """The layers around the handler, outermost first (see `layered`)."""
 
     def handle(self, request: Datagram, context: RequestContext) -> None:
         sock = request.socket

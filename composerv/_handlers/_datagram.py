@@ -9,8 +9,9 @@ import attrs
 
 from .._context import RequestContext
 from .._datagram import Datagram
-from .._runtime import Handler
+from .._runtime import Handler, Layer
 from .._validate import callable_value
+from ._layering import layers_field
 
 __all__ = ["DatagramHandler", "datagram_handler"]
 
@@ -23,6 +24,8 @@ class DatagramHandler(Handler[Datagram]):
 
     fn: Callable[[Datagram], object] = attrs.field(validator=callable_value)
     """Called once per datagram; answer with ``datagram.reply(data)``."""
+    layers: tuple[Layer, ...] = layers_field()
+    """The layers around the handler, outermost first (see `layered`)."""
 
     def handle(self, request: Datagram, context: RequestContext) -> None:
         self.fn(request)

@@ -1,10 +1,16 @@
-"""`message_handler`: a pure function from one request message to its reply."""
+"""`message_handler`: a pure function from one request message to its reply.
+
+The blocking loop here is shared by every message handler (sessions too): it reads
+frames within the read deadline of each whole message, answers them, and sends the
+replies in batches of at most the limits' ``max_output_buffer``, so one receive
+full of small requests cannot build an unbounded pile of replies.
+"""
 
 from __future__ import annotations
 
 import abc
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import ClassVar, Literal, overload
 
 import attrs
@@ -12,17 +18,20 @@ import attrs
 from .._context import RequestContext
 from .._datagram import Datagram
 from .._errors import MessageTooLargeError
-from .._framing import Datagrams, MessageFn, StreamFraming, lines
-from .._runtime import Handler, MessageForm
+from .._framing import Datagrams, Framing, MessageFn, StreamFraming, lines
+from .._runtime import Handler, Layer, MessageForm
 from .._transports._base import R
 from .._validate import callable_value, instance_of
+from ._layering import layers_field
 
 __all__ = [
     "DatagramMessageHandler",
     "MessageHandler",
     "StreamMessageHandler",
+    "framed_replies",
     "message_handler",
-    "replies",
+    "serve_datagram_messages",
+    "serve_stream_messages",
 ]
 
 
@@ -32,29 +41,109 @@ RECV_SIZE = 65536
 
 
 class MessageHandler(Handler[R]):
-    """A handler made of a pure function from a message to its reply, and a framing.
+    """A handler that answers messages: a framing, and per connection a function from
+    a message to its reply.
 
     It runs under every concurrency: under a blocking one its `handle` reads
     frames, calls the function and writes the replies; an event loop (`evented`)
-    takes the function and framing from `for_event_loop` and calls it itself.
-    Build it with `message_handler`.
+    takes the framing and the function from `for_event_loop` and calls it itself.
+    Build one with `message_handler` (a pure function) or `session_handler` (state
+    per connection).
     """
 
     __slots__ = ()
 
     @property
     @abc.abstractmethod
-    def fn(self) -> MessageFn:
-        """The function called once per message."""
+    def framing(self) -> Framing[R]:
+        """How messages and replies are framed."""
 
-    def _open(self, context: RequestContext) -> MessageFn:
-        return self.fn
+    @property
+    def stateless_fn(self) -> MessageFn | None:
+        """The one function of a handler that keeps no state per connection, if so."""
+        return None
+
+    @abc.abstractmethod
+    def open_session(self, context: RequestContext) -> MessageFn:
+        """The function that answers the messages of `context`'s connection (or of a
+        datagram's sender), before layers."""
+
+    def open(self, context: RequestContext) -> MessageFn:
+        """`open_session`, wrapped by the layers that wrap messages."""
+        fn = self.open_session(context)
+        for layer in reversed(self.layers):
+            fn = layer.wrap(fn, context)
+        return fn
+
+    def for_event_loop(self) -> MessageForm:
+        fn = self.stateless_fn
+        if any(layer.wraps_messages() for layer in self.layers):
+            fn = None  # each connection gets its wrapped function from `open`
+        framing = self.framing
+        assert isinstance(framing, (StreamFraming, Datagrams))  # the two kinds of framing
+        return MessageForm(framing, self.open, fn)
 
 
-def replies(fn: MessageFn, framing: StreamFraming, messages: Iterable[bytes]) -> bytes:
-    """The framed replies of `fn` to `messages`, joined for one send."""
+def framed_replies(
+    fn: MessageFn, framing: StreamFraming, messages: Iterable[bytes], batch: int
+) -> Iterator[bytes]:
+    """The framed replies of `fn` to `messages`, joined in batches of about `batch`
+    bytes (each batch ends with a whole reply)."""
     encode = framing.encode
-    return b"".join([encode(reply) for message in messages if (reply := fn(message)) is not None])
+    parts: list[bytes] = []
+    size = 0
+    for message in messages:
+        reply = fn(message)
+        if reply is None:
+            continue
+        framed = encode(reply)
+        parts.append(framed)
+        size += len(framed)
+        if size >= batch:
+            yield b"".join(parts)
+            parts, size = [], 0
+    if parts:
+        yield b"".join(parts)
+
+
+def serve_stream_messages(
+    request: socket.socket, context: RequestContext, fn: MessageFn, framing: StreamFraming
+) -> None:
+    """Read messages off `request`, answer each with `fn`; a message must arrive whole
+    within ``read_timeout`` of its first byte, however slowly it trickles in."""
+    decoder = framing.decoder()
+    buffer = bytearray(RECV_SIZE)
+    receive, recv_into = context.receive, context.raw_recv_into
+    batch = context.limits.max_output_buffer
+    outlet = context.outlet
+    send = context.send_all if outlet is None else outlet.send_own
+    context.begin_read(False)
+    with memoryview(buffer) as view:
+        while size := receive(recv_into, buffer, 0):
+            try:
+                messages = decoder.feed(view[:size])
+            except MessageTooLargeError as error:
+                for out in framed_replies(fn, framing, error.messages, batch):
+                    send(out)
+                raise
+            if messages:
+                for out in framed_replies(fn, framing, messages, batch):
+                    send(out)
+                if context.closing:
+                    return
+                # A message ended: the next read waits for a new one, or (its
+                # first bytes are here) its read clock starts now.
+                context.begin_read(decoder.pending > 0)
+            elif not decoder.pending:
+                context.begin_read(False)
+    decoder.close()
+
+
+def serve_datagram_messages(request: Datagram, fn: MessageFn) -> None:
+    """Answer one datagram with `fn`; the reply goes back to its sender."""
+    reply = fn(request.data)
+    if reply is not None:
+        request.reply(reply)
 
 
 @attrs.frozen
@@ -69,37 +158,18 @@ class StreamMessageHandler(MessageHandler[socket.socket]):
         factory=lines, validator=instance_of(StreamFraming, "lines() or length_prefixed()")
     )
     """How messages and replies are framed on the wire."""
+    layers: tuple[Layer, ...] = layers_field()
+    """The layers around the handler, outermost first (see `layered`)."""
+
+    @property
+    def stateless_fn(self) -> MessageFn:
+        return self.fn
+
+    def open_session(self, context: RequestContext) -> MessageFn:
+        return self.fn
 
     def handle(self, request: socket.socket, context: RequestContext) -> None:
-        """Read messages, answer each; a message must arrive whole within
-        ``read_timeout`` of its first byte, however slowly it trickles in."""
-        decoder = self.framing.decoder()
-        fn = self._open(context)
-        buffer = bytearray(RECV_SIZE)
-        receive, recv_into = context.receive, context.raw_recv_into
-        context.begin_read(False)
-        with memoryview(buffer) as view:
-            while size := receive(recv_into, buffer, 0):
-                try:
-                    messages = decoder.feed(view[:size])
-                except MessageTooLargeError as error:
-                    self._reply(context, fn, error.messages)
-                    raise
-                if messages:
-                    # A message ended: the next read waits for a new one, or (its
-                    # first bytes are here) its read clock starts now.
-                    self._reply(context, fn, messages)
-                    context.begin_read(decoder.pending > 0)
-                elif not decoder.pending:
-                    context.begin_read(False)
-        decoder.close()
-
-    def _reply(self, context: RequestContext, fn: MessageFn, messages: list[bytes]) -> None:
-        if out := replies(fn, self.framing, messages):
-            context.send_all(out)
-
-    def for_event_loop(self) -> MessageForm:
-        return MessageForm(self.framing, self._open, self.fn)
+        serve_stream_messages(request, context, self.open(context), self.framing)
 
 
 @attrs.frozen
@@ -114,30 +184,41 @@ class DatagramMessageHandler(MessageHandler[Datagram]):
         factory=Datagrams, validator=instance_of(Datagrams, "datagrams()")
     )
     """Always `datagrams()`."""
+    layers: tuple[Layer, ...] = layers_field()
+    """The layers around the handler, outermost first (see `layered`)."""
+
+    @property
+    def stateless_fn(self) -> MessageFn:
+        return self.fn
+
+    def open_session(self, context: RequestContext) -> MessageFn:
+        return self.fn
 
     def handle(self, request: Datagram, context: RequestContext) -> None:
-        reply = self.fn(request.data)
-        if reply is not None:
-            request.reply(reply)
-
-    def for_event_loop(self) -> MessageForm:
-        return MessageForm(self.framing, self._open, self.fn)
+        serve_datagram_messages(request, self.open(context))
 
 
 @overload
-def message_handler(fn: MessageFn) -> StreamMessageHandler: ...
+def message_handler(fn: MessageFn, *, layers: tuple[Layer, ...] = ()) -> StreamMessageHandler: ...
 
 
 @overload
-def message_handler(fn: MessageFn, framing: StreamFraming) -> StreamMessageHandler: ...
+def message_handler(
+    fn: MessageFn, framing: StreamFraming, *, layers: tuple[Layer, ...] = ()
+) -> StreamMessageHandler: ...
 
 
 @overload
-def message_handler(fn: MessageFn, framing: Datagrams) -> DatagramMessageHandler: ...
+def message_handler(
+    fn: MessageFn, framing: Datagrams, *, layers: tuple[Layer, ...] = ()
+) -> DatagramMessageHandler: ...
 
 
 def message_handler(
-    fn: MessageFn, framing: StreamFraming | Datagrams | None = None
+    fn: MessageFn,
+    framing: StreamFraming | Datagrams | None = None,
+    *,
+    layers: tuple[Layer, ...] = (),
 ) -> StreamMessageHandler | DatagramMessageHandler:
     """A handler made of a pure function from one request message to its reply.
 
@@ -153,5 +234,5 @@ def message_handler(
         serve(udp(("127.0.0.1", 7)), pooled(), message_handler(bytes.upper, datagrams()))
     """
     if isinstance(framing, Datagrams):
-        return DatagramMessageHandler(fn, framing)
-    return StreamMessageHandler(fn, lines() if framing is None else framing)
+        return DatagramMessageHandler(fn, framing, layers=layers)
+    return StreamMessageHandler(fn, lines() if framing is None else framing, layers=layers)

@@ -10,8 +10,9 @@ import attrs
 
 from .._connection import Connection, connection_of
 from .._context import RequestContext
-from .._runtime import Handler
+from .._runtime import Handler, Layer
 from .._validate import callable_value
+from ._layering import layers_field
 
 __all__ = ["StreamHandler", "stream_handler"]
 
@@ -24,6 +25,8 @@ class StreamHandler(Handler[socket.socket]):
 
     fn: Callable[[Connection], object] = attrs.field(validator=callable_value)
     """Called once per connection; the connection closes when it returns."""
+    layers: tuple[Layer, ...] = layers_field()
+    """The layers around the handler, outermost first (see `layered`)."""
 
     def handle(self, request: socket.socket, context: RequestContext) -> None:
         connection = connection_of(request, context)

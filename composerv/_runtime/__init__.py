@@ -13,6 +13,7 @@ from ._contract import (
     Deadline,
     Handler,
     Job,
+    Layer,
     MessageForm,
     Runtime,
     Scheduler,
@@ -20,6 +21,7 @@ from ._contract import (
 )
 from ._drain import CUT_GRACE, DRAIN_SLICE, DrainTarget, InProcessJobs, drain_requests
 from ._gate import ACCEPT_BACK_OFF, ListenerGate
+from ._layering import admit, finish, refuse_connection
 from ._loop import BATCH, RequestLifecycle, ServeLoop, drain, new_selector, take_request
 from ._outcome import CLIENT_GONE_ERRORS, log_outcome
 from ._signals import take_signals_in_a_thread
@@ -40,6 +42,7 @@ __all__ = [
     "Handler",
     "InProcessJobs",
     "Job",
+    "Layer",
     "ListenerGate",
     "LoopFactory",
     "MessageForm",
@@ -50,10 +53,13 @@ __all__ = [
     "SchedulerFactory",
     "ServeLoop",
     "Service",
+    "admit",
     "drain",
     "drain_requests",
+    "finish",
     "log_outcome",
     "new_selector",
+    "refuse_connection",
     "take_request",
     "take_signals_in_a_thread",
 ]

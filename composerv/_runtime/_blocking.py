@@ -15,12 +15,14 @@ from typing import Any
 
 from .._addresses import Address
 from .._context import RequestContext
-from .._errors import PoolFullError
+from .._errors import PoolFullError, RefusedError
+from .._hub import Hub
 from .._limits import DrainReport
 from .._log import logger
 from ._accept import Acceptor
 from ._contract import Deadline, Scheduler, Service
 from ._gate import ListenerGate
+from ._layering import admit, finish, refuse_connection
 from ._loop import ServeLoop
 from ._outcome import log_outcome
 
@@ -89,10 +91,13 @@ class BlockingRuntime:
         self._gate = ListenerGate(None if cap is None else self._has_room)
         self._acceptor = Acceptor(service, self._gate)
         self._stream = service.transport.kind == "stream"
+        self._layers = service.handler.layers
+        self._hub = Hub(service.limits.max_output_buffer)
         self._pid = os.getpid()
         self._scheduler = scheduler(self._request_ended)
         self._loop = loop(self, self._gate, self._scheduler)
         self._serving_here = threading.local()
+        self._drained_here: RequestJob | None = None
 
     # The runtime contract.
 
@@ -110,7 +115,14 @@ class BlockingRuntime:
         return self._loop.serving_thread
 
     def in_request(self) -> bool:
-        return getattr(self._serving_here, "request", False)
+        return getattr(self._serving_here, "job", None) is not None
+
+    def drain_here(self) -> None:
+        job = getattr(self._serving_here, "job", None)
+        if job is not None:
+            # The drain itself begins once this request is over: it is counted there.
+            self._drained_here = job
+            job.drain()
 
     def handle_request(self, timeout: float | None) -> None:
         self._loop.handle_request(timeout)
@@ -124,6 +136,14 @@ class BlockingRuntime:
         report = self._scheduler.drain(deadline)
         if not self._loop.wait_stopped(deadline.remaining()):
             logger.warning("the loop of %r did not stop within the drain", self.service)
+        job = self._drained_here
+        if job is not None:
+            closed_idle = int(job.closed_idle)
+            report = DrainReport(
+                finished=report.finished + 1 - closed_idle,
+                closed_idle=report.closed_idle + closed_idle,
+                cut=report.cut,
+            )
         return report
 
     def close(self) -> None:
@@ -171,6 +191,7 @@ class BlockingRuntime:
             context = request.request_context
         else:
             context = self._acceptor.context(client_address)
+        context.hub = self._hub
         job = RequestJob(self, request, context)
         try:
             self._scheduler.submit(job)
@@ -210,11 +231,21 @@ class BlockingRuntime:
             return  # dropped, logged and closed by the transport
         job.request = prepared
         here = self._serving_here
-        here.request = True
+        here.job = job
+        layers = self._layers
+        error: BaseException | None = None
         try:
+            if layers:
+                admit(layers, context)
             service.handler.handle(prepared, context)
+        except RefusedError as refused:
+            if self._stream:
+                refuse_connection(context, refused.reply)
         except Exception as exc:
+            error = exc
             log_outcome(context.peer, exc)
         finally:
-            here.request = False
+            here.job = None
+            if layers or context.outlet is not None:
+                finish(layers, context, error)
             transport.close_request(prepared, at_eof=context.at_eof)

@@ -33,6 +33,7 @@ __all__ = [
     "Deadline",
     "Handler",
     "Job",
+    "Layer",
     "MessageForm",
     "Runtime",
     "Scheduler",
@@ -101,6 +102,33 @@ class AsyncForm:
     """The stream reader's buffer limit."""
 
 
+class Layer:
+    """A concern wrapped around a handler without changing its kind (see `layered`).
+
+    A runtime calls `admit` when a connection (or a datagram) arrives, before the
+    handler sees it, and `finish` when it has been served; a message or session
+    handler also lets each layer `wrap` the function that answers the messages of
+    one connection. Each method's default does nothing, so a layer overrides only
+    what it is about, and a layer that does not wrap messages costs them nothing.
+    """
+
+    __slots__ = ()
+
+    def admit(self, context: RequestContext) -> None:
+        """A connection or datagram arrives; raise `RefusedError` to close (or drop) it."""
+
+    def wrap(self, fn: MessageFn, context: RequestContext) -> MessageFn:
+        """The function that answers the messages of `context`'s connection."""
+        return fn
+
+    def finish(self, context: RequestContext, error: BaseException | None) -> None:
+        """The connection or datagram has been served; `error` is how it ended, if badly."""
+
+    def wraps_messages(self) -> bool:
+        """Whether `wrap` is overridden (a loop may skip it otherwise)."""
+        return type(self).wrap is not Layer.wrap
+
+
 class Handler(Generic[R], metaclass=abc.ABCMeta):
     """What to do with one request of type `R` (an accepted socket or a `Datagram`).
 
@@ -116,6 +144,12 @@ class Handler(Generic[R], metaclass=abc.ABCMeta):
 
     kind: ClassVar[Literal["stream", "datagram"]]
     """``"stream"`` or ``"datagram"``: the transports this handler can serve."""
+
+    @property
+    def layers(self) -> tuple[Layer, ...]:
+        """The layers wrapped around this handler, outermost first (see `layered`);
+        every runtime applies their `Layer.admit` and `Layer.finish`."""
+        return ()
 
     @abc.abstractmethod
     def handle(self, request: R, context: RequestContext) -> None:
@@ -212,6 +246,11 @@ class Runtime(Protocol):
     def in_request(self) -> bool:
         """Whether the calling thread is serving one of this runtime's requests (a
         drain asked from there must not wait for itself)."""
+
+    def drain_here(self) -> None:
+        """Ask the request the calling thread is serving, if any, to finish: closed at
+        once if it waits for a new request. Never waits: a signal handler that
+        interrupted that request (under ``sync()``) starts the drain this way."""
 
     def handle_request(self, timeout: float | None) -> None:
         """Wait up to `timeout` seconds (None: forever) for one request and serve it."""

@@ -9,6 +9,7 @@ loop's connections, worker processes.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -21,6 +22,10 @@ __all__ = ["CUT_GRACE", "DRAIN_SLICE", "DrainTarget", "InProcessJobs", "drain_re
 DRAIN_SLICE = 0.05
 """The longest a drain waits at a time before looking at its deadline again, so a
 deadline brought forward (a second stop request) takes effect at once."""
+
+GIL_YIELD = 0.001
+"""How long a drain sleeps before it looks at which connections are idle: long
+enough for threads waiting for the GIL with a read just returned to run."""
 
 CUT_GRACE = 2.0
 """After a drain cuts requests, how long their handlers get to notice and return
@@ -135,6 +140,10 @@ class InProcessJobs:
             self._draining = True
             self._drained |= self._jobs
             jobs = list(self._drained)
+        # A handler whose read has just returned a request's first bytes may still
+        # wait for the GIL before it marks itself busy: let it run first, or the
+        # drain would take its connection for idle and close it mid-request.
+        time.sleep(GIL_YIELD)
         for job in jobs:
             job.drain()
 

@@ -51,21 +51,29 @@ class RequestLifecycle(Protocol[R]):
     ``handle_timeout`` when `ServeLoop.handle_request` times out.
     """
 
-    def fileno(self) -> int: ...
+    def fileno(self) -> int:
+        """The listening socket's descriptor, which the loop waits on."""
 
-    def get_request(self) -> tuple[R, Any]: ...
+    def get_request(self) -> tuple[R, Any]:
+        """Take one request and its client address; raises `OSError` if there is none."""
 
-    def verify_request(self, request: R, client_address: Any) -> bool: ...
+    def verify_request(self, request: R, client_address: Any) -> bool:
+        """Whether to serve `request`; False shuts it down unserved."""
 
-    def process_request(self, request: R, client_address: Any) -> None: ...
+    def process_request(self, request: R, client_address: Any) -> None:
+        """Serve `request`, or hand it to where it is served."""
 
-    def handle_error(self, request: R, client_address: Any) -> None: ...
+    def handle_error(self, request: R, client_address: Any) -> None:
+        """Report that `process_request` raised for `request`."""
 
-    def handle_timeout(self) -> None: ...
+    def handle_timeout(self) -> None:
+        """`ServeLoop.handle_request` waited its timeout and no request came."""
 
-    def service_actions(self) -> None: ...
+    def service_actions(self) -> None:
+        """Housekeeping on each turn of `ServeLoop.serve_forever`."""
 
-    def shutdown_request(self, request: R) -> None: ...
+    def shutdown_request(self, request: R) -> None:
+        """Release a request that will not be served, or was served."""
 
 
 class ServeLoop:

@@ -1,0 +1,232 @@
+"""Sessions: state per connection, actions, broadcast with a slow-consumer policy, and
+bounded output, under every concurrency that runs them."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from composerv import (
+    datagram_session_handler,
+    evented,
+    forking,
+    limits,
+    message_handler,
+    pooled,
+    serve,
+    session_handler,
+    sync,
+    tcp,
+    threaded,
+    udp,
+    workers,
+)
+from composerv.sessions import Broadcast, Close, Join, Leave, Send
+from composerv.testing import run_bytes, run_messages
+
+from .support import DEADLINE, connect, recv_exactly, serving, wait_until
+
+CONCURRENCIES: dict[str, Callable[[], Any]] = {
+    "sync": sync,
+    "threaded": threaded,
+    "pooled": pooled,
+    "forking": forking,
+    "evented": evented,
+    "workers": lambda: workers(2, evented()),
+}
+# Broadcast reaches the connections of one process, served at once.
+SHARED = {name: CONCURRENCIES[name] for name in ("threaded", "pooled", "evented")}
+
+
+def _counter(_peer: object) -> int:
+    return 0
+
+
+def _count(state: int, line: bytes) -> tuple[int, Any]:
+    if line == b"bye":
+        return state, [Send(b"bye after %d" % state), Close()]
+    return state + 1, b"%d %s" % (state + 1, line)
+
+
+@pytest.mark.parametrize("name", CONCURRENCIES)
+def test_each_connection_has_its_own_state_and_close_ends_it(
+    name: str, composerv_no_leaks: None
+) -> None:
+    server = serve(tcp(("127.0.0.1", 0)), CONCURRENCIES[name](), session_handler(_counter, _count))
+    with serving(server):
+        for _ in range(2):  # a second connection starts from its own fresh state
+            with connect(server.address) as client:
+                client.sendall(b"a\nb\nbye\nnot answered\n")
+                assert recv_exactly(client, 20) == b"1 a\n2 b\nbye after 2\n"
+                assert client.recv(1) == b"", "Close ends the connection after the reply"
+
+
+def _chat_start(_peer: object) -> bytes | None:
+    return None
+
+
+def _chat_step(nick: bytes | None, line: bytes) -> tuple[bytes | None, Any]:
+    if nick is None:
+        return line, [Join("room"), Send(b"hi " + line)]
+    if line == b"leave":
+        return nick, Leave("room")
+    return nick, Broadcast(nick + b": " + line, group="room")
+
+
+@pytest.mark.parametrize("name", SHARED)
+def test_broadcast_reaches_the_group_but_the_sender_in_order(
+    name: str, composerv_no_leaks: None
+) -> None:
+    handler = session_handler(_chat_start, _chat_step)
+    with serving(serve(tcp(("127.0.0.1", 0)), SHARED[name](), handler)) as server:
+        with (
+            connect(server.address) as al,
+            connect(server.address) as bo,
+            connect(server.address) as cy,
+        ):
+            for sock, nick in ((al, b"al"), (bo, b"bo"), (cy, b"cy")):
+                sock.sendall(nick + b"\n")
+                assert recv_exactly(sock, 6) == b"hi " + nick + b"\n"
+            cy.sendall(b"leave\n")
+            for n in range(50):
+                al.sendall(b"%d\n" % n)
+            expected = b"".join(b"al: %d\n" % n for n in range(50))
+            assert recv_exactly(bo, len(expected)) == expected
+            bo.sendall(b"back\n")
+            assert recv_exactly(al, 9) == b"bo: back\n", "the sender got nothing of its own"
+            cy.settimeout(0.2)
+            with pytest.raises(TimeoutError):
+                cy.recv(1)  # it left the room
+
+
+@pytest.mark.parametrize("name", SHARED)
+@pytest.mark.parametrize("policy", ["close", "drop"])
+def test_a_consumer_that_does_not_read_is_handled_by_the_policy_and_others_go_on(
+    name: str, policy: Any, composerv_no_leaks: None
+) -> None:
+    handler = session_handler(_chat_start, _chat_step, slow_consumer=policy)
+    bound = limits(max_output_buffer=64 * 1024)
+    server = serve(tcp(("127.0.0.1", 0)), SHARED[name](), handler, limits=bound)
+    with serving(server):
+        with (
+            connect(server.address) as sender,
+            connect(server.address) as reader,
+            connect(server.address) as stalled,
+        ):
+            stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            for sock, nick in ((sender, b"s"), (reader, b"r"), (stalled, b"x")):
+                sock.sendall(nick + b"\n")
+                assert recv_exactly(sock, 5) == b"hi " + nick + b"\n"
+            line = b"y" * 1000
+            # 10 MB to each: more than the kernel's buffers and the bound together
+            lines = 10_000
+            drained = threading.Thread(
+                target=lambda: recv_exactly(reader, lines * 1004), name="test-reader"
+            )
+            drained.start()
+            started = time.monotonic()
+            for _ in range(lines):
+                sender.sendall(line + b"\n")
+            drained.join(DEADLINE)
+            assert not drained.is_alive(), "the reading client was held up by the stalled one"
+            assert time.monotonic() - started < DEADLINE / 2
+            stalled.settimeout(DEADLINE)
+            got = _read_until_closed_or_quiet(stalled)
+            if policy == "close":
+                assert got.closed, "the stalled client is disconnected"
+            assert len(got.data) < lines * 1004, "the stalled client missed messages"
+
+
+class _Got:
+    def __init__(self, data: bytes, closed: bool) -> None:
+        self.data = data
+        self.closed = closed
+
+
+def _read_until_closed_or_quiet(sock: socket.socket) -> _Got:
+    data = bytearray()
+    sock.settimeout(0.5)
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except (TimeoutError, ConnectionResetError):
+        return _Got(bytes(data), closed=False)
+    return _Got(bytes(data), closed=True)
+
+
+@pytest.mark.parametrize("name", ["threaded", "evented"])
+def test_replies_wait_for_a_client_that_does_not_read_and_memory_stays_bounded(
+    name: str, composerv_no_leaks: None
+) -> None:
+    """A receive full of requests is answered only as fast as the client takes the
+    replies: the server stops decoding once max_output_buffer waits for it."""
+    answered = 0
+
+    def big(_message: bytes) -> bytes:
+        nonlocal answered
+        answered += 1
+        return b"v" * 4000
+
+    bound = limits(max_output_buffer=64 * 1024)
+    factory = {"threaded": threaded, "evented": evented}[name]
+    with serving(serve(tcp(("127.0.0.1", 0)), factory(), message_handler(big), limits=bound)) as s:
+        with connect(s.address) as client:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            client.sendall(b"\n" * 20_000)  # 80 MB of replies, were they all made at once
+            wait_until(lambda: answered > 0, "the first replies")
+            time.sleep(0.3)  # the time under test: a client that does not read
+            held = answered
+            assert held < 5_000, f"{held} replies made for a client that reads none"
+            total = 20_000 * 4001
+            assert len(recv_exactly(client, total)) == total
+            assert answered == 20_000
+
+
+def test_datagram_sessions_keep_state_per_sender(composerv_no_leaks: None) -> None:
+    def step(count: int, data: bytes) -> tuple[int, bytes]:
+        return count + 1, b"%d:%s" % (count + 1, data)
+
+    handler = datagram_session_handler(_counter, step)
+    for factory in (sync, evented):
+        with serving(serve(udp(("127.0.0.1", 0)), factory(), handler)) as server:
+            with (
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as one,
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as two,
+            ):
+                for sock in (one, two):
+                    sock.settimeout(DEADLINE)
+                one.sendto(b"a", server.address)
+                assert one.recv(100) == b"1:a"
+                one.sendto(b"b", server.address)
+                assert one.recv(100) == b"2:b"
+                two.sendto(b"c", server.address)
+                assert two.recv(100) == b"1:c"
+
+
+def test_run_messages_drives_a_session_with_no_socket() -> None:
+    handler = session_handler(_chat_start, _chat_step)
+    assert run_messages(handler, [b"al", b"alone here"]) == [b"hi al"]
+    assert run_messages(session_handler(_counter, _count), [b"x", b"bye"]) == [
+        b"1 x",
+        b"bye after 1",
+    ]
+    assert run_bytes(session_handler(_counter, _count), b"x\ny\n") == b"1 x\n2 y\n"
+
+
+def test_a_step_that_returns_something_else_is_an_error_naming_it(
+    caplog: pytest.LogCaptureFixture, composerv_no_leaks: None
+) -> None:
+    def wrong(state: int, line: bytes) -> tuple[int, Any]:
+        return state, [Send(b"ok"), "not an action"]
+
+    with serving(serve(tcp(("127.0.0.1", 0)), evented(), session_handler(_counter, wrong))) as s:
+        with connect(s.address) as client:
+            client.sendall(b"x\n")
+            assert recv_exactly(client, 3) == b"ok\n"
+            assert client.recv(1) == b""
+    assert "must return bytes, None or actions" in caplog.text
