@@ -525,9 +525,12 @@ class _StreamLoop(_EventedLoop):
             self._collected = []
         parts = self._collected  # with what a session sends itself, in order
         size = connection.queued() + sum(map(len, parts))
+        context = connection.context
         connection.inbox = None
         for index in range(start, len(messages)):
             reply = fn(messages[index])
+            if context is not None and context.closing:
+                break  # the messages after a session's Close go unanswered
             if reply is not None:
                 framed = encode(reply)
                 parts.append(framed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import ClassVar, Literal, overload
 
 import attrs
@@ -28,7 +28,6 @@ __all__ = [
     "DatagramMessageHandler",
     "MessageHandler",
     "StreamMessageHandler",
-    "framed_replies",
     "message_handler",
     "serve_datagram_messages",
     "serve_stream_messages",
@@ -84,26 +83,32 @@ class MessageHandler(Handler[R]):
         return MessageForm(framing, self.open, fn)
 
 
-def framed_replies(
-    fn: MessageFn, framing: StreamFraming, messages: Iterable[bytes], batch: int
-) -> Iterator[bytes]:
-    """The framed replies of `fn` to `messages`, joined in batches of about `batch`
-    bytes (each batch ends with a whole reply)."""
-    encode = framing.encode
+def _send_replies(
+    fn: MessageFn,
+    framing: StreamFraming,
+    messages: Iterable[bytes],
+    context: RequestContext,
+    send: Callable[[bytes], object],
+) -> None:
+    """Send `fn`'s framed replies to `messages`, joined in batches of about the limits'
+    ``max_output_buffer`` (each batch ends with a whole reply); the messages after one
+    that closes the connection (a session's `Close`) go unanswered."""
+    encode, batch = framing.encode, context.limits.max_output_buffer
     parts: list[bytes] = []
     size = 0
     for message in messages:
         reply = fn(message)
-        if reply is None:
-            continue
-        framed = encode(reply)
-        parts.append(framed)
-        size += len(framed)
-        if size >= batch:
-            yield b"".join(parts)
-            parts, size = [], 0
+        if reply is not None:
+            framed = encode(reply)
+            parts.append(framed)
+            size += len(framed)
+            if size >= batch:
+                send(b"".join(parts))
+                parts, size = [], 0
+        if context.closing:
+            break
     if parts:
-        yield b"".join(parts)
+        send(b"".join(parts))
 
 
 def serve_stream_messages(
@@ -114,7 +119,6 @@ def serve_stream_messages(
     decoder = framing.decoder()
     buffer = bytearray(RECV_SIZE)
     receive, recv_into = context.receive, context.raw_recv_into
-    batch = context.limits.max_output_buffer
     outlet = context.outlet
     send = context.send_all if outlet is None else outlet.send_own
     context.begin_read(False)
@@ -123,12 +127,10 @@ def serve_stream_messages(
             try:
                 messages = decoder.feed(view[:size])
             except MessageTooLargeError as error:
-                for out in framed_replies(fn, framing, error.messages, batch):
-                    send(out)
+                _send_replies(fn, framing, error.messages, context, send)
                 raise
             if messages:
-                for out in framed_replies(fn, framing, messages, batch):
-                    send(out)
+                _send_replies(fn, framing, messages, context, send)
                 if context.closing:
                     return
                 # A message ended: the next read waits for a new one, or (its
