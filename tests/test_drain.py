@@ -95,11 +95,14 @@ def test_request_in_flight_finishes_and_new_connections_are_refused(
     assert reports == [DrainReport(finished=1, closed_idle=0, cut=0)]
 
 
+# Not strict: the warning races the loop. The drain checks for the loop's end
+# with no time left, so it warns unless serve_forever has already returned after
+# the cut request ended, which on a loaded machine it now and then has.
 SYNC_WARNS_AFTER_A_CUT = pytest.mark.xfail(
-    strict=True,
+    strict=False,
     reason="under sync the loop runs the request, so it stops only after the cut; the "
-    "drain waits for it with the deadline's remaining time, zero by then, and always "
-    "warns that the loop did not stop within the drain",
+    "drain waits for it with the deadline's remaining time, zero by then, and so "
+    "almost always warns that the loop did not stop within the drain",
 )
 
 
