@@ -402,11 +402,13 @@ class RequestContext:
             return
         if self._send_timeout != limit:
             self._set_send_timeout(limit)
+        # Read before the first send, which may itself wait up to `limit`: a deadline
+        # taken after it let a slow reader hold the call for twice the limit.
+        deadline = time.monotonic() + limit
         try:
             sent = self._raw_send(data)
             if sent == total:
                 return  # the common case: it all fit in the send buffer
-            deadline = time.monotonic() + limit
             with memoryview(data) as view, view.cast("B") as left:
                 while sent < total:
                     remaining = deadline - time.monotonic()

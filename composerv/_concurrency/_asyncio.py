@@ -314,7 +314,11 @@ class AsyncioServeLoop(ServeLoop):
     def cut(self) -> None:
         pending = set(self._clients)
         self._cut = len(pending)
-        for task in pending:
+        for task, client in self._clients.items():
+            # Aborted first: a cancelled coroutine's close would otherwise wait,
+            # forever, to flush a reply its peer does not read.
+            if client.transport is not None:
+                client.transport.abort()
             task.cancel()
         self._loop.run_until_complete(asyncio.wait(pending))
 
