@@ -281,7 +281,7 @@ def test_server_reload_replaces_the_workers_under_load() -> None:
     with serving(server):
         wait_until(lambda: server.active_requests == 2, "two workers")
         tags: list[bytes] = []
-        failures: list[OSError] = []
+        failures: list[OSError] = []  # a reply cut short is a ConnectionError
         stop = threading.Event()
 
         def load() -> None:
@@ -289,9 +289,7 @@ def test_server_reload_replaces_the_workers_under_load() -> None:
                 if stop.is_set():
                     return
                 try:
-                    with connect(server.address) as client:
-                        client.sendall(b"?\n")
-                        tags.append(client.recv(100).split()[0])
+                    tags.append(_ask_tag(server.address))
                 except OSError as exc:
                     failures.append(exc)
 
@@ -332,7 +330,10 @@ def test_reload_needs_workers() -> None:
 def _ask_tag(address: tuple[str, int]) -> bytes:
     with connect(address) as client:
         client.sendall(b"?\n")
-        return client.recv(100).split()[0]
+        reply = client.recv(100)
+    if not reply.endswith(b"\n"):
+        raise ConnectionError(f"the reply was cut short: {reply!r}")
+    return reply.split()[0]
 
 
 @pytest.mark.parametrize(

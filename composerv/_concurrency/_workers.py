@@ -78,6 +78,11 @@ _MAX_MESSAGE = 4096
 _READY_TIMEOUT = 10.0
 # At most this many reads of a channel per turn: its messages are a few lines.
 _MAX_READS = 16
+# A replaced worker stops accepting, then waits this long before its drain closes
+# the connections that have sent nothing yet: a client's first bytes follow its
+# connect within a round trip, and a connection accepted just before the order
+# is a request on its way, not an idle one (closing it would fail that request).
+_RETIRE_GRACE = 0.1
 
 
 class _Worker:
@@ -111,9 +116,10 @@ class _Worker:
         """Whether its channel reached end of stream (it exited)."""
         self._received = b""
 
-    def order_drain(self, deadline: Deadline) -> None:
-        """Tell the worker to stop and drain by `deadline` (or bring its deadline forward)."""
-        message = json.dumps({"drain": deadline.remaining()}).encode() + b"\n"
+    def order_drain(self, deadline: Deadline, *, grace: float = 0.0) -> None:
+        """Tell the worker to stop and drain by `deadline` (or bring its deadline
+        forward), after `grace` seconds without accepting."""
+        message = json.dumps({"drain": deadline.remaining(), "grace": grace}).encode() + b"\n"
         try:
             self.control.sendall(message)
         except OSError:
@@ -352,7 +358,9 @@ class WorkerSupervisor:
                 new.order_drain(Deadline(time.monotonic()))
                 return False
             worker.retiring = True
-            worker.order_drain(Deadline.after(self._service.limits.drain_timeout))
+            worker.order_drain(
+                Deadline.after(self._service.limits.drain_timeout), grace=_RETIRE_GRACE
+            )
             logger.info("worker %d replaces worker %d, which drains", new.pid, worker.pid)
         return True
 
@@ -396,6 +404,7 @@ class WorkerSupervisor:
             counting = _count_in_worker(service.tally, worker, max_requests)
             worker.send({"ready": True})  # about to accept
             runtime.serve_forever(poll_interval)
+            worker.wait_grace()
             report = runtime.drain(worker.deadline())
             runtime.close()
             worker.send_report(report)
@@ -515,6 +524,8 @@ class _WorkerSide:
         self._control = control
         self._drain_timeout = drain_timeout
         self._deadline: Deadline | None = None
+        self._grace = 0.0
+        self._graced = threading.Event()  # set by an order with no grace: drain at once
 
     def start(self, parent: int) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -533,7 +544,17 @@ class _WorkerSide:
             self._deadline = Deadline.after(self._drain_timeout)
         return self._deadline
 
-    def _stop(self, seconds: float) -> None:
+    def wait_grace(self) -> None:
+        """Before the drain: wait out the grace of the order that stopped the worker
+        (a replacement's), unless a later order asked to drain at once."""
+        if self._grace:
+            self._graced.wait(self._grace)
+
+    def _stop(self, seconds: float, grace: float = 0.0) -> None:
+        if self._deadline is None:
+            self._grace = grace
+        if not grace:
+            self._graced.set()
         at = time.monotonic() + seconds
         if self._deadline is None:
             self._deadline = Deadline(at)
@@ -546,7 +567,8 @@ class _WorkerSide:
         with contextlib.suppress(OSError, ValueError):
             for line in reader:
                 with contextlib.suppress(ValueError, TypeError, KeyError):
-                    self._stop(float(json.loads(line)["drain"]))
+                    order = json.loads(line)
+                    self._stop(float(order["drain"]), float(order.get("grace", 0.0)))
         if self._deadline is None:
             logger.warning("worker %d: the supervisor is gone; stopping", os.getpid())
             self._stop(self._drain_timeout)
