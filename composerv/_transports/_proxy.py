@@ -35,7 +35,7 @@ from .._errors import ConfigurationError, ConfigurationTypeError, ProxyHeaderErr
 from .._proxy import DEFAULT_MAX_SIZE, ProxyHeader, ProxyHeaderIncomplete, decode_proxy_header
 from .._proxy._decode import check_max_size
 from .._validate import positive_number
-from ._base import A, Cleanup, StreamTransport, close_connection
+from ._base import A, StreamTransport, WrappingStreamTransport, close_connection
 from ._tls import TLS
 from ._unix import UnixStream
 
@@ -198,7 +198,7 @@ class HeaderReader:
 
 
 @attrs.frozen
-class ProxyProtocol(StreamTransport[A], Generic[A]):
+class ProxyProtocol(WrappingStreamTransport[A], Generic[A]):
     """The PROXY protocol (v1 or v2) over a stream transport; build it with `proxy_protocol`."""
 
     transport: StreamTransport[A] = attrs.field(validator=_stream_transport)
@@ -225,33 +225,6 @@ class ProxyProtocol(StreamTransport[A], Generic[A]):
     def proxy_protocol(self) -> ProxyProtocol[A]:
         """This transport itself."""
         return self
-
-    @property
-    def bind_and_activate(self) -> bool:
-        """As the transport underneath."""
-        return self.transport.bind_and_activate
-
-    @property
-    def backlog(self) -> int:
-        """As the transport underneath."""
-        return self.transport.backlog
-
-    @property
-    def nodelay(self) -> bool | None:
-        """As the transport underneath."""
-        return self.transport.nodelay
-
-    def create_socket(self) -> socket.socket:
-        return self.transport.create_socket()
-
-    def bind(self, sock: socket.socket) -> Cleanup:
-        return self.transport.bind(sock)
-
-    def activate(self, sock: socket.socket) -> None:
-        self.transport.activate(sock)
-
-    def get_request(self, sock: socket.socket) -> tuple[socket.socket, Address]:
-        return self.transport.get_request(sock)
 
     def reader(self, peer: Address) -> HeaderReader:
         """A reader for the header of a connection from `peer`; `ProxyHeaderError` if
@@ -287,12 +260,6 @@ class ProxyProtocol(StreamTransport[A], Generic[A]):
             close_connection(prepared)
             return None
         return prepared
-
-    def close_request(self, request: socket.socket, *, at_eof: bool = False) -> None:
-        self.transport.close_request(request, at_eof=at_eof)
-
-    def close_request_copy(self, request: socket.socket) -> None:
-        self.transport.close_request_copy(request)
 
 
 def proxy_protocol(
