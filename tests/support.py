@@ -64,8 +64,11 @@ SERVING_THREAD = "composerv-testing-serve-forever"
 EARLY_SLACK = 0.05
 
 
-def connect(address: Any, *, kind: int = socket.SOCK_STREAM) -> socket.socket:
-    """A client socket connected to `address` (inet tuple or unix path), with a timeout."""
+def connect(
+    address: Any, *, kind: int = socket.SOCK_STREAM, source: str | None = None
+) -> socket.socket:
+    """A client socket connected to `address` (inet tuple or unix path), with a timeout;
+    from the loopback host `source`, if given (a client the server must tell apart)."""
     if isinstance(address, (str, bytes)):
         sock = socket.socket(socket.AF_UNIX, kind)
     else:
@@ -73,6 +76,8 @@ def connect(address: Any, *, kind: int = socket.SOCK_STREAM) -> socket.socket:
         sock = socket.socket(family, kind)
     sock.settimeout(DEADLINE)
     try:
+        if source is not None:
+            sock.bind((source, 0))
         sock.connect(address)
     except BaseException:
         sock.close()

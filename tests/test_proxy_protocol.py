@@ -47,7 +47,7 @@ from composerv.testing import tls_contexts
 from composerv.types import Workers
 
 from .haproxy import running_haproxy
-from .support import DEADLINE, recv_exactly, recv_until_eof, serving, wait_until
+from .support import DEADLINE, connect, recv_exactly, recv_until_eof, serving, wait_until
 
 pytestmark = pytest.mark.usefixtures("composerv_no_leaks")
 
@@ -128,18 +128,6 @@ def _serving(name: str, **options: Any) -> Iterator[Server[Any]]:
         yield server
 
 
-def _from_client_host(address: tuple[str, int]) -> socket.socket:
-    client = socket.socket()
-    client.settimeout(DEADLINE)
-    try:
-        client.bind((CLIENT_HOST, 0))
-        client.connect(address)
-    except BaseException:
-        client.close()
-        raise
-    return client
-
-
 def _ask(client: socket.socket, line: bytes) -> bytes:
     client.sendall(line)
     reply = b""
@@ -159,7 +147,7 @@ def test_every_handler_sees_the_client_behind_haproxy(name: str, version: int) -
     option = "send-proxy" if version == 1 else "send-proxy-v2"
     with _serving(name) as server, running_haproxy(server.address, option) as haproxy:
         for _ in range(2):  # a fresh connection each time: each has its own header
-            with _from_client_host(haproxy.address) as client:
+            with connect(haproxy.address, source=CLIENT_HOST) as client:
                 host, port = client.getsockname()
                 # Two lines, so the bytes after the header are the client's, in order.
                 assert _ask(client, b"one\n") == f"{host} {port} one\n".encode()
@@ -174,7 +162,7 @@ def test_tls_after_the_header_behind_haproxy(concurrency: Callable[[], Any]) -> 
     server = serve(transport, concurrency(), handler)
     with serving(server), running_haproxy(server.address, "send-proxy-v2") as haproxy:
         with client_context.wrap_socket(
-            _from_client_host(haproxy.address), server_hostname="localhost"
+            connect(haproxy.address, source=CLIENT_HOST), server_hostname="localhost"
         ) as client:
             host, port = client.getsockname()
             assert _ask(client, b"secret\n") == f"{host} {port} secret\n".encode()
@@ -217,7 +205,7 @@ def test_unique_id_tlv_reaches_the_handler() -> None:
             "send-proxy-v2 proxy-v2-options crc32c,unique-id",
             frontend=["unique-id-format %ci:%cp"],
         ) as haproxy,
-        _from_client_host(haproxy.address) as client,
+        connect(haproxy.address, source=CLIENT_HOST) as client,
     ):
         host, port = client.getsockname()
         assert _ask(client, b"hi\n") == f"{host} {port} hi\n".encode()
@@ -232,18 +220,6 @@ V2 = encode_proxy_header(
 V1 = b"PROXY TCP4 192.0.2.9 10.0.0.1 4242 8000\r\n"
 # Under each kind of runtime: the blocking one, and both event loops.
 DIRECT = ["threaded-stream", "evented-session", "asyncio-async"]
-
-
-def _connect(address: tuple[str, int], host: str = "127.0.0.1") -> socket.socket:
-    client = socket.socket()
-    client.settimeout(DEADLINE)
-    try:
-        client.bind((host, 0))
-        client.connect(address)
-    except BaseException:
-        client.close()
-        raise
-    return client
 
 
 def _closed_unanswered(client: socket.socket) -> bool:
@@ -270,7 +246,7 @@ def _refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
 def test_header_and_first_bytes_in_one_segment(name: str) -> None:
     with serving(_server(name)) as server:
         for header, client_host, client_port in [(V2, "192.0.2.7", 51000), (V1, "192.0.2.9", 4242)]:
-            with _connect(server.address) as client:
+            with connect(server.address) as client:
                 # The header, and two lines, in one send: none of the lines is lost.
                 client.sendall(header + b"a\nb\n")
                 expected = f"{client_host} {client_port} a\n{client_host} {client_port} b\n"
@@ -283,12 +259,12 @@ def test_a_forged_header_from_an_untrusted_source_is_refused(
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="composerv"), serving(_server(name)) as server:
         for _ in range(3):
-            with _connect(server.address, CLIENT_HOST) as client:
+            with connect(server.address, source=CLIENT_HOST) as client:
                 client.sendall(V2 + b"hi\n")
                 assert _closed_unanswered(client)
         wait_until(lambda: len(_refusals(caplog)) >= 1, "the refusal to be logged")
         # Still serves its proxy.
-        with _connect(server.address) as client:
+        with connect(server.address) as client:
             assert _ask(client, V2 + b"ok\n") == b"192.0.2.7 51000 ok\n"
     (refusal,) = _refusals(caplog)  # once: the two after it are counted, not logged
     assert CLIENT_HOST in refusal
@@ -310,7 +286,7 @@ def test_a_bad_header_closes_the_connection(
     name: str, sent: bytes, reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="composerv"), serving(_server(name)) as server:
-        with _connect(server.address) as client:
+        with connect(server.address) as client:
             _send_all_of(client, sent)
             assert _closed_unanswered(client)
         wait_until(lambda: len(_refusals(caplog)) == 1, "the refusal to be logged")
@@ -326,7 +302,7 @@ def test_a_slow_header_is_closed_at_the_header_timeout(
     timeout = 0.3
     server = _server(name, header_timeout=timeout)
     with caplog.at_level(logging.WARNING, logger="composerv"), serving(server):
-        with _connect(server.address) as client:
+        with connect(server.address) as client:
             started = time.monotonic()
             client.sendall(V1[:10])  # and no more
             assert _closed_unanswered(client)
@@ -342,12 +318,12 @@ def test_layers_see_the_relayed_client(concurrency: Callable[[], Any]) -> None:
     handler = message_handler(bytes.upper, layers=(allow_from("192.0.2.0/24"),))
     transport = proxy_protocol(tcp(("127.0.0.1", 0)), trusted=LOOPBACK)
     with serving(serve(transport, concurrency(), handler)) as server:
-        with _connect(server.address) as client:
+        with connect(server.address) as client:
             assert _ask(client, V2 + b"in\n") == b"IN\n"
         outsider = encode_proxy_header(
             ProxyHeader(version=1, source=("198.51.100.1", 1), destination=("10.0.0.1", 80))
         )
-        with _connect(server.address) as client:
+        with connect(server.address) as client:
             client.sendall(outsider + b"out\n")
             assert _closed_unanswered(client)
 
@@ -430,7 +406,7 @@ def test_random_bytes_never_crash_the_server_or_leak_a_connection() -> None:
             noise=st.binary(min_size=1, max_size=300),
         )
         def send(prefix: bytes, noise: bytes) -> None:
-            with _connect(server.address) as client:
+            with connect(server.address) as client:
                 _send_all_of(client, prefix + noise)
                 # Refused, or (noise that made a valid header) served to its end:
                 # either way the server closes, within the socket's timeout.
@@ -439,7 +415,7 @@ def test_random_bytes_never_crash_the_server_or_leak_a_connection() -> None:
 
         send()
         wait_until(lambda: server.active_requests == 0, "every connection to be closed")
-        with _connect(server.address) as client:
+        with connect(server.address) as client:
             assert _ask(client, V2 + b"still\n") == b"192.0.2.7 51000 still\n"
 
 
