@@ -85,6 +85,21 @@ def connect(
     return sock
 
 
+def ask_version(address: Any, *, source: str | None = None) -> list[str]:
+    """Ask an app of `tests.apps.versioned` (from `source`, if given) and return its
+    reply's words, ``VERSION PID HOST PORT``; ConnectionError if it closes before a
+    whole line (the socket's timeout bounds the wait)."""
+    with connect(address, source=source) as client:
+        client.sendall(b"which?\n")
+        reply = b""
+        while not reply.endswith(b"\n"):
+            chunk = client.recv(4096)
+            if not chunk:
+                raise ConnectionError(f"EOF after {reply!r}")
+            reply += chunk
+    return reply.decode().split()
+
+
 def recv_exactly(sock: socket.socket, size: int) -> bytes:
     """Read exactly `size` bytes, failing on EOF (the socket's timeout bounds the wait)."""
     chunks = bytearray()

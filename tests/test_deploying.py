@@ -21,7 +21,7 @@ import pytest
 
 from .cli import ROOT, Cli, running
 from .haproxy import running_haproxy_config
-from .support import DEADLINE, wait_until
+from .support import DEADLINE, ask_version, wait_until
 
 pytestmark = pytest.mark.usefixtures("composerv_no_leaks")
 
@@ -52,20 +52,6 @@ def versioned_app(env: dict[str, str] | None = None) -> Iterator[dict[str, str]]
         version = Path(directory, "version")
         version.write_text("v1")
         yield {**os.environ, **(env or {}), "COMPOSERV_TEST_VERSION_FILE": str(version)}
-
-
-def ask(address: tuple[str, int], *, host: str = "127.0.0.1") -> list[str]:
-    with socket.socket() as client:
-        client.settimeout(DEADLINE)
-        client.bind((host, 0))
-        client.connect(address)
-        client.sendall(b"which?\n")
-        reply = b""
-        while not reply.endswith(b"\n"):  # bounded by the timeout and the EOF check
-            chunk = client.recv(4096)
-            assert chunk, f"EOF after {reply!r}"
-            reply += chunk
-    return reply.decode().split()
 
 
 def scrape(address: tuple[str, int]) -> str:
@@ -104,11 +90,11 @@ def test_haproxy_in_front_of_composerv_as_documented() -> None:
                 "the health checks to pass",
             )
             for _ in range(5):
-                version, _, host, _ = ask(haproxy.address, host=CLIENT_HOST)
+                version, _, host, _ = ask_version(haproxy.address, source=CLIENT_HOST)
                 assert (version, host) == ("v1", CLIENT_HOST)
             cli.proc.send_signal(signal.SIGHUP)
             cli.wait_for(r"reloaded \S+ in")
-            assert ask(haproxy.address, host=CLIENT_HOST)[2] == CLIENT_HOST
+            assert ask_version(haproxy.address, source=CLIENT_HOST)[2] == CLIENT_HOST
             assert haproxy.server_status("myapp_servers", "app1") == "UP"
         assert "composerv_requests_total{" in scrape(metrics)
         # --shutdown-delay 5: a second SIGTERM cuts the delay short.
@@ -161,7 +147,7 @@ def test_systemd_units_as_documented(unix_path: str) -> None:
             web = listeners[names.index("web")].getsockname()
             metrics = listeners[names.index("metrics")].getsockname()
             both_workers(cli)
-            assert ask(web)[0] == "v1"
+            assert ask_version(web)[0] == "v1"
             assert "composerv_connections_total{" in scrape(metrics)
             cli.proc.send_signal(signal.SIGHUP)  # ExecReload
             assert notify.recv(4096).startswith(b"RELOADING=1\n")
@@ -191,6 +177,6 @@ def test_kubernetes_container_as_documented() -> None:
         both_workers(cli)
         cli.proc.send_signal(signal.SIGTERM)
         cli.wait_for(r"serving for 10s more before draining")
-        assert ask(address)[0] == "v1"  # still served while the endpoints update
+        assert ask_version(address)[0] == "v1"  # still served while the endpoints update
         cli.proc.send_signal(signal.SIGTERM)
         assert cli.finish() == 0

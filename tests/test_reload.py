@@ -32,7 +32,7 @@ from composerv.types import StreamHandler
 
 from .cli import Cli, inet, running
 from .haproxy import running_haproxy
-from .support import DEADLINE, connect, serving, wait_until
+from .support import DEADLINE, ask_version, connect, serving, wait_until
 
 pytestmark = pytest.mark.usefixtures("composerv_no_leaks")
 
@@ -82,20 +82,9 @@ class Load:
                 self.failures.append(repr(exc))
 
     def _ask(self) -> list[str]:
-        with socket.socket() as client:
-            client.settimeout(DEADLINE)
-            client.bind((CLIENT_HOST, 0))
-            client.connect(self.address)
-            client.sendall(b"which?\n")
-            reply = b""
-            while not reply.endswith(b"\n"):  # bounded by the timeout and the EOF check
-                chunk = client.recv(4096)
-                if not chunk:
-                    raise ConnectionError(f"EOF after {reply!r}")
-                reply += chunk
-            words = reply.decode().split()
-            assert words[2] == CLIENT_HOST, words  # the handler saw the client, not HAProxy
-            return words
+        words = ask_version(self.address, source=CLIENT_HOST)
+        assert words[2] == CLIENT_HOST, words  # the handler saw the client, not HAProxy
+        return words
 
     def versions(self) -> list[str]:
         return [words[0] for words in self.replies]
@@ -178,7 +167,7 @@ def test_a_broken_version_is_logged_and_the_old_one_serves_on(tmp_path: Path) ->
         cli.proc.send_signal(signal.SIGHUP)
         cli.wait_for(r"could not reload tests\.apps\.versioned:handler")
         cli.wait_for("this version of the app does not import")
-        assert _ask(address)[0] == "v1"
+        assert ask_version(address)[0] == "v1"
         cli.proc.send_signal(signal.SIGTERM)
         assert cli.finish() == 0
 
@@ -189,20 +178,9 @@ def test_without_workers_a_reload_is_refused_and_serving_goes_on(tmp_path: Path)
         version_file.write_text("v2")
         cli.proc.send_signal(signal.SIGHUP)
         cli.wait_for(r"reloading starts new worker processes, so serve with workers")
-        assert _ask(address)[0] == "v1"
+        assert ask_version(address)[0] == "v1"
         cli.proc.send_signal(signal.SIGTERM)
         assert cli.finish() == 0
-
-
-def _ask(address: tuple[str, int]) -> list[str]:
-    with connect(address) as client:
-        client.sendall(b"which?\n")
-        reply = b""
-        while not reply.endswith(b"\n"):  # bounded by the socket's timeout
-            chunk = client.recv(4096)
-            assert chunk, f"EOF after {reply!r}"
-            reply += chunk
-    return reply.decode().split()
 
 
 def test_max_requests_recycles_a_worker_without_a_failed_request(tmp_path: Path) -> None:
@@ -218,7 +196,7 @@ def test_max_requests_recycles_a_worker_without_a_failed_request(tmp_path: Path)
         "2",
     ) as (cli, _):
         address = inet(cli.listening())
-        pids = [_ask(address)[1] for _ in range(60)]  # each asks once the last answered
+        pids = [ask_version(address)[1] for _ in range(60)]  # each asks once the last answered
         cli.proc.send_signal(signal.SIGTERM)
         assert cli.finish() == 0
     # A worker asks for its replacement at its 5th to 7th request and serves on until
@@ -237,7 +215,7 @@ def test_shutdown_delay_keeps_serving_then_drains(tmp_path: Path) -> None:
         started = time.monotonic()
         cli.proc.send_signal(signal.SIGTERM)
         cli.wait_for(r"serving for 1s more before draining")
-        assert _ask(address)[0] == "v1"  # still served, during the delay
+        assert ask_version(address)[0] == "v1"  # still served, during the delay
         assert cli.finish() == 0
         assert time.monotonic() - started >= 1.0
 
