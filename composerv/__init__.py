@@ -47,9 +47,20 @@ from ._handlers import (
     stream_handler,
 )
 from ._limits import DrainReport, Limits, limits
+from ._metrics import metrics_handler
 from ._serve import serve
 from ._server import Server
-from ._transports import inherited, systemd_sockets, tcp, tls, udp, unix_datagram, unix_stream
+from ._stats import ServerStats
+from ._transports import (
+    inherited,
+    proxy_protocol,
+    systemd_sockets,
+    tcp,
+    tls,
+    udp,
+    unix_datagram,
+    unix_stream,
+)
 from ._url import transport_from_url
 
 __all__ = [
@@ -69,6 +80,7 @@ __all__ = [
     "PoolFullError",
     "RequestContext",
     "Server",
+    "ServerStats",
     "SocketPathInUseError",
     "TruncatedMessageError",
     "UnaddressablePeerError",
@@ -85,7 +97,9 @@ __all__ = [
     "limits",
     "lines",
     "message_handler",
+    "metrics_handler",
     "pooled",
+    "proxy_protocol",
     "request_handler",
     "serve",
     "session_handler",

@@ -14,9 +14,12 @@ __all__ = [
     "Address",
     "HostPort",
     "InetAddress",
+    "Network",
     "check_inet_address",
     "check_unix_path",
     "family_of",
+    "networks",
+    "peer_ip",
     "peer_repr",
 ]
 
@@ -124,6 +127,47 @@ def check_unix_path(path: object) -> str:
             f"{path!r}; use a shorter path (e.g. under /run or /tmp)"
         )
     return path
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+"""An IPv4 or IPv6 network, as `ipaddress` makes them."""
+
+
+def networks(values: tuple[str | Network, ...]) -> tuple[Network, ...]:
+    """`values` as IP networks (``"10.0.0.0/8"``, ``"::1"``); `ConfigurationError` names
+    one that is not."""
+    parsed = []
+    for value in values:
+        if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+            parsed.append(value)
+            continue
+        if not isinstance(value, str):
+            raise ConfigurationTypeError(
+                f"networks must be strings such as '10.0.0.0/8' or '::1', "
+                f"not {type(value).__name__} {value!r}"
+            )
+        try:
+            parsed.append(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            raise ConfigurationError(
+                f"network {value!r} is not an IPv4 or IPv6 address or network "
+                "(such as '192.168.0.0/16' or '::1')"
+            ) from None
+    return tuple(parsed)
+
+
+def peer_ip(peer: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP address of an inet peer (an IPv4-mapped IPv6 address as IPv4); None for
+    a unix peer."""
+    if not isinstance(peer, tuple) or not peer or not isinstance(peer[0], str):
+        return None
+    try:
+        address = ipaddress.ip_address(peer[0].split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def peer_repr(address: object) -> str:

@@ -2,9 +2,14 @@
 
 Runs a server the way uvicorn or gunicorn run an app: binds the addresses given
 as URLs (or the sockets systemd passed in), logs where it listens, serves until
-SIGTERM or SIGINT, then stops accepting, lets requests in flight finish within
-the drain deadline, and exits. Bad arguments exit with status 2 and one line
-``composerv: error: ...`` on stderr.
+SIGTERM or SIGINT, then (after ``--shutdown-delay``, a lame duck's time for load
+balancers to stop sending) stops accepting, lets requests in flight finish
+within the drain deadline, and exits. On SIGHUP it re-imports the application,
+checks the new handler, and replaces the workers one at a time (``--workers``);
+a version that does not import or check is logged and the old one keeps
+serving. Under systemd (``$NOTIFY_SOCKET``) it says READY=1 once listening,
+RELOADING=1 and READY=1 around a reload, and STOPPING=1 at SIGTERM. Bad
+arguments exit with status 2 and one line ``composerv: error: ...`` on stderr.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ import signal
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+from . import _systemd as systemd
 from ._concurrency import (
     Workers,
     asyncio_loop,
@@ -32,7 +39,9 @@ from ._concurrency import (
     workers,
 )
 from ._errors import ComposervError, HandlerMismatchError
+from ._fit import check_fit
 from ._log import logger
+from ._metrics import metrics_handler
 from ._migrate import add_migrate_command, migrate
 from ._runtime import Concurrency, Handler
 from ._serve import serve
@@ -56,6 +65,7 @@ DEFAULT_BIND = "tcp://127.0.0.1:8000"
 DEFAULT_DRAIN = 30.0
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 _STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+_SIGNALS = _STOP_SIGNALS | {signal.SIGHUP}
 # How often the main thread, while it waits for a signal, checks that the servers still run.
 _WATCH_INTERVAL = 0.5
 # Exit status when the drain deadline passed with requests still running.
@@ -86,7 +96,9 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         metavar="URL",
         help=f"an address to listen on, repeatable (default: the sockets systemd "
-        f"passed in, else {DEFAULT_BIND}); e.g. tcp://[::1]:8000, unix:///run/app.sock, fd://3",
+        f"passed in, else {DEFAULT_BIND}); e.g. tcp://[::1]:8000, unix:///run/app.sock, fd://3, "
+        "proxy+tcp://0.0.0.0:8000?trusted=10.0.0.0/8 (behind a load balancer that sends "
+        "the PROXY protocol)",
     )
     run.add_argument(
         "--concurrency",
@@ -97,12 +109,39 @@ def _parser() -> argparse.ArgumentParser:
         "--workers", type=_positive_int, metavar="N", help="serve with N worker processes"
     )
     run.add_argument(
+        "--max-requests",
+        type=_positive_int,
+        metavar="N",
+        help="replace a worker after it served N requests (needs --workers)",
+    )
+    run.add_argument(
+        "--max-requests-jitter",
+        type=_whole_number,
+        default=0,
+        metavar="J",
+        help="up to J more requests, drawn per worker (default: 0)",
+    )
+    run.add_argument(
+        "--shutdown-delay",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, go on serving this long before draining, so that a load "
+        "balancer or Kubernetes stops sending first (default: 0)",
+    )
+    run.add_argument(
         "--drain",
         type=_positive_float,
         default=DEFAULT_DRAIN,
         metavar="SECONDS",
         help=f"on SIGTERM/SIGINT, how long requests in flight may run on "
         f"(default: {DEFAULT_DRAIN:g})",
+    )
+    run.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="answer GET /metrics there in the Prometheus text format (needs "
+        "composerv[metrics]), e.g. 127.0.0.1:9100 or tcp://[::1]:9100",
     )
     run.add_argument("--ssl-certfile", metavar="PATH", help="serve TLS with this certificate")
     run.add_argument("--ssl-keyfile", metavar="PATH", help="the certificate's private key")
@@ -115,6 +154,22 @@ def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) == 0:
         raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text!r}")
     return int(text)
+
+
+def _whole_number(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more, not {text!r}")
+    return value
 
 
 def _positive_float(text: str) -> float:
@@ -141,7 +196,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ComposervError) as exc:
         print(f"composerv: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return _run(servers, args.drain)
+    try:
+        metrics = None if args.metrics is None else _metrics_server(args.metrics, servers)
+    except (UsageError, ComposervError) as exc:
+        for server in servers:
+            server.server_close()
+        print(f"composerv: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return _run(servers, args, metrics)
+
+
+def _metrics_server(address: str, servers: Sequence[Server[Any]]) -> Server[Any]:
+    """The server of ``--metrics``: `metrics_handler` on `address` (a URL, or HOST:PORT)."""
+    transport = transport_from_url(address if "://" in address else f"tcp://{address}")
+    try:
+        return serve(transport, threaded(), metrics_handler(*servers))
+    except OSError as exc:
+        raise UsageError(f"cannot serve --metrics on {address}: {exc}") from None
 
 
 def _load(spec: str) -> object:
@@ -171,25 +242,48 @@ def _load(spec: str) -> object:
 
 def _servers(app: object, args: argparse.Namespace) -> list[Server[Any]]:
     """The servers to run for `app`: it is a Server, a handler, or a factory of either."""
-    if isinstance(app, Server):
-        given = [f"--{o}" for o in ("bind", "concurrency", "workers") if getattr(args, o)]
-        if given or args.ssl_certfile:
-            raise UsageError(
-                f"{args.app} is a Server, which has its own transport and concurrency, so "
-                f"{', '.join(given) or '--ssl-certfile'} cannot apply: point at a handler instead"
-            )
-        return [app]
-    if isinstance(app, Handler):
-        return _serve_handler(app, args)
+    made = _made(app, args.app)
+    if isinstance(made, Handler):
+        return _serve_handler(made, args)
+    options = ("bind", "concurrency", "workers", "max_requests")
+    given = [f"--{o.replace('_', '-')}" for o in options if getattr(args, o)]
+    if given or args.ssl_certfile:
+        raise UsageError(
+            f"{args.app} is a Server, which has its own transport and concurrency, so "
+            f"{', '.join(given) or '--ssl-certfile'} cannot apply: point at a handler instead"
+        )
+    return [made]
+
+
+def _made(app: object, spec: str) -> Server[Any] | Handler[Any]:
+    """`app` itself if it is a Server or a handler, else what the factory `app` makes."""
+    if isinstance(app, (Server, Handler)):
+        return app
     if callable(app) and not isinstance(app, type) and _takes_no_arguments(app):
         made = app()
         if isinstance(made, (Server, Handler)):
-            return _servers(made, args)
-        raise UsageError(f"{args.app}() returned {made!r}, not a Server or a handler")
+            return made
+        raise UsageError(f"{spec}() returned {made!r}, not a Server or a handler")
     raise UsageError(
-        f"{args.app} is {type(app).__name__} {app!r}; it must be a Server, a handler such "
+        f"{spec} is {type(app).__name__} {app!r}; it must be a Server, a handler such "
         "as stream_handler(fn), or a function of no arguments that returns one"
     )
+
+
+def _reimported_handler(spec: str) -> Handler[Any]:
+    """The handler `spec` names, from its package imported anew (its modules are
+    dropped first, so their new code runs)."""
+    package = spec.partition(":")[0].split(".")[0]
+    for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+    made = _made(_load(spec), spec)
+    if not isinstance(made, Handler):
+        raise UsageError(
+            f"{spec} is a Server, which binds its own socket: only a handler can be "
+            "reloaded into running workers"
+        )
+    return made
 
 
 def _takes_no_arguments(fn: Callable[..., object]) -> bool:
@@ -218,7 +312,14 @@ def _serve_handler(handler: Handler[Any], args: argparse.Namespace) -> list[Serv
     # serve() checks the pairing with the app's handler and says what to change.
     concurrency: Any = CONCURRENCY[args.concurrency or "threaded"]()
     if args.workers:
-        concurrency = workers(args.workers, concurrency)
+        concurrency = workers(
+            args.workers,
+            concurrency,
+            max_requests=args.max_requests,
+            max_requests_jitter=args.max_requests_jitter,
+        )
+    elif args.max_requests:
+        raise UsageError("--max-requests replaces worker processes: it needs --workers")
     servers: list[Server[Any]] = []
     try:
         for transport in transports:
@@ -246,11 +347,11 @@ def _with_tls(transport: Transport[Any], certfile: str, keyfile: str | None) -> 
     return tls(transport, context)
 
 
-def _run(servers: list[Server[Any]], drain: float) -> int:
+def _run(servers: list[Server[Any]], args: argparse.Namespace, metrics: Server[Any] | None) -> int:
     # The signals wait, blocked, for the main thread to take them with sigwait: no
     # handler runs in the middle of other code, and threads started from here on
-    # (serve_forever, requests) inherit the mask, so only this thread gets them.
-    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    # (serve_forever, requests, workers) inherit the mask, so only this thread gets them.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     threads = []
     for server in servers:
         _log_listening(server)
@@ -259,19 +360,78 @@ def _run(servers: list[Server[Any]], drain: float) -> int:
         )
         thread.start()
         threads.append(thread)
-    received = None
-    while received is None and all(t.is_alive() for t in threads):
-        received = signal.sigtimedwait(_STOP_SIGNALS, _WATCH_INTERVAL)
+    metrics_thread = None
+    if metrics is not None:
+        where = url_of(metrics.socket).replace("tcp://", "http://", 1)
+        logger.info("serving metrics on %s/metrics", where)
+        metrics_thread = threading.Thread(
+            target=_serve_forever, args=(metrics,), name="composerv-metrics"
+        )
+        metrics_thread.start()
+    systemd.ready()
+    received = _wait_for_stop(servers, threads, args.app)
     if received is not None:
-        logger.info("received %s: stopping", signal.Signals(received.si_signo).name)
+        logger.info("received %s: stopping", signal.Signals(received).name)
+        systemd.stopping()
+        _lame_duck(args.shutdown_delay)
     else:
         logger.error("a server stopped on its own; stopping the others")
-    drained = stop_gracefully(servers, threads, drain)
+    drained = stop_gracefully(servers, threads, args.drain)
+    if metrics is not None and metrics_thread is not None:
+        metrics.shutdown()
+        metrics_thread.join()
+        metrics.server_close()
     if not drained:
         # Request threads still run and would hold the interpreter open at exit.
         logging.shutdown()
         os._exit(EXIT_DRAIN_TIMEOUT)
     return 0 if received is not None else 1
+
+
+def _wait_for_stop(
+    servers: Sequence[Server[Any]], threads: Sequence[threading.Thread], spec: str
+) -> int | None:
+    """Serve, reloading at each SIGHUP, until a stop signal (returned) or a server
+    stops on its own (None)."""
+    while all(t.is_alive() for t in threads):  # as long as the servers run
+        received = signal.sigtimedwait(_SIGNALS, _WATCH_INTERVAL)
+        if received is None:
+            continue
+        if received.si_signo != signal.SIGHUP:
+            return received.si_signo
+        _reload(servers, spec)
+    return None
+
+
+def _reload(servers: Sequence[Server[Any]], spec: str) -> None:
+    """Re-import `spec`, check its handler against every server, then reload each."""
+    systemd.reloading()
+    logger.info("received SIGHUP: reloading %s", spec)
+    started = time.monotonic()
+    try:
+        handler = _reimported_handler(spec)
+        for server in servers:  # every one, before a worker is touched
+            check_fit(server.transport, server.concurrency, handler)
+        for server in servers:
+            server.reload(handler)
+    except Exception:  # the new version's own code may raise anything: it is logged
+        logger.exception("could not reload %s; the version running goes on serving", spec)
+    else:
+        logger.info("reloaded %s in %.2fs", spec, time.monotonic() - started)
+    systemd.ready()
+
+
+def _lame_duck(delay: float) -> None:
+    """Go on serving for `delay` seconds; a second stop signal ends it early."""
+    if not delay:
+        return
+    logger.info("serving for %gs more before draining (--shutdown-delay)", delay)
+    deadline = time.monotonic() + delay
+    while (remaining := deadline - time.monotonic()) > 0:  # bounded by the deadline
+        received = signal.sigtimedwait(_SIGNALS, remaining)
+        if received is not None and received.si_signo != signal.SIGHUP:
+            logger.info("received %s: draining now", signal.Signals(received.si_signo).name)
+            return
 
 
 def _serve_forever(server: Server[Any]) -> None:
@@ -283,6 +443,9 @@ def _serve_forever(server: Server[Any]) -> None:
 
 def _log_listening(server: Server[Any]) -> None:
     notes = []
+    if server.transport.proxy_protocol is not None:
+        trusted = server.transport.proxy_protocol.trusted
+        notes.append(f"PROXY protocol from {', '.join(map(str, trusted)) or 'unix peers'}")
     if isinstance(server.transport, TLS):
         notes.append("TLS")
     if isinstance(server.concurrency, Workers):

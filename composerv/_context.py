@@ -29,6 +29,7 @@ from ._outcome import Outcomes, log_outcome
 
 if TYPE_CHECKING:
     from ._hub import Hub, Outlet
+    from ._proxy import ProxyHeader
 
 __all__ = ["KERNEL_TIMEOUTS", "NO_LIMITS", "RequestContext", "bytes_waiting", "timeval"]
 
@@ -137,6 +138,7 @@ class RequestContext:
         "outlet",
         "peer",
         "proxy",
+        "proxy_header",
         "socket",
     )
 
@@ -152,8 +154,11 @@ class RequestContext:
         """The client's address: ``(host, port)``, or a path (often ``""``) for unix.
         Behind a proxy that speaks the PROXY protocol, the client it names."""
         self.proxy: Address | None = None
-        """The address the connection really came from when `peer` was read from a
-        PROXY protocol header; None otherwise."""
+        """The address the connection really came from (the proxy) when it opened with
+        a PROXY protocol header (see `proxy_protocol`); None otherwise."""
+        self.proxy_header: ProxyHeader | None = None
+        """That header, with its TLVs (``proxy_header.unique_id``, ``.ssl``,
+        ``.tlv(kind)``); None without one."""
         self.limits = limits
         """The server's limits, which this request keeps."""
         self.opened = time.monotonic()
@@ -437,11 +442,13 @@ class RequestContext:
             return
         if self._send_timeout != limit:
             self._set_send_timeout(limit)
+        # Read before the first send, which may itself wait up to `limit`: a deadline
+        # taken after it let a slow reader hold the call for twice the limit.
+        deadline = time.monotonic() + limit
         try:
             sent = self._raw_send(data)
             if sent == total:
                 return  # the common case: it all fit in the send buffer
-            deadline = time.monotonic() + limit
             with memoryview(data) as view, view.cast("B") as left:
                 while sent < total:
                     remaining = deadline - time.monotonic()

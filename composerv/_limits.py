@@ -75,7 +75,8 @@ class Limits:
     """At `max_connections` (and when every worker of `pooled` holds a connection),
     close the connection that has waited longest for a new request to admit a new
     one, instead of leaving the newcomer in the listen backlog. Connections in the
-    middle of a request are never evicted."""
+    middle of a request are never evicted, nor those that have waited less than a
+    second (most likely between two requests of one conversation)."""
     max_output_buffer: int = attrs.field(default=DEFAULT_MAX_OUTPUT_BUFFER, validator=positive_int)
     """Bytes that may wait to be sent to one client. Past it the server stops
     reading that client's messages (its replies wait for it to read), and a
@@ -152,13 +153,11 @@ def limits(
 _MAX_SWEEP_INTERVAL = 1.0
 
 
-def sweep_interval(limits: Limits) -> float | None:
-    """How often an event loop sweeps its connections for timeouts (None: never)."""
-    timeouts = [
-        t
-        for t in (limits.first_wait, limits.idle_timeout, limits.read_timeout, limits.write_timeout)
-        if t
-    ]
+def sweep_interval(limits: Limits, header_timeout: float | None = None) -> float | None:
+    """How often an event loop sweeps its connections for timeouts (None: never);
+    `header_timeout`: the PROXY header's, when the loop times it by the same sweep."""
+    limited = (limits.first_wait, limits.idle_timeout, limits.read_timeout, limits.write_timeout)
+    timeouts = [t for t in (*limited, header_timeout) if t]
     return min(_MAX_SWEEP_INTERVAL, min(timeouts) / 4) if timeouts else None
 
 

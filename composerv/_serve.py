@@ -7,7 +7,7 @@ from typing import Any, overload
 
 from ._concurrency import AsyncioLoop, BlockingConcurrency, Evented, Workers
 from ._datagram import Datagram
-from ._errors import ConfigurationTypeError, HandlerMismatchError
+from ._fit import check_fit, check_kind
 from ._handlers import AsyncStreamHandler, MessageHandler
 from ._limits import Limits
 from ._runtime import Concurrency, Handler
@@ -98,26 +98,7 @@ def serve(
 
         server = serve(tcp(("127.0.0.1", 8000)), threaded(), stream_handler(echo))
     """
-    _check_kind("transport", transport, Transport, "tcp(...), udp(...), unix_stream(...)")
-    _check_kind("concurrency", concurrency, Concurrency, "sync(), threaded(), evented()")
-    _check_kind("handler", handler, Handler, "stream_handler(fn), message_handler(fn)")
-    if handler.kind != transport.kind:
-        wanted = "stream_handler(fn)" if transport.kind == "stream" else "datagram_handler(fn)"
-        other = "tcp() or unix_stream()" if handler.kind == "stream" else "udp() or unix_datagram()"
-        raise HandlerMismatchError(
-            f"a {handler.kind} handler cannot serve the {transport.kind} transport "
-            f"{transport!r}: use {wanted} with this transport, or a {handler.kind} "
-            f"transport such as {other}"
-        )
+    check_fit(transport, concurrency, handler)
     if limits is not None:
-        _check_kind("limits", limits, Limits, "limits(idle_timeout=5.0)")
-    concurrency.check(transport, handler)
+        check_kind("limits", limits, Limits, "limits(idle_timeout=5.0)")
     return Server(transport, concurrency, handler, limits)
-
-
-def _check_kind(name: str, value: object, expected: type, examples: str) -> None:
-    if not isinstance(value, expected):
-        raise ConfigurationTypeError(
-            f"{name} must be a {expected.__name__} value such as {examples}, "
-            f"not {type(value).__name__} {value!r}"
-        )

@@ -17,10 +17,14 @@ from contextlib import contextmanager
 from types import FrameType, TracebackType
 from typing import Any, Final, Generic, overload
 
+import attrs
+
 from ._context import KERNEL_TIMEOUTS, timeval
+from ._fit import check_fit
 from ._limits import DrainReport, Limits
 from ._log import logger
 from ._runtime import Concurrency, Deadline, Handler, Runtime, Service
+from ._stats import ServerStats
 from ._transports._base import (
     INET_FAMILIES,
     LISTENER_OPTIONS_INHERITED,
@@ -104,6 +108,8 @@ class Server(Generic[R, A]):
             stop_listening=self._stop_listening,
             timeouts_preset=self._are_timeouts_preset,
         )
+        self._tally = service.tally
+        self._service = service
         self._runtime: Runtime = concurrency.build(service)
         if transport.bind_and_activate:
             try:
@@ -138,6 +144,28 @@ class Server(Generic[R, A]):
     def active_requests(self) -> int:
         """How many requests are in flight (under `workers`: how many workers run)."""
         return len(self._runtime)
+
+    def reload(self, handler: Handler[R]) -> None:
+        """Serve `handler` from now on, in place of `self.handler`, without refusing a
+        connection. It is checked first, as `serve` checks (a mismatch raises and
+        changes nothing); then, under `workers`, the workers are replaced one at a
+        time, each new one accepting before an old one drains. Returns once done.
+
+        Raises `ConfigurationError` under a concurrency that serves in this process
+        (it cannot load new code in place) and `RuntimeError` if a new worker did
+        not start (the old ones keep serving)."""
+        check_fit(self.transport, self.concurrency, handler)
+        service = attrs.evolve(self._service, handler=handler)
+        self._runtime.reload(service)
+        self._service = service
+        self.handler = handler
+
+    def stats(self) -> ServerStats:
+        """What this server has done so far, as a frozen `ServerStats`: connections
+        accepted and open, requests served, errors, timeouts, refusals, bytes in and
+        out, and what its drains did. Under `workers` the parent sums its workers'.
+        Safe to call from any thread, while serving or after closing."""
+        return self._tally.snapshot(self.drain_report)
 
     @property
     def serving(self) -> bool:
@@ -302,6 +330,7 @@ class Server(Generic[R, A]):
             report = self._runtime.drain(self._deadline)
         self._stop_listening()
         self._runtime.close()
+        self._tally.close()
         self.drain_report = report
         if report.in_flight:
             logger.info(

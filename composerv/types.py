@@ -25,12 +25,14 @@ from ._handlers import (
     StreamMessageHandler,
 )
 from ._handlers._async import AsyncStreamFn
+from ._proxy import ProxyHeader, ProxySSL, ProxySSLClient, ProxySSLSubtype, ProxyTLVType
 from ._transports import (
     TCP,
     TLS,
     UDP,
     InheritedDatagram,
     InheritedStream,
+    ProxyProtocol,
     UnixDatagram,
     UnixStream,
 )
@@ -56,6 +58,12 @@ __all__ = [
     "LengthPrefixed",
     "Lines",
     "Pooled",
+    "ProxyHeader",
+    "ProxyProtocol",
+    "ProxySSL",
+    "ProxySSLClient",
+    "ProxySSLSubtype",
+    "ProxyTLVType",
     "SessionHandler",
     "StreamHandler",
     "StreamMessageHandler",

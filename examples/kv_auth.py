@@ -54,13 +54,18 @@ def command(verb: bytes, rest: bytes) -> bytes:
     if verb == b"DEL":
         return b"1" if store.pop(key, None) is not None else b"0"
     if verb == b"INCR":
-        try:
-            number = int(store.get(key, b"0")) + 1
-        except ValueError:
-            return b"ERR value is not an integer"
-        store[key] = str(number).encode()
-        return store[key]
+        return increment(key)
     return b"ERR use AUTH, SET, GET, INCR or DEL"
+
+
+def increment(key: bytes) -> bytes:
+    """INCR: add one to the integer stored at `key` (0 if unset); the new value."""
+    try:
+        number = int(store.get(key, b"0")) + 1
+    except ValueError:
+        return b"ERR value is not an integer"
+    store[key] = str(number).encode()
+    return store[key]
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import attrs
@@ -27,6 +27,8 @@ global
 
 defaults
     mode tcp
+    # A connection the server refuses must fail the client, not be retried unseen.
+    retries 0
     timeout connect {timeout}s
     timeout client {timeout}s
     timeout server {timeout}s
@@ -60,6 +62,22 @@ class HAProxy:
     """Where clients connect (the frontend)."""
     log: Path
     """Its stdout and stderr, for failure messages."""
+    stats: str
+    """Its stats socket (see `show`)."""
+
+    def show(self, command: str) -> str:
+        """What the stats socket answers to `command`, e.g. ``"show stat"``."""
+        return _ask(self.stats, command)
+
+    def server_status(self, backend: str = "back", server: str = "s1") -> str:
+        """The check status of `server` in `backend`: ``UP``, ``DOWN``, ``no check``..."""
+        header, *rows = self.show("show stat").splitlines()
+        names = header.lstrip("# ").split(",")
+        for row in rows:
+            fields = dict(zip(names, row.split(","), strict=False))
+            if (fields.get("pxname"), fields.get("svname")) == (backend, server):
+                return fields["status"]
+        raise AssertionError(f"no server {server} in backend {backend}:\n{header}")
 
 
 @contextlib.contextmanager
@@ -75,29 +93,54 @@ def running_haproxy(
     `bind_options` follow the frontend's ``bind`` (e.g. ``" ssl crt x.pem"``) and
     `frontend` adds lines to it. HAProxy is stopped, and waited for, on exit.
     """
+
+    def config(stats: str, fd: int) -> str:
+        return CONFIG.format(
+            stats=stats,
+            timeout=int(DEADLINE),
+            fd=fd,
+            bind_options=bind_options,
+            frontend="".join(f"    {line}\n" for line in frontend),
+            server=f"{server[0]}:{server[1]}",
+            server_options=server_options,
+        )
+
+    with _running(config) as haproxy:
+        yield haproxy
+
+
+@contextlib.contextmanager
+def running_haproxy_config(text: str, *, bind: str) -> Iterator[HAProxy]:
+    """Run HAProxy with the configuration `text` as written (docs/deploying.md's), but
+    for its frontend's ``bind BIND``, which listens on a port 0 socket instead, and a
+    stats socket added to its ``global`` section."""
+    assert f"bind {bind}\n" in text and text.startswith("global\n"), text
+
+    def config(stats: str, fd: int) -> str:
+        with_stats = text.replace(
+            "global\n", f"global\n    stats socket {stats} mode 600 level user\n", 1
+        )
+        return with_stats.replace(f"bind {bind}\n", f"bind fd@{fd}\n")
+
+    with _running(config) as haproxy:
+        yield haproxy
+
+
+@contextlib.contextmanager
+def _running(config: Callable[[str, int], str]) -> Iterator[HAProxy]:
+    """HAProxy with ``config(stats_socket_path, frontend_fd)``, until the block ends."""
     program = haproxy_path()
     with (
         tempfile.TemporaryDirectory(prefix="csv-haproxy-") as directory,
         socket.create_server(("127.0.0.1", 0)) as listener,
     ):
         stats = os.path.join(directory, "stats.sock")
-        config = os.path.join(directory, "haproxy.cfg")
+        path = os.path.join(directory, "haproxy.cfg")
         log = Path(directory, "haproxy.log")
-        with open(config, "w") as file:
-            file.write(
-                CONFIG.format(
-                    stats=stats,
-                    timeout=int(DEADLINE),
-                    fd=listener.fileno(),
-                    bind_options=bind_options,
-                    frontend="".join(f"    {line}\n" for line in frontend),
-                    server=f"{server[0]}:{server[1]}",
-                    server_options=server_options,
-                )
-            )
+        Path(path).write_text(config(stats, listener.fileno()))
         with open(log, "wb") as output:
             process = subprocess.Popen(
-                [program, "-db", "-f", config],
+                [program, "-db", "-f", path],
                 pass_fds=(listener.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=output,
@@ -107,7 +150,7 @@ def running_haproxy(
             wait_until(
                 lambda: _answers(process, stats, log), "haproxy to answer on its stats socket"
             )
-            yield HAProxy(listener.getsockname(), log)
+            yield HAProxy(listener.getsockname(), log, stats)
         finally:
             _stop(process)
 
@@ -116,15 +159,18 @@ def _answers(process: subprocess.Popen[bytes], stats: str, log: Path) -> bool:
     """True once HAProxy's event loop runs: its stats socket answers ``show info``."""
     if process.poll() is not None:
         raise AssertionError(f"haproxy exited with {process.returncode}:\n{log.read_text()}")
+    try:
+        return "Name: HAProxy" in _ask(stats, "show info")
+    except (FileNotFoundError, ConnectionRefusedError):
+        return False
+
+
+def _ask(stats: str, command: str) -> str:
     with socket.socket(socket.AF_UNIX) as probe:
         probe.settimeout(DEADLINE)
-        try:
-            probe.connect(stats)
-        except (FileNotFoundError, ConnectionRefusedError):
-            return False
-        probe.sendall(b"show info\n")
-        reply = b"".join(iter(lambda: probe.recv(65536), b""))
-    return b"Name: HAProxy" in reply
+        probe.connect(stats)
+        probe.sendall(command.encode() + b"\n")
+        return b"".join(iter(lambda: probe.recv(65536), b"")).decode()
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

@@ -6,20 +6,69 @@ leak checks are the plugin's ``composerv_no_leaks`` fixture.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import select
 import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from composerv.testing import serving, wait_until
 
-__all__ = ["DEADLINE", "connect", "recv_exactly", "recv_until_eof", "serving", "wait_until"]
+__all__ = [
+    "CLOSED_ERRORS",
+    "DEADLINE",
+    "EARLY_SLACK",
+    "LATE_FACTOR",
+    "LATE_SLACK",
+    "SERVING_THREAD",
+    "assert_closed_by_peer",
+    "assert_does_not_spin",
+    "assert_refused",
+    "assert_refused_while",
+    "assert_took",
+    "connect",
+    "recv_exactly",
+    "recv_until_eof",
+    "serving",
+    "thread_cpu_seconds",
+    "wait_closed_while_trickling",
+    "wait_reset",
+    "wait_until",
+]
 
 # Every wait in the suite is bounded by this many seconds, so a bug shows up as a
 # failure with a message, never as a hung CI run.
 DEADLINE = 10.0
 
+# How a timing promise is checked (see `assert_took`). A timeout of T must end a
+# wait no earlier than T and no later than LATE_FACTOR * T + LATE_SLACK: with the
+# suite's timeouts of 0.3-0.5 s, the bound lies halfway between T and 2T, so a
+# timeout twice as long (or a loop that notices it late) fails, and so does one
+# half as long, while a loaded machine still has ~0.2 s of slack.
+LATE_FACTOR = 1.5
+LATE_SLACK = 0.05
+# How a client sees the server end a connection: EOF aside, a reset (unread bytes
+# were left), or under TLS an end without close_notify.
+CLOSED_ERRORS = (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)
 
-def connect(address: Any, *, kind: int = socket.SOCK_STREAM) -> socket.socket:
-    """A client socket connected to `address` (inet tuple or unix path), with a timeout."""
+# The thread `serving` (composerv.testing's) runs serve_forever in, whose CPU time
+# shows a loop spinning; should the name change, `thread_cpu_seconds` fails loudly.
+SERVING_THREAD = "composerv-testing-serve-forever"
+
+# The client's clock starts a little after the server's (the server starts its
+# idle clock when it has sent the reply the client is still receiving).
+EARLY_SLACK = 0.05
+
+
+def connect(
+    address: Any, *, kind: int = socket.SOCK_STREAM, source: str | None = None
+) -> socket.socket:
+    """A client socket connected to `address` (inet tuple or unix path), with a timeout;
+    from the loopback host `source`, if given (a client the server must tell apart)."""
     if isinstance(address, (str, bytes)):
         sock = socket.socket(socket.AF_UNIX, kind)
     else:
@@ -27,11 +76,28 @@ def connect(address: Any, *, kind: int = socket.SOCK_STREAM) -> socket.socket:
         sock = socket.socket(family, kind)
     sock.settimeout(DEADLINE)
     try:
+        if source is not None:
+            sock.bind((source, 0))
         sock.connect(address)
     except BaseException:
         sock.close()
         raise
     return sock
+
+
+def ask_version(address: Any, *, source: str | None = None) -> list[str]:
+    """Ask an app of `tests.apps.versioned` (from `source`, if given) and return its
+    reply's words, ``VERSION PID HOST PORT``; ConnectionError if it closes before a
+    whole line (the socket's timeout bounds the wait)."""
+    with connect(address, source=source) as client:
+        client.sendall(b"which?\n")
+        reply = b""
+        while not reply.endswith(b"\n"):
+            chunk = client.recv(4096)
+            if not chunk:
+                raise ConnectionError(f"EOF after {reply!r}")
+            reply += chunk
+    return reply.decode().split()
 
 
 def recv_exactly(sock: socket.socket, size: int) -> bytes:
@@ -51,3 +117,110 @@ def recv_until_eof(sock: socket.socket) -> bytes:
     while chunk := sock.recv(65536):
         chunks += chunk
     return bytes(chunks)
+
+
+def assert_took(started: float, expected: float, what: str) -> float:
+    """Fail unless `expected` seconds (a timeout, a drain) have passed since
+    `started` (a `time.monotonic()`), and not much more; the elapsed time.
+
+    The one place the suite bounds a timing promise, on both sides: see
+    `LATE_FACTOR`."""
+    elapsed = time.monotonic() - started
+    earliest = expected - EARLY_SLACK
+    latest = expected * LATE_FACTOR + LATE_SLACK
+    assert earliest <= elapsed <= latest, (
+        f"{what} took {elapsed:.3f}s, expected {expected}s (between {earliest:.2f}s and "
+        f"{latest:.2f}s)"
+    )
+    return elapsed
+
+
+def assert_closed_by_peer(sock: socket.socket) -> bytes:
+    """Read until the peer ends the connection (EOF or reset) and return what came
+    before; the socket's timeout bounds the wait, and runs out as a failure."""
+    received = bytearray()
+    try:
+        while chunk := sock.recv(1 << 20):
+            received += chunk
+    except CLOSED_ERRORS:
+        pass
+    except TimeoutError:
+        raise AssertionError(
+            f"the peer did not close the connection within {sock.gettimeout()}s"
+        ) from None
+    return bytes(received)
+
+
+def wait_closed_while_trickling(sock: socket.socket, byte: bytes, pace: float) -> None:
+    """Send `byte` every `pace` seconds (a slowloris) until the peer closes the
+    connection, which is seen at once by waiting on the socket, not by sleeping."""
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        try:
+            sock.sendall(byte)
+        except CLOSED_ERRORS:
+            return
+        readable, _, _ = select.select([sock], [], [], pace)
+        if readable:
+            with contextlib.suppress(*CLOSED_ERRORS):
+                assert sock.recv(1) == b"", "the server answered a request never completed"
+            return
+    raise AssertionError(f"the peer did not cut the trickling client within {DEADLINE}s")
+
+
+def wait_reset(sock: socket.socket) -> None:
+    """Wait for the server to close `sock`, a connection holding bytes the server
+    never read (so its close is a reset), without reading from it: poll reports
+    the reset at once, even with unread bytes queued on this side."""
+    poller = select.poll()
+    poller.register(sock, 0)  # POLLERR and POLLHUP are always reported
+    assert poller.poll(DEADLINE * 1000), f"the server did not close the connection in {DEADLINE}s"
+
+
+def assert_refused(address: Any) -> None:
+    """Fail unless connecting to `address` is refused at once: ECONNREFUSED, or
+    ENOENT for a unix path removed with its listening socket."""
+    try:
+        connect(address).close()
+    except (ConnectionRefusedError, FileNotFoundError) as exc:
+        assert exc.errno in (errno.ECONNREFUSED, errno.ENOENT)
+        return
+    raise AssertionError(f"a connection to {address!r} was accepted")
+
+
+def thread_cpu_seconds(name: str) -> Callable[[], float]:
+    """A clock of the CPU time used by the live thread named `name` (e.g. the one
+    `serving` starts): what shows a loop spinning, whatever else the machine runs."""
+    [thread] = [t for t in threading.enumerate() if t.name == name]
+    assert thread.ident is not None
+    clock = time.pthread_getcpuclockid(thread.ident)
+    return lambda: time.clock_gettime(clock)
+
+
+def assert_does_not_spin(name: str, what: str) -> None:
+    """Fail if the thread named `name` uses more than a tenth of a CPU over a
+    short window: a loop waiting for something must sleep in the kernel. A
+    spinning loop uses the whole window, or most of it on a loaded machine."""
+    cpu = thread_cpu_seconds(name)
+    window = 0.3
+    before = cpu()
+    time.sleep(window)  # the window measured, not a wait for readiness
+    used = cpu() - before
+    assert used < window / 10, f"{what}: the loop used {used:.3f}s of CPU in {window}s"
+
+
+def assert_refused_while(address: Any, running: Callable[[], bool], what: str) -> None:
+    """Fail unless a connect to `address` is refused while `running()` holds (a
+    drain with a request still in flight).
+
+    The listening socket is closed as the drain begins, but the kernel keeps it
+    listening until a poll() on it in the serve loop returns, a few milliseconds
+    later: a connect in that window completes and is then reset, or is reset as
+    it connects. So try again until refused, for as long as `running()` holds."""
+    while True:
+        assert running(), f"connections were not refused before {what} ended"
+        try:
+            assert_refused(address)
+            return
+        except (AssertionError, ConnectionResetError):
+            continue

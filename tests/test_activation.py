@@ -64,8 +64,9 @@ def test_inherited_listens_if_the_supervisor_did_not(composerv_no_leaks: None) -
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     address = sock.getsockname()
-    with serving(serve(inherited(sock.detach()), sync(), stream_handler(lambda c: None))):
-        connect(address).close()
+    server = serve(inherited(sock.detach()), sync(), stream_handler(lambda c: c.send_all(b"ok")))
+    with serving(server), connect(address) as client:
+        assert recv_exactly(client, 2) == b"ok"
 
 
 def test_inherited_errors() -> None:

@@ -42,9 +42,6 @@ if importlib.util.find_spec("uvloop") is not None:
     CONCURRENCIES["uvloop"] = lambda: asyncio_loop(uvloop=True)
 
 
-pytestmark = pytest.mark.usefixtures("uvloop_globals")
-
-
 @pytest.mark.parametrize("make_concurrency", CONCURRENCIES.values(), ids=list(CONCURRENCIES))
 def test_echo(
     make_concurrency: Callable[[], Any], unix_path: str, composerv_no_leaks: None
@@ -130,7 +127,27 @@ def test_uvloop_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> Non
         asyncio_loop(uvloop=True)
 
 
-def test_the_reader_limit_is_validated_and_bounds_readline() -> None:
+def test_the_reader_limit_is_validated() -> None:
     with pytest.raises(ConfigurationError, match="limit must be a positive int, not 0"):
         async_stream_handler(echo_lines, limit=0)
-    assert async_stream_handler(echo_lines).limit == 1 << 16
+
+
+@pytest.mark.parametrize(
+    ("limit", "longest"), [(None, 1 << 16), (100, 100)], ids=["default-64KiB", "limit-100"]
+)
+@pytest.mark.parametrize("make_concurrency", CONCURRENCIES.values(), ids=list(CONCURRENCIES))
+def test_the_reader_limit_bounds_readline(
+    make_concurrency: Callable[[], Any], limit: int | None, longest: int, composerv_no_leaks: None
+) -> None:
+    """A line up to the limit is read; a longer one fails the coroutine's readline,
+    which closes only that connection."""
+    handler = async_stream_handler(echo_lines, **({} if limit is None else {"limit": limit}))
+    server = serve(tcp(("127.0.0.1", 0)), make_concurrency(), handler)
+    fits = b"a" * (longest - 1) + b"\n"
+    with serving(server), connect(server.address) as good, connect(server.address) as bad:
+        good.sendall(fits)
+        assert recv_exactly(good, len(fits)) == fits.upper()
+        bad.sendall(b"b" * (longest + 1) + b"\n")
+        assert recv_until_eof(bad) == b""
+        good.sendall(b"still\n")
+        assert recv_exactly(good, 6) == b"STILL\n"

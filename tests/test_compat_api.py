@@ -154,7 +154,7 @@ def exchange(server: Any, payload: bytes) -> bytes:
 )
 @pytest.mark.parametrize("payload", [b"ok", b"fail"])
 def test_hooks_are_called_like_the_stdlib(
-    class_name: str, payload: bytes, capsys: pytest.CaptureFixture[str]
+    class_name: str, payload: bytes, capsys: pytest.CaptureFixture[str], composerv_no_leaks: None
 ) -> None:
     logs = []
     for module in (stdlib_socketserver, compat.socketserver):
@@ -183,7 +183,7 @@ def test_hooks_are_called_like_the_stdlib(
         assert "Exception occurred during processing of request from ('127.0.0.1'," in err
 
 
-def test_shutdown_is_prompt_and_safe_without_a_loop() -> None:
+def test_shutdown_is_prompt_and_safe_without_a_loop(composerv_no_leaks: None) -> None:
     server = compat.socketserver.TCPServer(("127.0.0.1", 0), Failing)
     server.shutdown()  # the stdlib would block forever here
     thread = threading.Thread(target=server.serve_forever, args=(60,))
@@ -240,7 +240,9 @@ def test_forking_mixin_reaps_only_its_own_children(composerv_no_leaks: None) -> 
     assert os.waitstatus_to_exitcode(status) == 7
 
 
-def test_unix_server_leaves_existing_paths_to_the_caller(unix_path: str) -> None:
+def test_unix_server_leaves_existing_paths_to_the_caller(
+    unix_path: str, composerv_no_leaks: None
+) -> None:
     """Like the stdlib, compat neither replaces a stale socket path nor removes its own."""
     with compat.socketserver.UnixStreamServer(unix_path, Failing) as server:
         assert server.server_address == unix_path
@@ -252,6 +254,7 @@ def test_unix_server_leaves_existing_paths_to_the_caller(unix_path: str) -> None
 
 def test_datagram_longer_than_max_packet_size_is_dropped_and_logged(
     caplog: pytest.LogCaptureFixture,
+    composerv_no_leaks: None,
 ) -> None:
     received: list[bytes] = []
 

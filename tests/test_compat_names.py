@@ -91,7 +91,9 @@ class Shout(composerv.compat.socketserver.StreamRequestHandler):
         self.wfile.write(self.rfile.readline().upper())
 
 
-def test_a_handler_under_one_name_serves_on_a_server_under_the_other() -> None:
+def test_a_handler_under_one_name_serves_on_a_server_under_the_other(
+    composerv_no_leaks: None,
+) -> None:
     server = compat.SocketServer.ThreadingTCPServer(("127.0.0.1", 0), Shout)
     assert isinstance(server, composerv.compat.socketserver.BaseServer)
     with serving(server), connect(server.server_address) as client:

@@ -40,6 +40,7 @@ PUBLIC_MODULES = (
     "composerv.abc",
     "composerv.types",
     "composerv.layers",
+    "composerv.sessions",
     "composerv.testing",
 )
 
@@ -315,7 +316,7 @@ def doc_sandbox(
     ids=lambda path: str(path.relative_to(ROOT)),
 )
 def test_the_python_blocks_run_as_written(
-    path: Path, doc_sandbox: list[composerv.Server[Any, Any]]
+    path: Path, composerv_no_leaks: None, doc_sandbox: list[composerv.Server[Any, Any]]
 ) -> None:
     """The blocks of one file, in order, in one namespace: what a reader would paste."""
     namespace: dict[str, Any] = {"__name__": "__doc_block__"}

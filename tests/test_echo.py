@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +29,7 @@ from composerv import (
     unix_stream,
 )
 
-from .support import DEADLINE, connect, recv_exactly, serving
+from .support import DEADLINE, assert_took, connect, recv_exactly, serving
 
 # Loops take up to 64 ready requests per wake-up; a burst of several batches checks
 # that none is taken and then forgotten at a batch's edge.
@@ -174,7 +175,7 @@ def _datagram_client(address: Any, unix_path: str) -> socket.socket:
     return client
 
 
-def test_port_zero_reads_back_the_real_port() -> None:
+def test_port_zero_reads_back_the_real_port(composerv_no_leaks: None) -> None:
     with serve(tcp(("127.0.0.1", 0)), sync(), stream_handler(echo_lines)) as server:
         host, port = server.address
         assert host == "127.0.0.1"
@@ -189,9 +190,11 @@ def test_handle_request_serves_exactly_one(composerv_no_leaks: None) -> None:
             assert recv_exactly(client, 8) == b"one\nbye\n"
 
 
-def test_handle_request_times_out_when_nobody_comes() -> None:
+def test_handle_request_times_out_when_nobody_comes(composerv_no_leaks: None) -> None:
     with serve(tcp(("127.0.0.1", 0)), sync(), stream_handler(echo_lines)) as server:
-        server.handle_request(timeout=0.05)  # returns instead of waiting forever
+        started = time.monotonic()
+        server.handle_request(timeout=0.3)
+        assert_took(started, 0.3, "handle_request with nobody connecting")
 
 
 def test_bind_and_activate_false_defers_binding(composerv_no_leaks: None) -> None:
@@ -206,7 +209,7 @@ def test_bind_and_activate_false_defers_binding(composerv_no_leaks: None) -> Non
             server.bind_and_activate()
 
 
-def test_dual_stack_accepts_ipv4_clients() -> None:
+def test_dual_stack_accepts_ipv4_clients(composerv_no_leaks: None) -> None:
     with (
         serve(tcp(("::", 0), dual_stack=True), threaded(), stream_handler(echo_lines)) as server,
         serving(server),

@@ -170,7 +170,9 @@ def test_handler_exception_is_logged_with_peer_and_survived(
     assert record.exc_info is not None and record.exc_info[0] is ValueError
 
 
-def test_stale_unix_socket_is_replaced(unix_path: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_stale_unix_socket_is_replaced(
+    unix_path: str, caplog: pytest.LogCaptureFixture, composerv_no_leaks: None
+) -> None:
     dead = socket.socket(socket.AF_UNIX)
     dead.bind(unix_path)
     dead.close()  # a crashed server leaves its path behind
@@ -180,14 +182,14 @@ def test_stale_unix_socket_is_replaced(unix_path: str, caplog: pytest.LogCapture
     assert "stale unix socket" in caplog.text
 
 
-def test_live_unix_socket_is_not_stolen(unix_path: str) -> None:
+def test_live_unix_socket_is_not_stolen(unix_path: str, composerv_no_leaks: None) -> None:
     with serve(unix_stream(unix_path), sync(), stream_handler(echo_line)):
         with pytest.raises(SocketPathInUseError, match="another server is listening"):
             serve(unix_stream(unix_path), sync(), stream_handler(echo_line))
         assert os.path.exists(unix_path)
 
 
-def test_regular_file_is_never_replaced(unix_path: str) -> None:
+def test_regular_file_is_never_replaced(unix_path: str, composerv_no_leaks: None) -> None:
     with open(unix_path, "w") as f:
         f.write("precious")
     with pytest.raises(FileExistsError, match="exists and is not a socket"):
@@ -196,7 +198,9 @@ def test_regular_file_is_never_replaced(unix_path: str) -> None:
         assert f.read() == "precious"
 
 
-def test_oversized_datagram_is_dropped_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+def test_oversized_datagram_is_dropped_and_logged(
+    caplog: pytest.LogCaptureFixture, composerv_no_leaks: None
+) -> None:
     received: list[bytes] = []
 
     def record(datagram: Datagram) -> None:
@@ -214,7 +218,7 @@ def test_oversized_datagram_is_dropped_and_logged(caplog: pytest.LogCaptureFixtu
     assert "longer than max_datagram_size=16" in caplog.text
 
 
-def test_reply_to_an_unbound_unix_peer_says_why(unix_path: str) -> None:
+def test_reply_to_an_unbound_unix_peer_says_why(unix_path: str, composerv_no_leaks: None) -> None:
     errors: list[str] = []
 
     def reply(datagram: Datagram) -> None:

@@ -24,7 +24,7 @@ from composerv import (
 )
 
 from .reliability import idle_client_is_closed, slowloris_is_cut
-from .support import DEADLINE, connect, recv_exactly, serving, wait_until
+from .support import DEADLINE, assert_took, connect, recv_exactly, serving, wait_until
 
 
 def echo(message: bytes) -> bytes:
@@ -86,7 +86,9 @@ def test_a_peer_that_never_reads_is_cut_by_write_timeout(composerv_no_leaks: Non
         # The 8 MiB reply cannot fit in the socket buffers of a peer that does not read.
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             client.sendall(frame)
+        started = time.monotonic()  # the reply is stuck from here on
         wait_until(lambda: server.active_requests == 0, "the stuck connection to be cut")
+        assert_took(started, 0.3, "cutting a peer that never reads")
 
 
 @pytest.mark.parametrize("loop", ["evented", "asyncio"])
@@ -129,25 +131,24 @@ def test_drain_closes_idle_finishes_partial_and_cuts_stuck(composerv_no_leaks: N
     thread = start(server)
     idle, partial, stuck = (connect(server.address) for _ in range(3))
     try:
-        idle.sendall(b"hi\n")
-        assert recv_exactly(idle, 3) == b"hi\n"
+        for client in (idle, partial, stuck):
+            client.sendall(b"hi\n")
+            assert recv_exactly(client, 3) == b"hi\n"
         partial.sendall(b"half a li")
         stuck.sendall(b"never ends")
         wait_until(lambda: server.active_requests == 3, "three connections")
-
-        def finish_the_line() -> None:
-            time.sleep(0.2)  # after the drain has begun
-            partial.sendall(b"ne\n")
-
-        finisher = threading.Thread(target=finish_the_line)
-        finisher.start()
+        reports: list[DrainReport] = []
         started = time.monotonic()
-        report = server.shutdown(drain=1.0)
-        finisher.join(DEADLINE)
-        assert 0.9 < time.monotonic() - started < 3.0
-        assert report == DrainReport(finished=1, closed_idle=1, cut=1)
+        drainer = threading.Thread(target=lambda: reports.append(server.shutdown(drain=0.4)))
+        drainer.start()
+        # The idle connection is closed as the drain begins: then finish the line.
+        assert idle.recv(1) == b""
+        partial.sendall(b"ne\n")
+        drainer.join(DEADLINE)
+        assert_took(started, 0.4, "a drain with a stuck request")
+        assert reports == [DrainReport(finished=1, closed_idle=1, cut=1)]
         assert recv_exactly(partial, 12) == b"half a line\n", "the message read in full is served"
-        for client in (idle, partial, stuck):
+        for client in (partial, stuck):
             assert client.recv(1) == b""
     finally:
         for client in (idle, partial, stuck):
@@ -167,13 +168,17 @@ def test_server_close_without_clients_is_immediate(composerv_no_leaks: None) -> 
     assert server.drain_report == DrainReport(finished=0, closed_idle=0, cut=0)
 
 
-def test_asyncio_loop_drain_closes_idle_finishes_busy_and_cancels_stuck() -> None:
+def test_asyncio_loop_drain_closes_idle_finishes_busy_and_cancels_stuck(
+    composerv_no_leaks: None,
+) -> None:
     """A coroutine waiting to read with nothing buffered is idle: the drain gives it
     end of stream, as a blocking handler's read gets; one busy elsewhere is cut."""
     finished = threading.Event()
+    lines_read: list[bytes] = []
 
     async def slow_then_done(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         line = await reader.readline()
+        lines_read.append(line)
         if line == b"slow\n":
             await asyncio.sleep(0.3)
             writer.write(b"done\n")
@@ -194,10 +199,11 @@ def test_asyncio_loop_drain_closes_idle_finishes_busy_and_cancels_stuck() -> Non
         slow.sendall(b"slow\n")
         idle.sendall(b"idle\n")
         stuck.sendall(b"stuck\n")
-        wait_until(lambda: server.active_requests == 3, "three connections")
+        # Each coroutine has its line (else one still waiting for it would be idle).
+        wait_until(lambda: len(lines_read) == 3, "each coroutine to read its line")
         started = time.monotonic()
-        report = server.shutdown(drain=1.0)
-        assert 1.0 <= time.monotonic() - started < 1.5
+        report = server.shutdown(drain=0.5)
+        assert_took(started, 0.5, "a drain with a stuck coroutine")
         assert finished.is_set()
         assert recv_exactly(slow, 5) == b"done\n"
         assert report == DrainReport(finished=1, closed_idle=1, cut=1)

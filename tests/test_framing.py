@@ -4,6 +4,7 @@ the byte stream was split into receives."""
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -185,3 +186,31 @@ def test_encoding() -> None:
 def test_bad_options_are_named(make: object, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         make()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("framing", "encode"),
+    [
+        (lines(max_size=5), lambda message: message + b"\n"),
+        (length_prefixed(max_size=5), lambda message: len(message).to_bytes(4, "big") + message),
+    ],
+    ids=["lines", "length-prefixed"],
+)
+def test_max_size_is_the_longest_message_accepted(framing: StreamFraming, encode: Any) -> None:
+    """A message of exactly max_size bytes passes, alone or after another in the same
+    receive; one byte more fails, and the error names its own size."""
+    assert framing.decoder().feed(encode(b"12345")) == [b"12345"]
+    assert framing.decoder().feed(encode(b"ok") + encode(b"12345")) == [b"ok", b"12345"]
+    with pytest.raises(MessageTooLargeError) as raised:
+        framing.decoder().feed(encode(b"ok") + encode(b"123456"))
+    assert raised.value.messages == [b"ok"]
+    assert (raised.value.size, raised.value.limit) == (6, 5)
+
+
+@pytest.mark.parametrize("header_size", [1, 2, 4, 8])
+def test_every_documented_header_size_frames_a_message(header_size: Any) -> None:
+    framing = length_prefixed(header_size=header_size, max_size=300)
+    message = b"m" * 257 if header_size > 1 else b"m" * 255
+    frame = framing.encode(message)
+    assert frame == len(message).to_bytes(header_size, "big") + message
+    assert framing.decoder().feed(frame + frame) == [message, message]

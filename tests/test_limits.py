@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import socket
 import threading
@@ -16,8 +18,13 @@ from composerv import (
     ConfigurationTypeError,
     Connection,
     Limits,
+    async_stream_handler,
+    asyncio_loop,
+    evented,
     forking,
     limits,
+    message_handler,
+    pooled,
     serve,
     stream_handler,
     sync,
@@ -26,10 +33,18 @@ from composerv import (
 )
 
 from .reliability import echo_lines
-from .support import DEADLINE, connect, recv_exactly, serving, wait_until
+from .support import (
+    DEADLINE,
+    SERVING_THREAD,
+    assert_does_not_spin,
+    connect,
+    recv_exactly,
+    serving,
+    wait_until,
+)
 
 
-def test_defaults_are_documented_values() -> None:
+def test_defaults_are_documented_values(composerv_no_leaks: None) -> None:
     assert limits() == Limits(
         max_connections=1024,
         idle_timeout=60.0,
@@ -137,28 +152,37 @@ def test_over_the_cap_clients_wait_in_the_backlog_then_are_served(
                 sock.close()
 
 
-def test_at_the_cap_the_loop_does_not_spin(composerv_no_leaks: None) -> None:
-    """At the cap the listening socket stays readable; the loop must stop watching it."""
-    release = threading.Event()
+async def _async_echo_lines(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while line := await reader.readline():
+        writer.write(line)
+        await writer.drain()
 
-    def hold(conn: Connection) -> None:
-        release.wait(DEADLINE)
 
+AT_THE_CAP = [
+    pytest.param(threaded, lambda: stream_handler(echo_lines), id="threaded"),
+    pytest.param(pooled, lambda: stream_handler(echo_lines), id="pooled"),
+    pytest.param(evented, lambda: message_handler(lambda message: message), id="evented"),
+    pytest.param(asyncio_loop, lambda: async_stream_handler(_async_echo_lines), id="asyncio"),
+]
+
+
+@pytest.mark.parametrize(("concurrency", "handler"), AT_THE_CAP)
+def test_at_the_cap_the_loop_does_not_spin(
+    concurrency: Any, handler: Any, composerv_no_leaks: None
+) -> None:
+    """At the cap the listening socket stays readable (a client waits in the
+    backlog); the loop must stop watching it, not wake up for it again and again."""
     server = serve(
-        tcp(("127.0.0.1", 0)),
-        threaded(),
-        stream_handler(hold),
-        limits=limits(max_connections=1),
+        tcp(("127.0.0.1", 0)), concurrency(), handler(), limits=limits(max_connections=1)
     )
-    with serving(server):
-        with connect(server.address), connect(server.address):
-            wait_until(lambda: server.active_requests == 1, "the first connection to be held")
-            cpu = time.process_time()
-            time.sleep(0.5)  # measure CPU use while a connection waits at the cap
-            cpu = time.process_time() - cpu
-            release.set()
-            wait_until(lambda: server.active_requests == 0, "both connections to be served")
-    assert cpu < 0.1, f"the loop used {cpu:.3f}s of CPU in 0.5s at the cap"
+    with serving(server), connect(server.address) as held, connect(server.address) as waiting:
+        held.sendall(b"held\n")
+        assert recv_exactly(held, 5) == b"held\n"
+        waiting.sendall(b"waits\n")
+        assert server.active_requests == 1
+        assert_does_not_spin(SERVING_THREAD, "at the cap")
+        held.close()
+        assert recv_exactly(waiting, 6) == b"waits\n"
 
 
 def test_handle_request_waits_for_a_free_place_at_the_cap(composerv_no_leaks: None) -> None:
@@ -188,3 +212,26 @@ def test_handle_request_waits_for_a_free_place_at_the_cap(composerv_no_leaks: No
         assert _answered(second, b"2\n", DEADLINE)
         second.close()
         wait_until(lambda: server.active_requests == 0, "both connections to be served")
+
+
+def test_forking_at_the_cap_serves_a_waiting_client_as_soon_as_a_child_ends(
+    composerv_no_leaks: None,
+) -> None:
+    server = serve(
+        tcp(("127.0.0.1", 0)),
+        forking(),
+        stream_handler(echo_lines),
+        limits=limits(max_connections=1),
+    )
+    with serving(server, poll_interval=1.0), contextlib.ExitStack() as clients:
+        held = clients.enter_context(connect(server.address))
+        assert _answered(held, b"in\n", DEADLINE)
+        for turn in range(3):
+            waiting = clients.enter_context(connect(server.address))
+            waiting.sendall(b"next\n")
+            held.sendall(b"bye\n")
+            assert recv_exactly(held, 4) == b"bye\n"
+            started = time.monotonic()
+            assert recv_exactly(waiting, 5) == b"next\n"
+            assert time.monotonic() - started < 0.5, f"hand-off {turn} waited for poll_interval"
+            held = waiting

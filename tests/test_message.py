@@ -41,6 +41,10 @@ STREAM_CONCURRENCIES: dict[str, Callable[[], Any]] = {
     "pooled": pooled,
     "evented": evented,
 }
+TWO_CLIENT_CONCURRENCIES = {
+    name: make for name, make in STREAM_CONCURRENCIES.items() if name != "sync"
+}
+"""For tests with two clients connected at once, which sync serves one at a time."""
 DATAGRAM_CONCURRENCIES: dict[str, Callable[[], Any]] = {
     **STREAM_CONCURRENCIES,
     "forking": forking,
@@ -105,7 +109,9 @@ def test_length_prefixed_frames(
 
 
 @pytest.mark.parametrize(
-    "make_concurrency", STREAM_CONCURRENCIES.values(), ids=list(STREAM_CONCURRENCIES)
+    "make_concurrency",
+    TWO_CLIENT_CONCURRENCIES.values(),
+    ids=list(TWO_CLIENT_CONCURRENCIES),
 )
 def test_an_oversize_message_closes_only_its_connection(
     make_concurrency: Callable[[], Any],
@@ -114,7 +120,7 @@ def test_an_oversize_message_closes_only_its_connection(
 ) -> None:
     server = serve(
         tcp(("127.0.0.1", 0)),
-        make_concurrency() if make_concurrency is not sync else threaded(),
+        make_concurrency(),
         message_handler(shout, lines(max_size=100)),
     )
     with caplog.at_level(logging.WARNING, logger="composerv"), serving(server):
@@ -151,7 +157,9 @@ def test_an_unfinished_last_message_is_logged(
 
 
 @pytest.mark.parametrize(
-    "make_concurrency", STREAM_CONCURRENCIES.values(), ids=list(STREAM_CONCURRENCIES)
+    "make_concurrency",
+    TWO_CLIENT_CONCURRENCIES.values(),
+    ids=list(TWO_CLIENT_CONCURRENCIES),
 )
 def test_an_exception_in_the_function_closes_only_its_connection(
     make_concurrency: Callable[[], Any], caplog: pytest.LogCaptureFixture, composerv_no_leaks: None
@@ -163,7 +171,7 @@ def test_an_exception_in_the_function_closes_only_its_connection(
 
     server = serve(
         tcp(("127.0.0.1", 0)),
-        make_concurrency() if make_concurrency is not sync else threaded(),
+        make_concurrency(),
         message_handler(picky),
     )
     with caplog.at_level(logging.ERROR, logger="composerv"), serving(server):

@@ -790,7 +790,7 @@ def test_report_mode_writes_nothing_and_skips_plain_files(
         ("udp_server.py", "datagram"),
     ],
 )
-def test_the_suggested_core_server_serves(name: str, talk: str) -> None:
+def test_the_suggested_core_server_serves(name: str, talk: str, composerv_no_leaks: None) -> None:
     """The report's ``on the core:`` line is code that runs, with the program's own handler."""
     path = LEGACY / name
     suggestion = next(line for line in _report(path) if line.startswith("    on the core: "))

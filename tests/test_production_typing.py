@@ -13,6 +13,10 @@ EXPECTED = {
     ),
     "datagram-on-tls": 'Argument 3 to "serve" has incompatible type "DatagramHandler"',
     "tls-over-udp": 'Argument 1 to "tls" has incompatible type "UDP"; expected "StreamTransport[',
+    "proxy-over-udp": (
+        'Argument 1 to "proxy_protocol" has incompatible type "UDP"; expected "StreamTransport['
+    ),
+    "datagram-on-proxy": 'Argument 3 to "serve" has incompatible type "DatagramHandler"',
     "workers-of-str": 'No overload variant of "workers" matches argument types "int", "str"',
     "stream-on-evented-workers": 'Argument 2 to "workers" has incompatible type "Evented"',
 }

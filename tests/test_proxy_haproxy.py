@@ -21,7 +21,7 @@ from composerv._proxy import (
 )
 
 from .haproxy import certificate_pem, haproxy_path, running_haproxy
-from .support import DEADLINE, recv_exactly
+from .support import DEADLINE, connect, recv_exactly
 
 # Every test also checks that HAProxy, the backend thread and their sockets are gone after.
 pytestmark = pytest.mark.usefixtures("composerv_no_leaks")
@@ -96,19 +96,11 @@ class Backend:
             pass  # a health check: HAProxy resets it once connected
 
 
-def connect_from_client_host(address: tuple[str, int]) -> socket.socket:
-    client = socket.socket()
-    client.settimeout(DEADLINE)
-    client.bind((CLIENT_HOST, 0))
-    client.connect(address)
-    return client
-
-
 @pytest.mark.parametrize("version", [1, 2])
 def test_send_proxy_names_the_client(version: int) -> None:
     option = "send-proxy" if version == 1 else "send-proxy-v2"
     with Backend() as backend, running_haproxy(backend.address, option) as haproxy:
-        with connect_from_client_host(haproxy.address) as client:
+        with connect(haproxy.address, source=CLIENT_HOST) as client:
             client.sendall(b"hello\n")
             # The line comes back whole: reading the header took none of it.
             assert recv_exactly(client, 6) == b"hello\n"
@@ -128,7 +120,7 @@ def test_send_proxy_v2_checksum_and_unique_id() -> None:
             frontend=["unique-id-format %ci:%cp"],
         ) as haproxy,
     ):
-        with connect_from_client_host(haproxy.address) as client:
+        with connect(haproxy.address, source=CLIENT_HOST) as client:
             client.sendall(b"hello\n")
             assert recv_exactly(client, 6) == b"hello\n"
             header = backend.next_header()
@@ -150,7 +142,7 @@ def test_send_proxy_v2_ssl_describes_the_tls_client(tmp_path: Path) -> None:
         ) as haproxy,
     ):
         with context.wrap_socket(
-            connect_from_client_host(haproxy.address), server_hostname="localhost"
+            connect(haproxy.address, source=CLIENT_HOST), server_hostname="localhost"
         ) as client:
             client.sendall(b"hello\n")
             assert recv_exactly(client, 6) == b"hello\n"

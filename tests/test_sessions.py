@@ -74,7 +74,7 @@ def _chat_step(nick: bytes | None, line: bytes) -> tuple[bytes | None, Any]:
     if nick is None:
         return line, [Join("room"), Send(b"hi " + line)]
     if line == b"leave":
-        return nick, Leave("room")
+        return nick, [Leave("room"), Send(b"left")]
     return nick, Broadcast(nick + b": " + line, group="room")
 
 
@@ -93,6 +93,7 @@ def test_broadcast_reaches_the_group_but_the_sender_in_order(
                 sock.sendall(nick + b"\n")
                 assert recv_exactly(sock, 6) == b"hi " + nick + b"\n"
             cy.sendall(b"leave\n")
+            assert recv_exactly(cy, 5) == b"left\n", "a Send after Leave reaches its own connection"
             for n in range(50):
                 al.sendall(b"%d\n" % n)
             expected = b"".join(b"al: %d\n" % n for n in range(50))

@@ -160,7 +160,7 @@ def test_context_manager_stops_a_running_loop(composerv_no_leaks: None) -> None:
     assert not thread.is_alive()
 
 
-def test_serve_forever_twice_at_once_is_an_error() -> None:
+def test_serve_forever_twice_at_once_is_an_error(composerv_no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), sync(), stream_handler(echo_until_eof))
     with serving(server):
         wait_until(lambda: server.serving, "serve_forever to start")
@@ -168,14 +168,16 @@ def test_serve_forever_twice_at_once_is_an_error() -> None:
             server.serve_forever()
 
 
-def test_unix_server_removes_its_path_on_close(unix_path: str) -> None:
+def test_unix_server_removes_its_path_on_close(unix_path: str, composerv_no_leaks: None) -> None:
     server = serve(unix_stream(unix_path), sync(), stream_handler(echo_until_eof))
     assert os.path.exists(unix_path)
     server.server_close()
     assert not os.path.exists(unix_path)
 
 
-def test_unix_server_leaves_a_path_it_no_longer_owns(unix_path: str) -> None:
+def test_unix_server_leaves_a_path_it_no_longer_owns(
+    unix_path: str, composerv_no_leaks: None
+) -> None:
     server = serve(unix_stream(unix_path), sync(), stream_handler(echo_until_eof))
     os.unlink(unix_path)
     with socket.socket(socket.AF_UNIX) as other:

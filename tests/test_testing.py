@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import importlib.util
 import inspect
 import os
 import re
@@ -104,7 +105,7 @@ def test_docstring_examples_run(module: str) -> None:
 # serving
 
 
-def test_serving_runs_a_server_and_closes_it() -> None:
+def test_serving_runs_a_server_and_closes_it(composerv_no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), threaded(), stream_handler(echo))
     with serving(server) as running:
         assert running is server
@@ -117,7 +118,7 @@ def test_serving_runs_a_server_and_closes_it() -> None:
     assert "composerv-testing-serve-forever" not in {t.name for t in threading.enumerate()}
 
 
-def test_serving_runs_a_classic_server() -> None:
+def test_serving_runs_a_classic_server(composerv_no_leaks: None) -> None:
     class Echo(socketserver.StreamRequestHandler):
         def handle(self) -> None:
             self.wfile.write(self.rfile.readline())
@@ -129,8 +130,9 @@ def test_serving_runs_a_classic_server() -> None:
 
 
 def test_serving_fails_naming_a_thread_the_handler_left_running(
-    release: threading.Event,
+    composerv_no_leaks: None, release: threading.Event
 ) -> None:
+    # composerv_no_leaks first: its check runs after `release` ends the thread.
     def leaky(conn: Connection) -> None:
         threading.Thread(target=release.wait, name="forgotten-worker").start()
         conn.send_all(b"ok")
@@ -141,7 +143,7 @@ def test_serving_fails_naming_a_thread_the_handler_left_running(
             assert recv_until_eof(client) == b"ok"
 
 
-def test_serving_fails_naming_a_socket_the_handler_left_open() -> None:
+def test_serving_fails_naming_a_socket_the_handler_left_open(composerv_no_leaks: None) -> None:
     kept: list[socket.socket] = []
 
     def leaky(conn: Connection) -> None:
@@ -158,14 +160,16 @@ def test_serving_fails_naming_a_socket_the_handler_left_open() -> None:
             sock.close()
 
 
-def test_serving_without_leak_checks_lets_the_block_keep_resources() -> None:
+def test_serving_without_leak_checks_lets_the_block_keep_resources(
+    composerv_no_leaks: None,
+) -> None:
     server = serve(tcp(("127.0.0.1", 0)), threaded(), stream_handler(echo))
     with serving(server, check_leaks=False):
         kept = connect(server.address)
     kept.close()
 
 
-def test_serving_raises_what_serve_forever_raised() -> None:
+def test_serving_raises_what_serve_forever_raised(composerv_no_leaks: None) -> None:
     server = serve(tcp(("127.0.0.1", 0)), threaded(), stream_handler(echo))
     server.server_close()
     with pytest.raises(RuntimeError, match="this server is closed"):
@@ -263,6 +267,18 @@ def test_no_leaks_does_not_check_a_block_that_raised() -> None:
                 raise KeyError("the block's own error")
     finally:
         kept.close()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("uvloop") is None, reason="needs uvloop")
+def test_no_leaks_does_not_count_uvloops_process_wide_pipe() -> None:
+    # In a fresh interpreter, so this block runs the process's first uvloop loop.
+    program = (
+        "import uvloop\n"
+        "from composerv.testing import no_leaks\n"
+        "with no_leaks(settle=0.1):\n"
+        "    uvloop.new_event_loop().close()\n"
+    )
+    subprocess.run([sys.executable, "-c", program], check=True, timeout=DEADLINE)
 
 
 def test_resources_describes_what_is_new() -> None:
@@ -376,7 +392,7 @@ def test_run_bytes_cuts_and_frames_with_the_handler_framing(
     assert run_bytes(message_handler(bytes.upper, framing), data) == expected
 
 
-def test_run_bytes_sends_what_a_served_handler_sends() -> None:
+def test_run_bytes_sends_what_a_served_handler_sends(composerv_no_leaks: None) -> None:
     handler = message_handler(lambda m: None if m == b"skip" else m[::-1])
     data = b"abc\nskip\n\nxyz\n"
     server = serve(tcp(("127.0.0.1", 0)), evented(), handler)
@@ -495,7 +511,7 @@ def echo_over_tls(server_context: ssl.SSLContext, client_context: ssl.SSLContext
             assert recv_exactly(client, 6) == b"secret"
 
 
-def test_tls_contexts_make_a_verified_connection() -> None:
+def test_tls_contexts_make_a_verified_connection(composerv_no_leaks: None) -> None:
     server_context, client_context = tls_contexts()
     assert client_context.verify_mode == ssl.CERT_REQUIRED and client_context.check_hostname
     echo_over_tls(server_context, client_context)
@@ -507,7 +523,9 @@ def test_tls_contexts_are_new_each_time() -> None:
     assert tls_certificate() is tls_certificate()
 
 
-def test_a_certificate_made_with_openssl_works(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_certificate_made_with_openssl_works(
+    monkeypatch: pytest.MonkeyPatch, composerv_no_leaks: None
+) -> None:
     monkeypatch.setitem(sys.modules, "trustme", None)  # as if it were not installed
     make = certificate_maker()
     if make is None:
@@ -527,7 +545,7 @@ def test_without_trustme_or_openssl_a_certificate_cannot_be_made(
         tls_certificate.__wrapped__()
 
 
-def test_certificate_files_load(tmp_path: Path) -> None:
+def test_certificate_files_load(tmp_path: Path, composerv_no_leaks: None) -> None:
     certificate, key = tls_certificate().write(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(certificate, key)

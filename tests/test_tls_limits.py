@@ -76,8 +76,6 @@ async def async_echo_or_flood(reader: asyncio.StreamReader, writer: asyncio.Stre
         await writer.drain()
 
 
-pytestmark = pytest.mark.usefixtures("uvloop_globals")
-
 BLOCKING = {"sync": sync, "threaded": threaded, "pooled": pooled, "forking": forking}
 HANDLERS = {
     "stream": lambda: stream_handler(echo_or_flood),

@@ -8,7 +8,7 @@ import pytest
 
 from composerv import ConfigurationError, serve, stream_handler, sync, transport_from_url
 from composerv._url import url_of
-from composerv.types import TCP, UDP, InheritedStream, UnixDatagram, UnixStream
+from composerv.types import TCP, UDP, InheritedStream, ProxyProtocol, UnixDatagram, UnixStream
 
 
 @pytest.mark.parametrize(
@@ -23,6 +23,15 @@ from composerv.types import TCP, UDP, InheritedStream, UnixDatagram, UnixStream
         ("unix:///run/app.sock", UnixStream("/run/app.sock")),
         ("unix:///tmp/with%20space.sock", UnixStream("/tmp/with space.sock")),
         ("unix-dgram:///tmp/x.sock", UnixDatagram("/tmp/x.sock")),
+        (
+            "proxy+tcp://127.0.0.1:8000?trusted=10.0.0.0/8,127.0.0.1",
+            ProxyProtocol(TCP(("127.0.0.1", 8000)), trusted=["10.0.0.0/8", "127.0.0.1/32"]),
+        ),
+        (
+            "PROXY+TCP://[::1]:8000?trusted=::1",
+            ProxyProtocol(TCP(("::1", 8000)), trusted=["::1/128"]),
+        ),
+        ("proxy+unix:///run/app.sock", ProxyProtocol(UnixStream("/run/app.sock"), trusted=())),
     ],
 )
 def test_valid_urls(url: str, expected: object) -> None:
@@ -54,6 +63,14 @@ def test_valid_urls(url: str, expected: object) -> None:
         ("unix:///", "no path"),
         ("unix-dgram:///" + "x" * 200, "over the 107-byte limit"),
         ("fd://three", "descriptor 'three' that is not a number"),
+        ("proxy+udp://127.0.0.1:53?trusted=10.0.0.0/8", "puts proxy+ before 'udp'"),
+        ("proxy+tcp://127.0.0.1:8000", "no trusted=CIDR[,CIDR] query"),
+        ("proxy+tcp://127.0.0.1:8000?trusted=", "no trusted=CIDR[,CIDR] query"),
+        ("proxy+tcp://127.0.0.1:8000?trusted=10.0.0.0/33", "network '10.0.0.0/33'"),
+        ("proxy+tcp://127.0.0.1:8000?timeout=5", "query naming timeout"),
+        ("proxy+tcp://127.0.0.1:8000?trusted=::1&trusted=::2", "trusted more than once"),
+        ("proxy+tcp://127.0.0.1:8000?trusted", "not name=value pairs"),
+        ("proxy+tcp://127.0.0.1:8000?trusted=::1#here", "fragment"),
     ],
 )
 def test_invalid_urls_name_the_bad_part(url: str, named: str) -> None:

@@ -30,7 +30,7 @@ from composerv import (
 from composerv.types import Workers
 
 from .cli import inet, running
-from .support import DEADLINE, connect, recv_exactly, serving, wait_until
+from .support import DEADLINE, assert_refused_while, connect, recv_exactly, serving, wait_until
 
 
 def _children(pid: int) -> set[int]:
@@ -100,6 +100,9 @@ def test_sigterm_mid_request_in_a_worker() -> None:
             workers_before = _children(cli.proc.pid)
             cli.proc.send_signal(signal.SIGTERM)
             cli.wait_for("stopping 2 workers")
+            # Refused only once every worker has closed its listening socket: the
+            # request finishes during the workers' drain, not before it began.
+            assert_refused_while(address, lambda: cli.proc.poll() is None, "the drain")
             client.sendall(b"finish\n")
             assert recv_exactly(client, 5) == b"done\n"
         assert cli.finish() == 0

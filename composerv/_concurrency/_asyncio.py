@@ -21,14 +21,14 @@ import select
 import socket
 import threading
 from collections.abc import Iterable
-from typing import Any, SupportsIndex
+from typing import Any, Literal, SupportsIndex
 
 import attrs
 
 from .._addresses import Address
 from .._context import RequestContext, bytes_waiting
-from .._errors import ConfigurationError, HandlerMismatchError, RefusedError
-from .._handlers._async import serve_with_streams
+from .._errors import ConfigurationError, HandlerMismatchError, ProxyHeaderError, RefusedError
+from .._handlers._async import CountingReader, ServerWriter, serve_with_streams
 from .._limits import DrainReport, Limits, sweep_interval
 from .._log import logger
 from .._runtime import (
@@ -42,12 +42,14 @@ from .._runtime import (
     ServeLoop,
     Service,
     admit,
+    cannot_reload,
     drain,
     drain_requests,
     finish,
     take_request,
 )
 from .._transports._base import Transport
+from .._transports._proxy import HeaderReader, Relayed
 from .._transports._tls import TLS
 from .._validate import flag
 from ._base import EventLoopConcurrency
@@ -77,11 +79,16 @@ def _output_waits(transport: asyncio.Transport) -> bool:
     return not poller.poll(0)
 
 
-class _TrackedReader(asyncio.StreamReader):
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _TrackedReader(CountingReader):
     """A stream reader that knows what its coroutine waits for, and since when."""
 
     def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(limit=limit, loop=loop)
+        super().__init__(limit, loop)
         self._clock = loop.time
         self.waiting_since: float | None = None
         """When the coroutine began to wait for data, if it waits now."""
@@ -134,6 +141,7 @@ class _Client:
         "timed_out",
         "transport",
         "write_blocked_since",
+        "writer",
     )
 
     def __init__(self, sock: socket.socket, peer: Address) -> None:
@@ -143,6 +151,7 @@ class _Client:
         self.task: asyncio.Task[None] | None = None
         self.reader: _TrackedReader | None = None
         self.transport: asyncio.Transport | None = None
+        self.writer: ServerWriter | None = None
         self.write_blocked_since: float | None = None
         self.timed_out = False
 
@@ -192,6 +201,7 @@ class AsyncioServeLoop(ServeLoop):
         self._acceptor = Acceptor(service, gate)
         self._form = form
         self._tls = tls
+        self._proxy = service.transport.proxy_protocol
         self._limits = service.limits
         self._layers = service.handler.layers
         self._loop = _new_event_loop(use_uvloop)
@@ -244,6 +254,9 @@ class AsyncioServeLoop(ServeLoop):
 
     def drain_here(self) -> None:
         """Handlers do not block the loop: it drains once it returns."""
+
+    def reload(self, service: Service[Any]) -> None:
+        cannot_reload(service)
 
     def close(self) -> None:
         """Cancel the connections still being served, wait for them, close the loop."""
@@ -336,7 +349,11 @@ class AsyncioServeLoop(ServeLoop):
     def cut(self) -> None:
         pending = set(self._clients)
         self._cut = len(pending)
-        for task in pending:
+        for task, client in self._clients.items():
+            # Aborted first: a cancelled coroutine's close would otherwise wait,
+            # forever, to flush a reply its peer does not read.
+            if client.transport is not None:
+                client.transport.abort()
             task.cancel()
         self._loop.run_until_complete(asyncio.wait(pending))
 
@@ -377,13 +394,12 @@ class AsyncioServeLoop(ServeLoop):
                 self._loop.add_reader(self._acceptor.fileno(), self._accept)
             else:
                 self._loop.remove_reader(self._acceptor.fileno())
-        resume_at = self.gate.resume_at
-        if not want and resume_at is not None and self._serving and self._resume is None:
-            # Backing off after accept() ran out of a resource: look again by timer,
-            # never by sleeping on the loop that serves every connection.
-            self._resume = self._loop.call_later(
-                max(0.0, resume_at - self._loop.time()), self._resume_listening
-            )
+        look_again = self.gate.bound(None)
+        if not want and look_again is not None and self._serving and self._resume is None:
+            # Backing off after accept() ran out of a resource, or at capacity until an
+            # eviction may succeed: look again by timer, never by sleeping on the loop
+            # that serves every connection.
+            self._resume = self._loop.call_later(look_again, self._resume_listening)
 
     def _resume_listening(self) -> None:
         self._resume = None
@@ -403,21 +419,9 @@ class AsyncioServeLoop(ServeLoop):
             self._update_listener()
             return
         sock, peer = taken
-        context = None
-        if self._layers:
-            context = self._acceptor.context(peer)
-            try:
-                admit(self._layers, context)
-            except RefusedError as refused:
-                sock.setblocking(False)
-                if refused.reply:
-                    with contextlib.suppress(OSError):
-                        sock.send(refused.reply)
-                self.shutdown_request(sock)
-                self._update_listener()
-                return
+        sock.setblocking(False)
         client = _Client(sock, peer)
-        task = self._loop.create_task(self._serve(sock, client, context))
+        task = self._loop.create_task(self._serve(sock, client))
         client.task = task
         self._clients[task] = client
         task.add_done_callback(self._task_done)
@@ -425,20 +429,34 @@ class AsyncioServeLoop(ServeLoop):
         if self._accepted is not None and not self._accepted.done():
             self._accepted.set_result(task)
 
-    async def _serve(
-        self, sock: socket.socket, client: _Client, context: RequestContext | None
-    ) -> None:
-        def reader_for(limit: int, loop: asyncio.AbstractEventLoop) -> asyncio.StreamReader:
+    async def _serve(self, sock: socket.socket, client: _Client) -> None:
+        def reader_for(limit: int, loop: asyncio.AbstractEventLoop) -> CountingReader:
             client.reader = _TrackedReader(limit, loop)
             return client.reader
 
-        def opened(transport: asyncio.Transport) -> None:
+        def opened(transport: asyncio.Transport, writer: ServerWriter) -> None:
             client.transport = transport
+            client.writer = writer
 
+        context = None
         failure: BaseException | None = None
+        refused = True
         try:
+            relayed = await self._relayed(sock, client)
+            if relayed is False:
+                return
+            context = self._admitted(sock, client, relayed)
+            if context is False:
+                return
+            refused = False
             await serve_with_streams(
-                self._form, sock, client.peer, self._tls, reader=reader_for, opened=opened
+                self._form,
+                sock,
+                client.peer,
+                self._tls,
+                reader=reader_for,
+                opened=opened,
+                extra=None if relayed is None else relayed.extra_info(),
             )
         except asyncio.CancelledError as cancelled:
             failure = cancelled
@@ -451,8 +469,72 @@ class AsyncioServeLoop(ServeLoop):
             # The streams closed the socket; this is a no-op then, and a close otherwise.
             with contextlib.suppress(OSError):
                 self.shutdown_request(sock)
-            if context is not None:
+            if context:
                 finish(self._layers, context, failure)
+            self._count(client, failure, refused=refused)
+
+    def _count(self, client: _Client, failure: BaseException | None, *, refused: bool) -> None:
+        """Count how a connection ended: a cut (cancelled) is no error of its own."""
+        reader, writer = client.reader, client.writer
+        self._service.tally.closed(
+            None if isinstance(failure, asyncio.CancelledError) else failure,
+            refused=refused,
+            timed_out=client.timed_out,
+            bytes_in=0 if reader is None else reader.received,
+            bytes_out=0 if writer is None else writer.sent,
+        )
+
+    async def _relayed(
+        self, sock: socket.socket, client: _Client
+    ) -> Relayed | Literal[False] | None:
+        """The connection as its PROXY header describes it (None: the transport has no
+        PROXY protocol); False, logged, if the header is missing or bad. The client's
+        peer becomes the one the header names."""
+        proxy = self._proxy
+        if proxy is None:
+            return None
+        try:
+            reader = proxy.reader(client.peer)
+            relayed = await asyncio.wait_for(self._header(sock, reader), reader.timeout)
+        except asyncio.TimeoutError:
+            proxy.refuse(client.peer, reader.timed_out())
+            return False
+        except (ProxyHeaderError, OSError) as error:
+            proxy.refuse(client.peer, error)
+            return False
+        client.peer = relayed.peer
+        return relayed
+
+    async def _header(self, sock: socket.socket, reader: HeaderReader) -> Relayed:
+        loop = self._loop
+        # Bounded: the reader refuses a header after so many steps, and wait_for times it.
+        while (relayed := reader.step(sock)) is None:
+            readable: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(sock, _resolve, readable)
+            try:
+                await readable
+            finally:
+                loop.remove_reader(sock)
+        return relayed
+
+    def _admitted(
+        self, sock: socket.socket, client: _Client, relayed: Relayed | None
+    ) -> RequestContext | Literal[False] | None:
+        """The connection's context if it has layers, after they admitted it; False if
+        one refused it (answered with the layer's reply, if any)."""
+        if not self._layers:
+            return None
+        context = self._acceptor.context(client.peer)
+        if relayed is not None:
+            relayed.apply(context)
+        try:
+            admit(self._layers, context)
+        except RefusedError as refused:
+            if refused.reply:
+                with contextlib.suppress(OSError):
+                    sock.send(refused.reply)
+            return False
+        return context
 
     def _schedule_sweep(self) -> None:
         if self._sweep_every is not None:

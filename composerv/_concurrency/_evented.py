@@ -21,7 +21,7 @@ import attrs
 
 from .._addresses import Address
 from .._context import RequestContext, bytes_waiting
-from .._errors import HandlerMismatchError, MessageTooLargeError, RefusedError
+from .._errors import HandlerMismatchError, MessageTooLargeError, ProxyHeaderError, RefusedError
 from .._framing import Decoder, MessageFn, StreamFraming
 from .._hub import Hub, SlowConsumerPolicy
 from .._limits import DrainReport, Limits, sweep_interval
@@ -38,12 +38,14 @@ from .._runtime import (
     ServeLoop,
     Service,
     admit,
+    cannot_reload,
     drain,
     drain_requests,
     finish,
     take_request,
 )
 from .._transports._base import Transport
+from .._transports._proxy import HeaderReader, ProxyProtocol, Relayed
 from .._validate import positive_int
 from ._base import EventLoopConcurrency
 from ._poller import new_poller
@@ -54,6 +56,10 @@ __all__ = ["Evented", "evented"]
 # pipelined messages in one call, and being reused it never reaches malloc (fresh
 # 256 KiB buffers cost an mmap/munmap pair per recv with glibc).
 DEFAULT_RECV_SIZE = 65536
+
+
+def _no_messages_yet(message: bytes) -> bytes | None:
+    raise AssertionError("a connection got a message before its PROXY header")
 
 
 class _Connection:
@@ -67,6 +73,7 @@ class _Connection:
         "decoder",
         "fn",
         "fresh",
+        "header",
         "inbox",
         "loop",
         "out",
@@ -103,6 +110,8 @@ class _Connection:
         """When the connection entered its state (idle, mid-read, mid-write), for timeouts."""
         self.fresh = True
         """Whether nothing has been received yet (the first wait has its own limit)."""
+        self.header: HeaderReader | None = None
+        """While the PROXY header is being read: its reader (no message is read before)."""
 
     @property
     def idle(self) -> bool:
@@ -113,6 +122,8 @@ class _Connection:
         """The error to close this connection with, if it outstayed the limit of its state."""
         limit: float | None
         error: Callable[[], TimeoutError]
+        if self.header is not None:
+            return None  # see `_EventedLoop._close_timed_out`
         if self.out is not None:
             limit, error = limits.write_timeout, limits.write_timed_out
         elif self.decoder.pending:
@@ -202,10 +213,17 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         self._drained = 0
         self._closed_idle = 0
         self._cut = 0
+        self._tally = service.tally
+        # Bytes moved in this turn, counted in the tally once at its end.
+        self._bytes_in = 0
+        self._bytes_out = 0
         # The time at the start of the current turn: one clock read serves every
         # connection the turn touches.
         self._now = time.monotonic()
-        self._sweep_every = sweep_interval(limits)
+        self._proxy = service.transport.proxy_protocol
+        self._sweep_every = sweep_interval(
+            limits, None if self._proxy is None else self._proxy.header_timeout
+        )
         self._next_sweep = self._now
         self._poller.register(self._acceptor, False, _LISTENER)
 
@@ -259,6 +277,9 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
     def drain_here(self) -> None:
         """Handlers do not block the loop: it drains once it returns."""
 
+    def reload(self, service: Service[Any]) -> None:
+        cannot_reload(service)
+
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         if self._sweep_every is not None:
             poll_interval = min(poll_interval, self._sweep_every)
@@ -307,14 +328,19 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         """Closing the server drains its connections."""
         return True
 
-    def _open(self, peer: Address) -> tuple[MessageFn, RequestContext | None]:
+    def _open(
+        self, peer: Address, relayed: Relayed | None = None
+    ) -> tuple[MessageFn, RequestContext | None]:
         """The reply function and the context (if one is needed) for a new connection
-        or datagram from `peer`; raises `RefusedError` if a layer refuses it."""
+        or datagram from `peer` (relayed by a proxy, as its header says); raises
+        `RefusedError` if a layer refuses it."""
         form = self._form
         if not self._contexts:
             assert form.fn is not None  # a handler that keeps no state
             return form.fn, None
         context = self._acceptor.context(peer)
+        if relayed is not None:
+            relayed.apply(context)
         context.hub = self._hub
         admit(self._layers, context)
         return form.open(context), context
@@ -390,6 +416,9 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         while self._doomed:
             connection, error = self._doomed.pop()
             self._failed(connection, error)
+        if self._bytes_in or self._bytes_out:
+            self._tally.transferred(self._bytes_in, self._bytes_out)
+            self._bytes_in = self._bytes_out = 0
         if not self._listener_watched:
             self._update_listener()
         if self._sweep_every is not None and now >= self._next_sweep:
@@ -399,8 +428,17 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
     def _close_timed_out(self, now: float) -> None:
         limits = self._limits
         for connection in list(self._connections):
-            if error := connection.timed_out(limits, now):
+            if connection.header is not None:
+                if now > connection.header.deadline:
+                    self._refuse_header(connection, connection.header.timed_out())
+            elif error := connection.timed_out(limits, now):
                 self._failed(connection, error)
+
+    def _refuse_header(self, connection: _Connection, error: Exception) -> None:
+        """Close a connection whose PROXY header is missing or bad, with one log line."""
+        assert self._proxy is not None  # only a PROXY transport reads headers
+        self._proxy.refuse(connection.peer, error)
+        self._drop(connection, refused=True)
 
     def _has_room(self) -> bool:
         cap = self._limits.max_connections
@@ -427,11 +465,14 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
             self._service.outcomes.log(connection.peer, error)
             self._drop(connection, error)
 
-    def _drop(self, connection: _Connection, error: BaseException | None = None) -> None:
+    def _drop(
+        self, connection: _Connection, error: BaseException | None = None, *, refused: bool = False
+    ) -> None:
         if connection not in self._connections:
             return  # already dropped, e.g. by a failed send just before
         self._connections.remove(connection)
         self._finish(connection.context, error)
+        self._tally.closed(error, refused=refused)
         sock = connection.sock
         # KeyError/ValueError: the poller never had it or is closed (close() ends both).
         with contextlib.suppress(KeyError, ValueError):
@@ -461,34 +502,76 @@ class _StreamLoop(_EventedLoop):
                 break  # nothing left to accept (or one refused: the next event goes on)
             sock, peer = taken
             sock.setblocking(False)
-            try:
-                fn, context = self._open(peer)
-            except RefusedError as refused:
-                self._refuse(sock, refused)
-                continue
-            except Exception as error:
-                self._service.outcomes.log(peer, error)
-                self.shutdown_request(sock)
-                continue
-            connection = _Connection(
-                self, sock, peer, self._framing.decoder(), fn, context=context, now=self._now
-            )
-            if context is not None:
-                context.outlet = connection
-                self._hub.enter(connection)
-            self._connections.add(connection)
-            self._poller.register(sock, False, connection)
+            if self._proxy is None:
+                self._start(sock, peer)
+            else:
+                self._await_header(sock, peer, self._proxy)
             if not self._has_room():
                 break
         self._update_listener()
+
+    def _start(self, sock: socket.socket, peer: Address, relayed: Relayed | None = None) -> None:
+        """Serve a new connection (whose PROXY header, if any, is read)."""
+        try:
+            fn, context = self._open(peer, relayed)
+        except RefusedError as refused:
+            self._refuse(sock, refused)
+            return
+        except Exception as error:
+            self._service.outcomes.log(peer, error)
+            self.shutdown_request(sock)
+            self._tally.closed(error)
+            return
+        connection = _Connection(
+            self, sock, peer, self._framing.decoder(), fn, context=context, now=self._now
+        )
+        if context is not None:
+            context.outlet = connection
+            self._hub.enter(connection)
+        self._connections.add(connection)
+        self._poller.register(sock, False, connection)
+
+    def _await_header(self, sock: socket.socket, peer: Address, proxy: ProxyProtocol) -> None:
+        """Read a new connection's PROXY header as it arrives, then serve it."""
+        try:
+            reader = proxy.reader(peer)
+        except ProxyHeaderError as error:
+            proxy.refuse(peer, error)
+            self.shutdown_request(sock)
+            self._tally.closed(refused=True)
+            return
+        connection = _Connection(
+            self, sock, peer, self._framing.decoder(), _no_messages_yet, context=None, now=self._now
+        )
+        connection.header = reader
+        self._connections.add(connection)
+        self._poller.register(sock, False, connection)
+        self._read_header(connection, reader)  # it usually came with the connection
+
+    def _read_header(self, connection: _Connection, reader: HeaderReader) -> None:
+        try:
+            relayed = reader.step(connection.sock)
+        except (ProxyHeaderError, OSError) as error:
+            self._refuse_header(connection, error)
+            return
+        if relayed is None:
+            return  # the rest is still to come
+        # The connection starts again as the client's, with its layers and state.
+        self._connections.remove(connection)
+        self._poller.unregister(connection.sock)
+        self._start(connection.sock, relayed.peer, relayed)
 
     def _refuse(self, sock: socket.socket, refused: RefusedError) -> None:
         if refused.reply:
             with contextlib.suppress(OSError):
                 sock.send(refused.reply)
         self.shutdown_request(sock)
+        self._tally.closed(refused=True)
 
     def _read(self, connection: _Connection) -> None:
+        if connection.header is not None:
+            self._read_header(connection, connection.header)
+            return
         buffer = self._buffer
         try:
             size = connection.sock.recv_into(buffer)
@@ -501,6 +584,7 @@ class _StreamLoop(_EventedLoop):
             self._end_of_stream(connection)
             return
         connection.fresh = False
+        self._bytes_in += size
         context = connection.context
         # What a session sends itself while answering joins the replies, in order.
         self._collecting = connection
@@ -595,6 +679,7 @@ class _StreamLoop(_EventedLoop):
         context = connection.context
         if context is not None:
             context.bytes_out += len(data)
+        self._bytes_out += len(data)
         pending = connection.out
         if pending is not None:
             if isinstance(pending, memoryview):
@@ -660,17 +745,21 @@ class _DatagramLoop(_EventedLoop):
             datagram, peer = taken
             context = None
             error: Exception | None = None
+            refused = False
+            sent = 0
             try:
                 fn, context = self._open(peer)
                 reply = fn(datagram.data)
                 if reply is not None:
                     datagram.reply(reply)
+                    sent = len(reply)
             except RefusedError:
-                pass  # dropped; the layer that refused it logs why
+                refused = True  # dropped; the layer that refused it logs why
             except Exception as failure:
                 error = failure
                 self._service.outcomes.log(peer, failure)
             self._finish(context, error)
+            self._tally.closed(error, refused=refused, bytes_in=len(datagram.data), bytes_out=sent)
 
     def _read(self, connection: _Connection) -> None:
         """A datagram loop has no connections."""

@@ -31,6 +31,8 @@ __all__ = ["ForkScheduler", "Forking", "forking"]
 # since most requests are short, and capped so a long wait costs little CPU.
 _FIRST_POLL = 0.001
 _MAX_POLL = 0.05
+# How long a child that has woken the loop may take to exit (it exits at once).
+_EXITING = 0.02
 
 # How a request child exits: served (or ended by its handler's error, logged in the
 # child), or closed by a drain while it waited for a request.
@@ -109,7 +111,10 @@ class ForkScheduler:
             os._exit(status)
 
     def service_actions(self) -> None:
-        self.reap()
+        # A child wakes the loop just before it exits: at the cap, the loop waits the
+        # moment it takes to exit, or it would stay at the cap until its next poll.
+        if self.reap() >= self.max_children:
+            self._wait_for_one(within=_EXITING)
 
     def reap(self) -> int:
         """Collect every finished child without waiting; return how many are left."""
@@ -131,10 +136,12 @@ class ForkScheduler:
         elif code not in (_SERVED, _CLOSED_IDLE):
             logger.debug("request child %d exited with status %#x", pid, status)
 
-    def _wait_for_one(self) -> None:
+    def _wait_for_one(self, within: float | None = None) -> None:
+        """Wait until a child has exited and is reaped (or `within` seconds pass)."""
         before = len(self.children)
+        deadline = None if within is None else Deadline.after(within)
         pause = _FIRST_POLL
-        while self.reap() >= before:
+        while self.reap() >= before and not (deadline is not None and deadline.expired):
             time.sleep(pause)
             pause = min(pause * 2, _MAX_POLL)
 

@@ -122,10 +122,8 @@ class PoolScheduler:
         if start:
             thread.start()
         self._work.put(job)
-        if self._evictions is not None and waits:
-            # Every worker holds a connection: one that only waits for its client
-            # makes room for this one, which would otherwise wait for it.
-            self._jobs.make_room(self._evictions)
+        if waits:
+            self._make_room_for_the_queued()
 
     def _worker(self) -> None:
         while (job := self._work.get()) is not None:
@@ -139,7 +137,16 @@ class PoolScheduler:
                         self._room.notify()
 
     def service_actions(self) -> None:
-        """Workers run until the pool closes; nothing to tidy."""
+        """A request still queued for a worker may evict one now (see `submit`):
+        the connections it could evict may have waited too little when it came."""
+        if self._active > self.workers:
+            self._make_room_for_the_queued()
+
+    def _make_room_for_the_queued(self) -> None:
+        # Every worker holds a connection: one that only waits for its client
+        # makes room for the request queued, which would otherwise wait for it.
+        if self._evictions is not None:
+            self._jobs.make_room(self._evictions)
 
     def make_room(self, evictions: Evictions) -> bool:
         return self._jobs.make_room(evictions)

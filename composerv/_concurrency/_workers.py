@@ -16,6 +16,13 @@ unlike Linux's parent-death signal, is not set off when the thread that forked
 the worker ends. A SIGTERM sent to a worker directly drains it by the limits'
 ``drain_timeout``.
 
+Replacing workers without refusing a connection (`WorkerSupervisor.reload`, a
+worker past ``max_requests``) is one mechanism: a new worker is started and says
+it is ready on its channel, about to accept on the shared socket, before the old
+one is told to drain; one worker at a time. The listening socket stays open in
+the parent throughout, so a connection that arrives in between waits in the
+backlog, never refused.
+
 No Python signal handler runs in a worker: a thread takes SIGTERM (see
 `take_signals_in_a_thread`), and stopping only sets a flag and writes to a
 wake-up socket.
@@ -26,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import selectors
 import signal
 import socket
@@ -40,15 +48,17 @@ from .._limits import DrainReport
 from .._log import logger
 from .._runtime import (
     CUT_GRACE,
+    FLUSH_INTERVAL,
     Concurrency,
     Deadline,
     Handler,
     Runtime,
     Service,
+    Tally,
     take_signals_in_a_thread,
 )
 from .._transports._base import Transport
-from .._validate import positive_int
+from .._validate import optional_positive_int, positive_int
 from ._threaded import Threaded, threaded
 
 __all__ = ["WorkerSupervisor", "Workers", "workers"]
@@ -63,22 +73,53 @@ _MAX_RESTART_DELAY = 10.0
 _EXIT_POLL = 0.1
 # The longest control message: a drain order or a report, a line of JSON.
 _MAX_MESSAGE = 4096
+# A new worker only builds its runtime from values the parent has checked, in
+# milliseconds: one that has not said it is ready after this long is stuck.
+_READY_TIMEOUT = 10.0
+# At most this many reads of a channel per turn: its messages are a few lines.
+_MAX_READS = 16
+# A replaced worker stops accepting, then waits this long before its drain closes
+# the connections that have sent nothing yet: a client's first bytes follow its
+# connect within a round trip, and a connection accepted just before the order
+# is a request on its way, not an idle one (closing it would fail that request).
+_RETIRE_GRACE = 0.1
 
 
 class _Worker:
-    """What the parent knows of one worker process."""
+    """What the parent knows of one worker process, and what the worker said."""
 
-    __slots__ = ("control", "pid", "report", "started")
+    __slots__ = (
+        "_received",
+        "control",
+        "ended",
+        "pid",
+        "ready",
+        "recycle",
+        "report",
+        "retiring",
+        "started",
+    )
 
     def __init__(self, pid: int, control: socket.socket) -> None:
         self.pid = pid
         self.control = control
+        control.setblocking(False)
         self.started = time.monotonic()
         self.report: DrainReport | None = None
+        self.ready = False
+        """Whether it said it is about to accept (see `_WorkerSide.start`)."""
+        self.recycle = False
+        """Whether it asked to be replaced (past its ``max_requests``)."""
+        self.retiring = False
+        """Whether it was replaced and told to drain: it is not restarted."""
+        self.ended = False
+        """Whether its channel reached end of stream (it exited)."""
+        self._received = b""
 
-    def order_drain(self, deadline: Deadline) -> None:
-        """Tell the worker to stop and drain by `deadline` (or bring its deadline forward)."""
-        message = json.dumps({"drain": deadline.remaining()}).encode() + b"\n"
+    def order_drain(self, deadline: Deadline, *, grace: float = 0.0) -> None:
+        """Tell the worker to stop and drain by `deadline` (or bring its deadline
+        forward), after `grace` seconds without accepting."""
+        message = json.dumps({"drain": deadline.remaining(), "grace": grace}).encode() + b"\n"
         try:
             self.control.sendall(message)
         except OSError:
@@ -86,17 +127,39 @@ class _Worker:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGTERM)
 
-    def collect_report(self) -> None:
-        """Read the report the worker sent before it exited, if it sent one."""
-        self.control.setblocking(False)
-        data = b""
-        with contextlib.suppress(OSError):
-            while chunk := self.control.recv(_MAX_MESSAGE):
-                data += chunk
-        for line in data.splitlines():
-            with contextlib.suppress(ValueError, TypeError, KeyError):
-                fields = json.loads(line)["report"]
-                self.report = DrainReport(**fields)
+    def receive(self) -> None:
+        """Read what the worker has sent, without waiting, and note each whole message."""
+        for _ in range(_MAX_READS):
+            try:
+                chunk = self.control.recv(_MAX_MESSAGE)
+            except BlockingIOError:
+                break
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self.ended = True
+                break
+            self._received += chunk
+        *lines, self._received = self._received.split(b"\n")
+        for line in lines:
+            with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
+                message = json.loads(line)
+                if "report" in message:
+                    self.report = DrainReport(**message["report"])
+                self.ready = self.ready or "ready" in message
+                self.recycle = self.recycle or "recycle" in message
+
+    def wait_ready(self, deadline: float) -> bool:
+        """Wait until the worker says it is ready; False if it exits or `deadline` passes."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.control, selectors.EVENT_READ)
+            while not (self.ready or self.ended):  # bounded by the deadline
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                selector.select(remaining)
+                self.receive()
+        return self.ready
 
 
 class WorkerSupervisor:
@@ -117,6 +180,8 @@ class WorkerSupervisor:
         self._watch: _ExitWatch | None = None
         self._reports: list[DrainReport] = []
         self._lost = 0
+        # A reload asked by another thread: the service to serve, and its outcome.
+        self._reload: _Reload | None = None
 
     # The runtime contract.
 
@@ -137,18 +202,24 @@ class WorkerSupervisor:
         watch = self._watch
         watch.set_waker(wake_reader)
         try:
-            while len(self._workers) + len(self._restarts) < self._spec.count:
+            while len(self._serving()) + len(self._restarts) < self._spec.count:
                 self._start(poll_interval)
             while not self._stop_requested:
                 watch.wait(min(self._restarts, default=None))
+                self._service.tally.collect()  # what the workers counted
                 if self._stop_requested:
                     break
+                for worker in list(self._workers.values()):
+                    worker.receive()
                 self._restarts.extend(self._reap())
+                self._replace([w for w in self._serving() if w.recycle], poll_interval)
+                self._take_reload(poll_interval)
                 now = time.monotonic()
                 for when in [t for t in self._restarts if t <= now]:
                     self._restarts.remove(when)
                     self._start(poll_interval)
         finally:
+            self._end_reload(RuntimeError("the server stopped before the reload was done"))
             watch.set_waker(None)
             wake_reader.close()
             wake_writer.close()
@@ -161,6 +232,9 @@ class WorkerSupervisor:
     def stop(self) -> None:
         # No lock: this may run in a signal handler on the supervising thread.
         self._stop_requested = True
+        self._wake()
+
+    def _wake(self) -> None:
         waker = self._waker
         if waker is not None:
             # OSError: the pair is full (a wake-up is pending) or closed (supervise ended).
@@ -180,6 +254,24 @@ class WorkerSupervisor:
 
     def drain_here(self) -> None:
         """The parent serves no request itself."""
+
+    def reload(self, service: Service[Any]) -> None:
+        """Replace the workers, one at a time, with workers serving `service`: each new
+        one is ready to accept before an old one is told to drain. Returns once every
+        worker was replaced; raises `RuntimeError` if a new worker did not start (the
+        old ones it was to replace keep serving) or the server stopped meanwhile."""
+        reload = _Reload(service)
+        with self._lock:
+            if self._supervising_thread is None:
+                self._service = service  # the workers start with it
+                return
+            self._reload = reload
+        self._wake()
+        # Each new worker has _READY_TIMEOUT to start; the turns between take little.
+        if not reload.done.wait(self._spec.count * _READY_TIMEOUT * 2):
+            raise RuntimeError("the reload did not finish in time")
+        if reload.error is not None:
+            raise reload.error
 
     def handle_request(self, timeout: float | None) -> None:
         raise RuntimeError(
@@ -222,20 +314,83 @@ class WorkerSupervisor:
 
     # Supervision.
 
-    def _start(self, poll_interval: float) -> None:
+    def _serving(self) -> list[_Worker]:
+        """The workers that serve for good: not those replaced and draining."""
+        return [worker for worker in self._workers.values() if not worker.retiring]
+
+    def _start(self, poll_interval: float) -> _Worker:
         assert self._watch is not None  # made by serve_forever
+        spec = self._spec
+        max_requests = None
+        if spec.max_requests is not None:
+            # Jitter, so that workers started together are not all replaced together.
+            max_requests = spec.max_requests + random.randint(
+                0, spec.max_requests_jitter
+            )  # not for security
         parent_end, worker_end = socket.socketpair()
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:
             parent_end.close()
-            self._run_worker(worker_end, poll_interval, parent)
+            self._run_worker(worker_end, poll_interval, parent, max_requests)
         worker_end.close()
-        self._workers[pid] = _Worker(pid, parent_end)
-        self._watch.add(pid)
+        worker = self._workers[pid] = _Worker(pid, parent_end)
+        self._watch.add(pid, parent_end)
         logger.info("started worker %d", pid)
+        return worker
 
-    def _run_worker(self, control: socket.socket, poll_interval: float, parent: int) -> None:
+    def _replace(self, old: list[_Worker], poll_interval: float) -> bool:
+        """Replace each of `old` in turn: start a worker, wait until it is ready, then
+        tell the old one to drain. False, logged, if a new one does not start: the
+        old workers not replaced yet keep serving."""
+        for worker in old:
+            if self._stop_requested:
+                return False
+            new = self._start(poll_interval)
+            if not new.wait_ready(time.monotonic() + _READY_TIMEOUT):
+                logger.error(
+                    "worker %d did not start within %gs; worker %d keeps serving",
+                    new.pid,
+                    _READY_TIMEOUT,
+                    worker.pid,
+                )
+                new.retiring = True
+                new.order_drain(Deadline(time.monotonic()))
+                return False
+            worker.retiring = True
+            worker.order_drain(
+                Deadline.after(self._service.limits.drain_timeout), grace=_RETIRE_GRACE
+            )
+            logger.info("worker %d replaces worker %d, which drains", new.pid, worker.pid)
+        return True
+
+    def _take_reload(self, poll_interval: float) -> None:
+        """Carry out a reload another thread asked for (see `reload`)."""
+        with self._lock:
+            reload, self._reload = self._reload, None
+        if reload is None:
+            return
+        self._service = reload.service
+        started = time.monotonic()
+        if self._replace(self._serving(), poll_interval):
+            logger.info(
+                "reloaded: %d workers replaced in %.2fs",
+                self._spec.count,
+                time.monotonic() - started,
+            )
+            reload.finish(None)
+        else:
+            reload.finish(RuntimeError("a new worker did not start; see the log"))
+
+    def _end_reload(self, error: BaseException) -> None:
+        with self._lock:
+            reload, self._reload = self._reload, None
+        if reload is not None:
+            reload.finish(error)
+
+    def _run_worker(
+        self, control: socket.socket, poll_interval: float, parent: int, max_requests: int | None
+    ) -> None:
         """The body of a worker process; never returns."""
         status = 1
         try:
@@ -246,14 +401,19 @@ class WorkerSupervisor:
             runtime = self._spec.concurrency.build(service)
             worker = _WorkerSide(runtime, control, limits.drain_timeout)
             worker.start(parent)
+            counting = _count_in_worker(service.tally, worker, max_requests)
+            worker.send({"ready": True})  # about to accept
             runtime.serve_forever(poll_interval)
+            worker.wait_grace()
             report = runtime.drain(worker.deadline())
             runtime.close()
             worker.send_report(report)
+            counting.set()
             status = 0
         except BaseException:
             logger.exception("worker %d failed", os.getpid())
         finally:
+            self._service.tally.flush()
             os._exit(status)
 
     def _forget_parent_state(self) -> None:
@@ -274,6 +434,9 @@ class WorkerSupervisor:
             if not done:
                 continue
             self._forget(worker)
+            if worker.retiring:
+                logger.info("replaced worker %d %s", worker.pid, _describe_exit(status))
+                continue
             lived = time.monotonic() - worker.started
             self._fast_crashes = self._fast_crashes + 1 if lived < _MIN_UPTIME else 0
             delay = 0.0
@@ -292,8 +455,9 @@ class WorkerSupervisor:
         return restarts
 
     def _forget(self, worker: _Worker) -> None:
-        worker.collect_report()
-        if worker.report is not None:
+        worker.receive()
+        # A replaced worker's drain is its own, not the server's.
+        if worker.report is not None and not worker.retiring:
             self._reports.append(worker.report)
         worker.control.close()
         del self._workers[worker.pid]
@@ -329,6 +493,23 @@ class WorkerSupervisor:
             self._forget(worker)
 
 
+def _count_in_worker(tally: Tally, side: _WorkerSide, max_requests: int | None) -> threading.Event:
+    """In a worker: ask to be replaced when its `max_requests`-th request ends, and
+    send what it counted to the parent every FLUSH_INTERVAL, also while it is idle,
+    until the event returned is set (then once more)."""
+    if max_requests is not None:
+        tally.when_served(max_requests, lambda: side.send({"recycle": max_requests}))
+    done = threading.Event()
+
+    def send() -> None:
+        while not done.wait(FLUSH_INTERVAL):  # as long as the worker serves
+            tally.flush()
+        tally.flush()
+
+    threading.Thread(target=send, name="composerv-worker-counts", daemon=True).start()
+    return done
+
+
 class _WorkerSide:
     """A worker's end of its control channel: drain orders in, its report out.
 
@@ -343,6 +524,8 @@ class _WorkerSide:
         self._control = control
         self._drain_timeout = drain_timeout
         self._deadline: Deadline | None = None
+        self._grace = 0.0
+        self._graced = threading.Event()  # set by an order with no grace: drain at once
 
     def start(self, parent: int) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -361,7 +544,17 @@ class _WorkerSide:
             self._deadline = Deadline.after(self._drain_timeout)
         return self._deadline
 
-    def _stop(self, seconds: float) -> None:
+    def wait_grace(self) -> None:
+        """Before the drain: wait out the grace of the order that stopped the worker
+        (a replacement's), unless a later order asked to drain at once."""
+        if self._grace:
+            self._graced.wait(self._grace)
+
+    def _stop(self, seconds: float, grace: float = 0.0) -> None:
+        if self._deadline is None:
+            self._grace = grace
+        if not grace:
+            self._graced.set()
         at = time.monotonic() + seconds
         if self._deadline is None:
             self._deadline = Deadline(at)
@@ -374,15 +567,34 @@ class _WorkerSide:
         with contextlib.suppress(OSError, ValueError):
             for line in reader:
                 with contextlib.suppress(ValueError, TypeError, KeyError):
-                    self._stop(float(json.loads(line)["drain"]))
+                    order = json.loads(line)
+                    self._stop(float(order["drain"]), float(order.get("grace", 0.0)))
         if self._deadline is None:
             logger.warning("worker %d: the supervisor is gone; stopping", os.getpid())
             self._stop(self._drain_timeout)
 
     def send_report(self, report: DrainReport) -> None:
-        message = {"report": attrs.asdict(report)}
+        self.send({"report": attrs.asdict(report)})
+
+    def send(self, message: dict[str, object]) -> None:
+        """Send `message` to the parent, one line of JSON (lost if it is gone)."""
         with contextlib.suppress(OSError):
             self._control.sendall(json.dumps(message).encode() + b"\n")
+
+
+class _Reload:
+    """A reload asked of the supervising thread, and how it went."""
+
+    __slots__ = ("done", "error", "service")
+
+    def __init__(self, service: Service[Any]) -> None:
+        self.service = service
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+    def finish(self, error: BaseException | None) -> None:
+        self.error = error
+        self.done.set()
 
 
 class _ExitWatch:
@@ -401,6 +613,7 @@ class _ExitWatch:
         self._selector = selectors.DefaultSelector()
         self._wake_reader: socket.socket | None = None
         self._pidfds: dict[int, int] = {}
+        self._controls: dict[int, socket.socket] = {}
         self._poll = not hasattr(os, "pidfd_open")
 
     def set_waker(self, wake_reader: socket.socket | None) -> None:
@@ -411,7 +624,10 @@ class _ExitWatch:
         if wake_reader is not None:
             self._selector.register(wake_reader, selectors.EVENT_READ)
 
-    def add(self, pid: int) -> None:
+    def add(self, pid: int, control: socket.socket) -> None:
+        """Wake when worker `pid` exits or writes on its `control` channel."""
+        self._controls[pid] = control
+        self._selector.register(control, selectors.EVENT_READ)
         if self._poll:
             return
         pidfd = os.pidfd_open(pid)
@@ -419,6 +635,9 @@ class _ExitWatch:
         self._selector.register(pidfd, selectors.EVENT_READ)
 
     def remove(self, pid: int) -> None:
+        control = self._controls.pop(pid, None)
+        if control is not None:
+            self._selector.unregister(control)
         pidfd = self._pidfds.pop(pid, None)
         if pidfd is not None:
             self._selector.unregister(pidfd)
@@ -472,6 +691,13 @@ def _worker_concurrency(_instance: object, attribute: attrs.Attribute[Any], valu
         )
 
 
+def _jitter(_instance: object, attribute: attrs.Attribute[int], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(
+            f"{attribute.name} must be a non-negative int number of requests, not {value!r}"
+        )
+
+
 C_co = TypeVar("C_co", bound=Concurrency, covariant=True)
 
 
@@ -484,10 +710,22 @@ class Workers(Concurrency, Generic[C_co]):
     """How many worker processes serve at once."""
     concurrency: C_co = attrs.field(validator=_worker_concurrency)
     """How each worker serves its requests."""
+    max_requests: int | None = attrs.field(default=None, validator=optional_positive_int)
+    """Replace a worker once it has served this many requests (None: never), as a
+    reload does: its replacement accepts before it drains. Bounds what a slow leak
+    in the application can grow to."""
+    max_requests_jitter: int = attrs.field(default=0, validator=_jitter)
+    """Up to this many more requests, drawn per worker, so that workers started
+    together are not all replaced together."""
 
     def __attrs_post_init__(self) -> None:
         if not hasattr(os, "fork"):
             raise ConfigurationError("workers() needs os.fork, which this platform lacks")
+        if self.max_requests_jitter and self.max_requests is None:
+            raise ConfigurationError(
+                f"max_requests_jitter={self.max_requests_jitter} needs max_requests, the "
+                "count it adds to"
+            )
 
     @property
     def nodelay(self) -> bool:
@@ -505,14 +743,28 @@ C = TypeVar("C", bound=Concurrency)
 
 
 @overload
-def workers(count: int | None = None) -> Workers[Threaded]: ...
+def workers(
+    count: int | None = None, *, max_requests: int | None = None, max_requests_jitter: int = 0
+) -> Workers[Threaded]: ...
 
 
 @overload
-def workers(count: int | None, concurrency: C) -> Workers[C]: ...
+def workers(
+    count: int | None,
+    concurrency: C,
+    *,
+    max_requests: int | None = None,
+    max_requests_jitter: int = 0,
+) -> Workers[C]: ...
 
 
-def workers(count: int | None = None, concurrency: Concurrency | None = None) -> Workers[Any]:
+def workers(
+    count: int | None = None,
+    concurrency: Concurrency | None = None,
+    *,
+    max_requests: int | None = None,
+    max_requests_jitter: int = 0,
+) -> Workers[Any]:
     """Serve with `count` processes (default: one per core), each using `concurrency`.
 
     Example::
@@ -527,8 +779,14 @@ def workers(count: int | None = None, concurrency: Concurrency | None = None) ->
     finish by the deadline and reports, so the `DrainReport` covers them all. A
     worker whose parent dies stops by itself. Module state is per process: each
     worker has its own copy of what the parent held when it forked.
+
+    `Server.reload` replaces the workers one at a time with ones serving a new
+    handler, each new one accepting before an old one drains; so does a worker
+    past `max_requests` (plus up to `max_requests_jitter`), on its own.
     """
     return Workers(
         count=(os.cpu_count() or 1) if count is None else count,
         concurrency=threaded() if concurrency is None else concurrency,
+        max_requests=max_requests,
+        max_requests_jitter=max_requests_jitter,
     )

@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import inspect
 import socket
-from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, Literal
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, ClassVar, Literal, SupportsIndex
 
 import attrs
 
@@ -15,11 +15,19 @@ from .._addresses import Address
 from .._context import RequestContext
 from .._errors import ConfigurationTypeError
 from .._runtime import AsyncForm, Handler, Layer
+from .._transports._proxy import relayed_by
 from .._transports._tls import TLS, log_failed_handshake
 from .._validate import positive_int
 from ._layering import layers_field
 
-__all__ = ["AsyncStreamFn", "AsyncStreamHandler", "async_stream_handler", "serve_with_streams"]
+__all__ = [
+    "AsyncStreamFn",
+    "AsyncStreamHandler",
+    "CountingReader",
+    "ServerWriter",
+    "async_stream_handler",
+    "serve_with_streams",
+]
 
 DEFAULT_LIMIT = 1 << 16
 """asyncio's own default for a stream reader's buffer."""
@@ -39,8 +47,48 @@ _NO_HANDSHAKE_TIMEOUT = 365 * 86400.0
 _CLOSE_GRACE = 1.0
 
 
-def _plain_reader(limit: int, loop: asyncio.AbstractEventLoop) -> asyncio.StreamReader:
-    return asyncio.StreamReader(limit=limit, loop=loop)
+class CountingReader(asyncio.StreamReader):
+    """A stream reader that counts the bytes the connection brought."""
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self.received = 0
+        """Bytes received so far."""
+
+    def feed_data(self, data: Iterable[SupportsIndex]) -> None:
+        self.received += len(data)  # type: ignore[arg-type]  # bytes, as the protocol feeds it
+        super().feed_data(data)
+
+
+class ServerWriter(asyncio.StreamWriter):
+    """The writer a handler gets: it counts what is written and, behind a proxy, its
+    extra info describes the client the proxy relays."""
+
+    def __init__(
+        self,
+        transport: asyncio.WriteTransport,
+        protocol: asyncio.BaseProtocol,
+        reader: asyncio.StreamReader | None,
+        loop: asyncio.AbstractEventLoop,
+        extra: Mapping[str, object] | None = None,
+    ) -> None:
+        super().__init__(transport, protocol, reader, loop)
+        self._extra = extra or {}
+        self.sent = 0
+        """Bytes written so far."""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.sent += len(data)
+        super().write(data)
+
+    def writelines(self, data: Iterable[bytes | bytearray | memoryview]) -> None:
+        for chunk in data:
+            self.write(chunk)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name in self._extra:
+            return self._extra[name]
+        return super().get_extra_info(name, default)
 
 
 async def serve_with_streams(
@@ -49,14 +97,16 @@ async def serve_with_streams(
     peer: Address,
     tls: TLS | None = None,
     *,
-    reader: Callable[[int, asyncio.AbstractEventLoop], asyncio.StreamReader] = _plain_reader,
-    opened: Callable[[asyncio.Transport], None] | None = None,
+    reader: Callable[[int, asyncio.AbstractEventLoop], CountingReader] = CountingReader,
+    opened: Callable[[asyncio.Transport, ServerWriter], None] | None = None,
+    extra: Mapping[str, object] | None = None,
 ) -> None:
     """Run the handler's function on asyncio streams over the connected `sock`, then
     close the streams. Over `tls`, asyncio first runs the server side of the
     handshake, within the transport's ``handshake_timeout``; a failed one is logged
     (see `log_failed_handshake`) and the handler does not run. `reader` makes the
-    stream reader; `opened` is told the transport once it exists.
+    stream reader; `opened` is told the transport and the writer once they exist. `extra` overrides
+    what ``writer.get_extra_info`` answers (behind a proxy: the client's peername).
 
     Must run on the event loop that is to own `sock`.
     """
@@ -77,9 +127,9 @@ async def serve_with_streams(
         except OSError as error:  # ssl.SSLError, a timeout, a reset: all OSErrors
             log_failed_handshake(peer, error)
             return
+    writer = ServerWriter(transport, protocol, stream_reader, loop, extra)
     if opened is not None:
-        opened(transport)
-    writer = asyncio.StreamWriter(transport, protocol, stream_reader, loop)
+        opened(transport, writer)
     try:
         await form.fn(stream_reader, writer)
     finally:
@@ -127,7 +177,30 @@ class AsyncStreamHandler(Handler[socket.socket]):
         connection, but timeouts are the coroutine's business (``asyncio.timeout``)."""
         plain = socket.socket(request.family, request.type, request.proto, request.detach())
         context.watch(plain)
-        asyncio.run(serve_with_streams(self.for_asyncio(), plain, context.peer))
+        relayed = relayed_by(context)
+        readers: list[CountingReader] = []
+        writers: list[ServerWriter] = []
+
+        def reader(limit: int, loop: asyncio.AbstractEventLoop) -> CountingReader:
+            made = CountingReader(limit, loop)
+            readers.append(made)
+            return made
+
+        try:
+            asyncio.run(
+                serve_with_streams(
+                    self.for_asyncio(),
+                    plain,
+                    context.peer,
+                    reader=reader,
+                    opened=lambda _transport, writer: writers.append(writer),
+                    extra=None if relayed is None else relayed.extra_info(),
+                )
+            )
+        finally:
+            # asyncio read and wrote the socket itself: its counts are the request's.
+            context.bytes_in += sum(made.received for made in readers)
+            context.bytes_out += sum(writer.sent for writer in writers)
 
     def for_asyncio(self) -> AsyncForm:
         return AsyncForm(self.fn, self.limit)

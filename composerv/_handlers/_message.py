@@ -148,8 +148,24 @@ def serve_datagram_messages(request: Datagram, fn: MessageFn) -> None:
         request.reply(reply)
 
 
+class _OneFunction(MessageHandler[R]):
+    """A message handler whose one function `fn` answers every connection."""
+
+    __slots__ = ()
+
+    fn: MessageFn
+    """Called once per message with its payload."""
+
+    @property
+    def stateless_fn(self) -> MessageFn:
+        return self.fn
+
+    def open_session(self, context: RequestContext) -> MessageFn:
+        return self.fn
+
+
 @attrs.frozen
-class StreamMessageHandler(MessageHandler[socket.socket]):
+class StreamMessageHandler(_OneFunction[socket.socket]):
     """Serves a stream transport: messages cut by a `StreamFraming`, replies framed alike."""
 
     kind: ClassVar[Literal["stream", "datagram"]] = "stream"
@@ -163,19 +179,12 @@ class StreamMessageHandler(MessageHandler[socket.socket]):
     layers: tuple[Layer, ...] = layers_field()
     """The layers around the handler, outermost first (see `layered`)."""
 
-    @property
-    def stateless_fn(self) -> MessageFn:
-        return self.fn
-
-    def open_session(self, context: RequestContext) -> MessageFn:
-        return self.fn
-
     def handle(self, request: socket.socket, context: RequestContext) -> None:
         serve_stream_messages(request, context, self.open(context), self.framing)
 
 
 @attrs.frozen
-class DatagramMessageHandler(MessageHandler[Datagram]):
+class DatagramMessageHandler(_OneFunction[Datagram]):
     """Serves a datagram transport: each datagram is a message, each reply a datagram."""
 
     kind: ClassVar[Literal["stream", "datagram"]] = "datagram"
@@ -188,13 +197,6 @@ class DatagramMessageHandler(MessageHandler[Datagram]):
     """Always `datagrams()`."""
     layers: tuple[Layer, ...] = layers_field()
     """The layers around the handler, outermost first (see `layered`)."""
-
-    @property
-    def stateless_fn(self) -> MessageFn:
-        return self.fn
-
-    def open_session(self, context: RequestContext) -> MessageFn:
-        return self.fn
 
     def handle(self, request: Datagram, context: RequestContext) -> None:
         serve_datagram_messages(request, self.open(context))

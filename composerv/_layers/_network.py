@@ -2,57 +2,17 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 
 import attrs
 
-from .._addresses import peer_repr
+from .._addresses import Network, networks, peer_ip, peer_repr
 from .._context import RequestContext
 from .._episodes import Episodes
-from .._errors import ConfigurationError, ConfigurationTypeError, RefusedError
+from .._errors import RefusedError
 from .._runtime import Layer
 
-__all__ = ["AddressFilter", "allow_from", "deny_from", "networks", "peer_ip"]
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def networks(values: tuple[str | Network, ...]) -> tuple[Network, ...]:
-    """`values` as IP networks (``"10.0.0.0/8"``, ``"::1"``); `ConfigurationError` names
-    one that is not."""
-    parsed = []
-    for value in values:
-        if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
-            parsed.append(value)
-            continue
-        if not isinstance(value, str):
-            raise ConfigurationTypeError(
-                f"networks must be strings such as '10.0.0.0/8' or '::1', "
-                f"not {type(value).__name__} {value!r}"
-            )
-        try:
-            parsed.append(ipaddress.ip_network(value, strict=False))
-        except ValueError:
-            raise ConfigurationError(
-                f"network {value!r} is not an IPv4 or IPv6 address or network "
-                "(such as '192.168.0.0/16' or '::1')"
-            ) from None
-    return tuple(parsed)
-
-
-def peer_ip(peer: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The IP address of an inet peer (an IPv4-mapped IPv6 address as IPv4); None for
-    a unix peer."""
-    if not isinstance(peer, tuple) or not peer or not isinstance(peer[0], str):
-        return None
-    try:
-        address = ipaddress.ip_address(peer[0].split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
+__all__ = ["AddressFilter", "allow_from", "deny_from"]
 
 
 @attrs.frozen

@@ -8,14 +8,13 @@ from collections import OrderedDict
 
 import attrs
 
-from .._addresses import peer_repr
+from .._addresses import peer_ip, peer_repr
 from .._context import RequestContext
 from .._episodes import Episodes
 from .._errors import RefusedError
 from .._framing import MessageFn
 from .._runtime import Layer
 from .._validate import positive_number
-from ._network import peer_ip
 
 __all__ = ["RateLimit", "rate_limit"]
 

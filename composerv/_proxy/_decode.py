@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_MAX_SIZE",
     "ProxyHeaderDecoded",
     "ProxyHeaderIncomplete",
+    "check_max_size",
     "decode_proxy_header",
 ]
 
@@ -81,13 +82,7 @@ def decode_proxy_header(
     field, a CRC32C mismatch, or a v2 header longer than `max_size` bytes (refused
     from its first 16 bytes, before the rest is read). v1 lines are at most 107 bytes.
     """
-    if isinstance(max_size, bool) or not isinstance(max_size, int):
-        raise ConfigurationError(f"max_size must be an int number of bytes, not {max_size!r}")
-    if not _MIN_MAX_SIZE <= max_size <= _MAX_MAX_SIZE:
-        raise ConfigurationError(
-            f"max_size must be between {_MIN_MAX_SIZE} (the longest v1 line) and "
-            f"{_MAX_MAX_SIZE} (the longest v2 header), not {max_size}"
-        )
+    check_max_size("max_size", max_size)
     # Look at no more than a header can hold, however much payload follows it.
     head = bytes(memoryview(data)[:max_size])
     if not head:
@@ -97,6 +92,17 @@ def decode_proxy_header(
     if head[0] == _wire.V2_SIGNATURE[0]:
         return _decode_v2(head, max_size)
     raise _not_a_header(head)
+
+
+def check_max_size(name: str, value: object) -> None:
+    """Raise `ConfigurationError` unless `value` can be a header size limit."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigurationError(f"{name} must be an int number of bytes, not {value!r}")
+    if not _MIN_MAX_SIZE <= value <= _MAX_MAX_SIZE:
+        raise ConfigurationError(
+            f"{name} must be between {_MIN_MAX_SIZE} (the longest v1 line) and "
+            f"{_MAX_MAX_SIZE} (the longest v2 header), not {value}"
+        )
 
 
 def _not_a_header(head: bytes) -> ProxyHeaderError:

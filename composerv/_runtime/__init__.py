@@ -19,6 +19,7 @@ from ._contract import (
     Runtime,
     Scheduler,
     Service,
+    cannot_reload,
 )
 from ._drain import CUT_GRACE, DRAIN_SLICE, DrainTarget, InProcessJobs, drain_requests
 from ._evict import Evictable, Evictions
@@ -26,6 +27,7 @@ from ._gate import ACCEPT_BACK_OFF, EVICTION_RETRY, ListenerGate
 from ._layering import admit, finish, refuse_connection
 from ._loop import BATCH, RequestLifecycle, ServeLoop, drain, new_selector, take_request
 from ._signals import take_signals_in_a_thread
+from ._tally import FLUSH_INTERVAL, Tally
 
 __all__ = [
     "ACCEPT_BACK_OFF",
@@ -35,6 +37,7 @@ __all__ = [
     "CUT_GRACE",
     "DRAIN_SLICE",
     "EVICTION_RETRY",
+    "FLUSH_INTERVAL",
     "Acceptor",
     "AsyncForm",
     "BlockingRuntime",
@@ -58,7 +61,9 @@ __all__ = [
     "SchedulerFactory",
     "ServeLoop",
     "Service",
+    "Tally",
     "admit",
+    "cannot_reload",
     "drain",
     "drain_requests",
     "finish",

@@ -21,14 +21,15 @@ ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, er
 
 
 class Acceptor:
-    """Takes requests off a service's socket and makes each one's `RequestContext`.
+    """Takes requests off a service's socket, counts them (`Service.tally`) and makes
+    each one's `RequestContext`.
 
     A datagram over the size limit is logged and dropped. When accept() runs out
     of a resource, the episode is logged once when it starts and once when it
     ends (not ten times a second), and the gate backs off.
     """
 
-    __slots__ = ("_failures", "_gate", "_get", "_limits", "_service", "_socket")
+    __slots__ = ("_failures", "_gate", "_get", "_limits", "_service", "_socket", "_tally")
 
     def __init__(self, service: Service[Any], gate: ListenerGate) -> None:
         self._service = service
@@ -36,6 +37,7 @@ class Acceptor:
         self._get = service.transport.get_request
         self._socket = service.socket
         self._limits = service.limits
+        self._tally = service.tally
         self._failures = 0
 
     def fileno(self) -> int:
@@ -68,6 +70,7 @@ class Acceptor:
                 self._failures,
             )
             self._failures = 0
+        self._tally.accepted()
         return request, peer
 
     def connection(self, sock: socket.socket, peer: Address) -> RequestSocket:

@@ -20,7 +20,7 @@ from .._hub import Hub
 from .._limits import DrainReport
 from .._log import logger
 from ._accept import Acceptor
-from ._contract import Deadline, Scheduler, Service
+from ._contract import Deadline, Scheduler, Service, cannot_reload
 from ._evict import Evictions
 from ._gate import ListenerGate
 from ._layering import admit, finish, refuse_connection
@@ -142,6 +142,9 @@ class BlockingRuntime:
     def handle_request(self, timeout: float | None) -> None:
         self._loop.handle_request(timeout)
 
+    def reload(self, service: Service[Any]) -> None:
+        cannot_reload(service)
+
     def drain(self, deadline: Deadline) -> DrainReport:
         # Once stop is asked the loop takes no new request; one it took just before
         # is drained as the scheduler gets it. The listening socket can close now:
@@ -216,8 +219,10 @@ class BlockingRuntime:
         except PoolFullError as exc:
             logger.warning("refused a request from %s: %s", client_address, exc)
             self.service.transport.close_request(job.request)
-        except BaseException:
+            self.service.tally.closed(refused=True)
+        except BaseException as exc:
             self.service.transport.close_request(job.request)
+            self.service.tally.closed(exc)
             raise
 
     def handle_error(self, request: Any, client_address: Address) -> None:
@@ -239,26 +244,31 @@ class BlockingRuntime:
         service = self.service
         transport = service.transport
         context = job.context
+        tally = service.tally
         try:
             prepared = transport.prepare_request(job.request, context)
         except Exception as exc:
             context.log_outcome(exc)
             transport.close_request(job.request)
+            tally.closed(exc)
             return
         if prepared is None:
+            tally.closed(refused=True)
             return  # dropped, logged and closed by the transport
         job.request = prepared
         here = self._serving_here
         here.job = job
         layers = self._layers
         error: BaseException | None = None
+        refused = False
         try:
             if layers:
                 admit(layers, context)
             service.handler.handle(prepared, context)
-        except RefusedError as refused:
+        except RefusedError as refusal:
+            refused = True
             if self._stream:
-                refuse_connection(context, refused.reply)
+                refuse_connection(context, refusal.reply)
         except Exception as exc:
             error = exc
             context.log_outcome(exc)
@@ -267,3 +277,6 @@ class BlockingRuntime:
             if layers or context.outlet is not None:
                 finish(layers, context, error)
             transport.close_request(prepared, at_eof=context.at_eof)
+            # A datagram's own size: its context reads nothing.
+            received = context.bytes_in if self._stream else len(prepared.data)
+            tally.closed(error, refused=refused, bytes_in=received, bytes_out=context.bytes_out)

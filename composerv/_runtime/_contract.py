@@ -14,13 +14,15 @@ import abc
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, NoReturn, Protocol
 
 import attrs
 
+from .._errors import ConfigurationError
 from .._limits import DrainReport, Limits
 from .._outcome import Outcomes
 from .._transports._base import R, Transport
+from ._tally import Tally
 
 if TYPE_CHECKING:
     import asyncio
@@ -276,6 +278,12 @@ class Runtime(Protocol):
     def handle_request(self, timeout: float | None) -> None:
         """Wait up to `timeout` seconds (None: forever) for one request and serve it."""
 
+    def reload(self, service: Service[Any]) -> None:
+        """Serve `service` (the same socket, a new handler that `Concurrency.check`
+        accepted) from now on, without refusing a connection: under `workers`, new
+        workers start and accept before the old ones drain. Returns once done;
+        raises `ConfigurationError` where the runtime cannot (see `cannot_reload`)."""
+
     def drain(self, deadline: Deadline) -> DrainReport:
         """Stop taking requests and stop listening (the socket closes at once, so
         new clients are refused), close idle connections, let requests in flight
@@ -313,6 +321,18 @@ class Service(Generic[R]):
     listener (set when it was bound)."""
     outcomes: Outcomes = attrs.field(factory=Outcomes, eq=False, repr=False)
     """How this server logs the ends of its requests, floods bounded (see `Outcomes`)."""
+    tally: Tally = attrs.field(factory=Tally, eq=False, repr=False)
+    """The server's counters: the runtime counts each request's ending there (its
+    `Acceptor` counts the taking)."""
+
+
+def cannot_reload(service: Service[Any]) -> NoReturn:
+    """What `Runtime.reload` does in a runtime that serves in the server's own process."""
+    raise ConfigurationError(
+        f"the server of {service.transport!r} serves in its own process, which cannot load "
+        "new code in place: reloading starts new worker processes, so serve with "
+        "workers(n, ...) (composerv run --workers N)"
+    )
 
 
 class Concurrency(metaclass=abc.ABCMeta):

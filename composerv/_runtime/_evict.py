@@ -17,7 +17,12 @@ from typing import Protocol
 from .._addresses import Address, peer_repr
 from .._episodes import Episodes
 
-__all__ = ["Evictable", "Evictions"]
+__all__ = ["EVICTABLE_AFTER", "Evictable", "Evictions"]
+
+EVICTABLE_AFTER = 1.0
+"""Seconds a connection must have waited for a new request before it can be evicted:
+one that has waited less is most likely between two messages of one conversation
+(its client read a reply and is sending the next request), not holding a place."""
 
 
 class Evictable(Protocol):
@@ -48,11 +53,11 @@ class Evictions:
         self._log = Episodes(quiet=60.0, level=logging.INFO)
 
     def evict_longest_idle(self, candidates: Iterable[Evictable]) -> bool:
-        """Close the candidate that has waited longest for a new request, to admit a
-        new client; whether one was closed (none waits, or the one chosen has just
-        become busy)."""
+        """Close the candidate that has waited longest for a new request (and at least
+        `EVICTABLE_AFTER`), to admit a new client; whether one was closed (none has
+        waited so long, or the one chosen has just become busy)."""
         victim: Evictable | None = None
-        oldest = float("inf")
+        oldest = time.monotonic() - EVICTABLE_AFTER
         for candidate in candidates:
             since = candidate.idle_since
             if since is not None and since < oldest:

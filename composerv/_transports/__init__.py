@@ -3,6 +3,7 @@
 from ._base import Cleanup, DatagramTransport, StreamTransport, Transport
 from ._inet import TCP, UDP, tcp, udp
 from ._inherited import InheritedDatagram, InheritedStream, inherited, systemd_sockets
+from ._proxy import ProxyProtocol, proxy_protocol
 from ._tls import TLS, tls
 from ._unix import UnixDatagram, UnixStream, unix_datagram, unix_stream
 
@@ -14,11 +15,13 @@ __all__ = [
     "DatagramTransport",
     "InheritedDatagram",
     "InheritedStream",
+    "ProxyProtocol",
     "StreamTransport",
     "Transport",
     "UnixDatagram",
     "UnixStream",
     "inherited",
+    "proxy_protocol",
     "systemd_sockets",
     "tcp",
     "tls",

@@ -17,6 +17,7 @@ from .._errors import DatagramTooLargeError
 
 if TYPE_CHECKING:
     from .._context import RequestContext
+    from ._proxy import ProxyProtocol
     from ._tls import TLS
 
 __all__ = [
@@ -103,6 +104,12 @@ class Transport(Generic[R, A], metaclass=abc.ABCMeta):
         handshakes itself (asyncio's) takes its context from there."""
         return None
 
+    @property
+    def proxy_protocol(self) -> ProxyProtocol[A] | None:
+        """The PROXY protocol layer of this transport, if it has one: an event loop
+        reads each connection's header itself, without blocking (see `HeaderReader`)."""
+        return None
+
     prepares_requests: ClassVar[bool] = False
     """Whether `prepare_request` does blocking work per request (a TLS handshake),
     which an event loop, serving every client from one thread, cannot run."""
@@ -156,6 +163,54 @@ class StreamTransport(Transport[socket.socket, A]):
 
     def close_request_copy(self, request: socket.socket) -> None:
         request.close()
+
+
+class WrappingStreamTransport(StreamTransport[A]):
+    """A stream transport that wraps another (`tls`, `proxy_protocol`): it listens and
+    accepts as the transport underneath, and adds its own work per request."""
+
+    __slots__ = ()
+
+    transport: StreamTransport[A]
+    """The transport underneath."""
+
+    @property
+    def proxy_protocol(self) -> ProxyProtocol[A] | None:
+        """As the transport underneath."""
+        return self.transport.proxy_protocol
+
+    @property
+    def bind_and_activate(self) -> bool:
+        """As the transport underneath."""
+        return self.transport.bind_and_activate
+
+    @property
+    def backlog(self) -> int:
+        """As the transport underneath."""
+        return self.transport.backlog
+
+    @property
+    def nodelay(self) -> bool | None:
+        """As the transport underneath."""
+        return self.transport.nodelay
+
+    def create_socket(self) -> socket.socket:
+        return self.transport.create_socket()
+
+    def bind(self, sock: socket.socket) -> Cleanup:
+        return self.transport.bind(sock)
+
+    def activate(self, sock: socket.socket) -> None:
+        self.transport.activate(sock)
+
+    def get_request(self, sock: socket.socket) -> tuple[socket.socket, Address]:
+        return self.transport.get_request(sock)
+
+    def close_request(self, request: socket.socket, *, at_eof: bool = False) -> None:
+        self.transport.close_request(request, at_eof=at_eof)
+
+    def close_request_copy(self, request: socket.socket) -> None:
+        self.transport.close_request_copy(request)
 
 
 def close_connection(conn: socket.socket, *, at_eof: bool = False) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
-from typing import Any, ClassVar, Generic
+from typing import TYPE_CHECKING, Any, ClassVar, Generic
 
 import attrs
 
@@ -24,7 +24,10 @@ from .._context import RequestContext
 from .._errors import ConfigurationError, ConfigurationTypeError
 from .._log import logger
 from .._validate import optional_positive_number
-from ._base import A, Cleanup, StreamTransport, close_connection
+from ._base import A, StreamTransport, WrappingStreamTransport, close_connection
+
+if TYPE_CHECKING:
+    pass
 
 __all__ = ["TLS", "log_failed_handshake", "tls"]
 
@@ -53,7 +56,7 @@ def _server_context(_instance: object, attribute: attrs.Attribute[Any], value: o
 
 
 @attrs.frozen
-class TLS(StreamTransport[A], Generic[A]):
+class TLS(WrappingStreamTransport[A], Generic[A]):
     """TLS over a stream transport; build it with `tls`."""
 
     prepares_requests: ClassVar[bool] = True
@@ -71,33 +74,6 @@ class TLS(StreamTransport[A], Generic[A]):
     def tls(self) -> TLS[A]:
         """This transport itself."""
         return self
-
-    @property
-    def bind_and_activate(self) -> bool:
-        """As the transport underneath."""
-        return self.transport.bind_and_activate
-
-    @property
-    def backlog(self) -> int:
-        """As the transport underneath."""
-        return self.transport.backlog
-
-    @property
-    def nodelay(self) -> bool | None:
-        """As the transport underneath."""
-        return self.transport.nodelay
-
-    def create_socket(self) -> socket.socket:
-        return self.transport.create_socket()
-
-    def bind(self, sock: socket.socket) -> Cleanup:
-        return self.transport.bind(sock)
-
-    def activate(self, sock: socket.socket) -> None:
-        self.transport.activate(sock)
-
-    def get_request(self, sock: socket.socket) -> tuple[socket.socket, Address]:
-        return self.transport.get_request(sock)
 
     def prepare_request(
         self, request: socket.socket, context: RequestContext
@@ -133,9 +109,6 @@ class TLS(StreamTransport[A], Generic[A]):
                 request.unwrap()
         # The guard's end of stream is the raw socket's, not the TLS stream's.
         self.transport.close_request(request)
-
-    def close_request_copy(self, request: socket.socket) -> None:
-        self.transport.close_request_copy(request)
 
 
 def log_failed_handshake(peer: Address, error: OSError) -> None:

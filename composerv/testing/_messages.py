@@ -39,8 +39,12 @@ def run_messages(
     if isinstance(form.framing, StreamFraming):
         connection = _Connection(handler, form, peer)
         return [reply for message in messages for reply in connection.answer(message)]
+    # One hub for the run, as a datagram server has: it keeps the state per sender.
+    hub = Hub(limits().max_output_buffer)
     return [
-        reply for message in messages for reply in _Connection(handler, form, peer).answer(message)
+        reply
+        for message in messages
+        for reply in _Connection(handler, form, peer, hub).answer(message)
     ]
 
 
@@ -108,7 +112,9 @@ class _Connection:
     layers admit it, and what a session sends itself comes back in order with the
     replies (a hub that only this connection is in)."""
 
-    def __init__(self, handler: Handler[Any], form: MessageForm, peer: Address) -> None:
+    def __init__(
+        self, handler: Handler[Any], form: MessageForm, peer: Address, hub: Hub | None = None
+    ) -> None:
         self._framing = form.framing
         self._sent: list[bytes] = []
         context = RequestContext(None, peer, limits())
@@ -117,7 +123,7 @@ class _Connection:
         if form.fn is not None:
             self._fn = form.fn
             return
-        context.hub = Hub(context.limits.max_output_buffer)
+        context.hub = Hub(context.limits.max_output_buffer) if hub is None else hub
         context.outlet = self
         context.hub.enter(self)
         self._fn = form.open(context)

@@ -2,7 +2,8 @@
 
 `handler` echoes each line. `slow` answers ``started`` to a first line, works for
 SLOW_REQUEST_SECONDS, then answers ``done``: a request in flight that is not idle.
-`pid` answers with the serving process's pid, to tell workers apart; `crash`
+`pid` answers with the serving process's pid, to tell workers apart; `peer`
+with the peer it sees (behind a proxy, the client) and the line; `crash`
 echoes, but ends its process with status 3 on ``crash``. `datagram` answers
 each datagram in upper case; `shout`, a message handler, each line.
 """
@@ -46,6 +47,12 @@ def _pid(conn: Connection) -> None:
         conn.send_all(b"%d\n" % os.getpid())
 
 
+def _peer(conn: Connection) -> None:
+    while line := conn.readline():
+        host, port = conn.peer[:2]  # type: ignore[misc]  # an inet peer
+        conn.send_all(f"{host} {port} ".encode() + line)
+
+
 def _crash(conn: Connection) -> None:
     while line := conn.readline():
         if line == b"crash\n":
@@ -62,6 +69,7 @@ datagram = datagram_handler(_upper)
 crash = stream_handler(_crash)
 slow = stream_handler(_slow)
 pid = stream_handler(_pid)
+peer = stream_handler(_peer)
 shout = message_handler(bytes.upper)
 not_a_handler = 42
 
