@@ -450,12 +450,6 @@ def test_timeouts_close_within_their_bounds(
         raise errors[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the drain shuts the read side of the TCP socket under TLS; OpenSSL 3 takes "
-    "the end of stream for a fatal error and the close sends a decode_error alert, "
-    "not close_notify, so the client cannot tell the drain from a broken connection",
-)
 @pytest.mark.parametrize("concurrency", ["threaded", "forking"])
 def test_a_drain_ends_an_idle_tls_connection_with_close_notify(
     concurrency: str, make_pair: Callable[..., Pair]

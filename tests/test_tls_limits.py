@@ -129,15 +129,11 @@ def tls_connect(address: Any, composerv_tls: TLSContexts) -> ssl.SSLSocket:
 
 
 def closed_within(client: ssl.SSLSocket, seconds: float) -> bool:
-    """Whether the server ends the connection within `seconds`: end of stream, a
-    reset, or a TLS alert (a drain or an eviction wakes the server's read with the
-    raw socket's end of stream, which OpenSSL 3 answers with a decode_error alert
-    instead of close_notify; see docs/reliability.md)."""
+    """Whether the server ends the connection within `seconds` with close_notify, a
+    clean end of the TLS stream (an alert or an EOF without it raises `ssl.SSLError`)."""
     client.settimeout(seconds)
     try:
         return client.recv(1) == b""
-    except (ConnectionResetError, ssl.SSLError):  # SSLEOFError is an SSLError
-        return True
     except TimeoutError:
         return False
 
