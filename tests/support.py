@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import select
 import socket
 import ssl
+import struct
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -98,6 +101,18 @@ def ask_version(address: Any, *, source: str | None = None) -> list[str]:
                 raise ConnectionError(f"EOF after {reply!r}")
             reply += chunk
     return reply.decode().split()
+
+
+def wait_delivered(sock: socket.socket) -> None:
+    """Wait until the server's kernel has acknowledged every byte sent on `sock`, so
+    that they are in its socket when the test goes on: on a loaded machine loopback
+    can deliver them later than ``sendall`` returns."""
+
+    def unacknowledged() -> int:
+        queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, bytes(4))
+        return int(struct.unpack("i", queued)[0])
+
+    wait_until(lambda: unacknowledged() == 0, "the bytes sent to be acknowledged")
 
 
 def recv_exactly(sock: socket.socket, size: int) -> bytes:
