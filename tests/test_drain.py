@@ -26,6 +26,7 @@ from composerv import (
     threaded,
     udp,
 )
+from composerv._context import RequestContext
 from composerv._runtime._drain import CUT_GRACE
 
 from .reliability import CONCURRENCIES, IN_PROCESS, STREAM_TRANSPORTS, echo_lines, run_clients
@@ -354,3 +355,25 @@ def test_a_drain_waits_for_every_datagram_handler_in_flight(
     assert sorted(started) == started_at_return, "a handler started after the drain"
     assert report.cut == 0
     assert report.finished >= 1
+
+
+def test_a_request_taken_from_the_socket_as_the_drain_looks_is_served_not_closed_idle() -> None:
+    # The window: this thread's recv has taken the request from the socket but has
+    # not yet run on, so the read still looks idle and the socket empty. The drain
+    # then shuts the reading side; the bytes received are still the request's.
+    server_side, client = socket.socketpair()
+    with server_side, client:
+        context = RequestContext(server_side, "", limits())
+        client.sendall(b"request\n")
+
+        def recv_as_the_drain_looks(max_bytes: int) -> bytes:
+            received = server_side.recv(max_bytes)
+            context.drain()
+            return received
+
+        assert context.receive(recv_as_the_drain_looks, 4096, b"") == b"request\n"
+        assert not context.closed_idle, "the drain took a connection whose request it had"
+        context.send_all(b"reply\n")
+        assert client.recv(16) == b"reply\n"
+        assert context.recv(4096) == b"", "the drained connection's next read is its end"
+        assert not context.closed_idle, "a connection that was served counts as finished"
