@@ -521,9 +521,32 @@ class RequestContext:
         sock = self.socket
         if not self._idle or sock is None or bytes_waiting(sock):
             return
-        self.closed_idle = True
+        # Asked again later (a read elsewhere that begins to wait), one that has read
+        # since the drain began has finished its request, as in `receive`.
+        self.closed_idle = not self._read_in_drain
         self._shut_by_drain = True
         _shutdown(sock, socket.SHUT_RD)
+
+    def waits_elsewhere(self, idle: bool) -> None:
+        """A reader this context does not run (asyncio's, which reads the socket
+        itself) begins to wait for data, `idle` if no bytes of a request are buffered;
+        or, `idle` False, it has stopped waiting. The drain and eviction then see the
+        connection as one of the context's own reads: a draining server closes it at
+        once if idle."""
+        self._idle = idle
+        if idle:
+            self._idle_since = time.monotonic()
+            if self._draining:
+                self.drain()
+
+    def received_elsewhere(self, count: int) -> None:
+        """That reader got `count` bytes: the connection is busy with a request."""
+        self._idle = False
+        self.bytes_in += count
+        if self._shut_by_drain:
+            self.closed_idle = False  # taken from the socket as the drain looked: see `receive`
+        if self._draining:
+            self._read_in_drain = True
 
     @property
     def idle_since(self) -> float | None:

@@ -185,24 +185,8 @@ TLS_PAIRS = [(c, "readline") for c in ("threaded", "forking", "workers")] + [("a
 """A thread, a child process, a worker process and an event loop, over TLS."""
 
 
-IDLE_NOT_SEEN_BY_DRAIN = pytest.mark.xfail(
-    strict=True,
-    reason="a drain does not close this idle connection at once: it waits for the "
-    "deadline and cuts it (asyncio reads the socket itself, and the drain does not see "
-    "the coroutine waiting for a request)",
-)
-DRAIN_GAPS = frozenset(
-    {("asyncio", "async", True)}
-    | {(c, "async", False) for c in CONCURRENCIES if c not in EVENT_LOOP_HANDLERS}
-)
-"""Pairs whose drain does not keep its promise yet (see IDLE_NOT_SEEN_BY_DRAIN)."""
-WITNESS_GAPS = DRAIN_GAPS - {("sync", "async", False)}
-"""The same, for the refusal test, where sync's witness is never accepted."""
-
-
-def cases(promise: str, gaps: frozenset[tuple[str, str, bool]] = frozenset()) -> list[Any]:
-    """The pairs that keep `promise` (a letter of the table), plain and over TLS;
-    those in `gaps` are expected to fail (strictly: a fix turns them red)."""
+def cases(promise: str) -> list[Any]:
+    """The pairs that keep `promise` (a letter of the table), plain and over TLS."""
     plain = [(c, h, False) for c, h in PAIRS if promise in promises(c, h)]
     secure = [(c, h, True) for c, h in TLS_PAIRS]
     return [
@@ -211,7 +195,6 @@ def cases(promise: str, gaps: frozenset[tuple[str, str, bool]] = frozenset()) ->
             h,
             tls_on,
             id=f"{c}-{h}-tls" if tls_on else f"{c}-{h}",
-            marks=[IDLE_NOT_SEEN_BY_DRAIN] if (c, h, tls_on) in gaps else [],
         )
         for c, h, tls_on in plain + secure
     ]
@@ -346,7 +329,7 @@ def test_the_table_covers_every_pair() -> None:
     assert set(table) == set(HANDLERS)
 
 
-@pytest.mark.parametrize(("concurrency", "handler", "secure"), cases("D", DRAIN_GAPS))
+@pytest.mark.parametrize(("concurrency", "handler", "secure"), cases("D"))
 def test_drain_closes_an_idle_connection_at_once(
     concurrency: str, handler: str, secure: bool, make_pair: Callable[..., Pair]
 ) -> None:
@@ -360,7 +343,7 @@ def test_drain_closes_an_idle_connection_at_once(
         assert_closed_by_drain(idle)
 
 
-@pytest.mark.parametrize(("concurrency", "handler", "secure"), cases("D", WITNESS_GAPS))
+@pytest.mark.parametrize(("concurrency", "handler", "secure"), cases("D"))
 def test_during_a_drain_new_connections_are_refused_and_the_rest_is_cut_at_the_deadline(
     concurrency: str, handler: str, secure: bool, make_pair: Callable[..., Pair]
 ) -> None:

@@ -133,6 +133,7 @@ class _Client:
     """One connection's task and its reader, as the loop keeps them."""
 
     __slots__ = (
+        "closed_by_drain",
         "evicted",
         "peer",
         "reader",
@@ -148,6 +149,7 @@ class _Client:
         self.sock = sock
         self.peer = peer
         self.evicted = False
+        self.closed_by_drain = False
         self.task: asyncio.Task[None] | None = None
         self.reader: _TrackedReader | None = None
         self.transport: asyncio.Transport | None = None
@@ -157,8 +159,15 @@ class _Client:
 
     @property
     def idle(self) -> bool:
-        reader = self.reader
-        return reader is not None and reader.waiting_since is not None and reader.idle
+        """Whether it waits for a new request with its replies sent: under TLS a reply
+        can wait in asyncio's buffers while the coroutine reads again."""
+        reader, transport = self.reader, self.transport
+        return (
+            reader is not None
+            and reader.waiting_since is not None
+            and reader.idle
+            and not (transport is not None and _output_waits(transport))
+        )
 
     @property
     def idle_since(self) -> float | None:
@@ -348,7 +357,9 @@ class AsyncioServeLoop(ServeLoop):
 
     def cut(self) -> None:
         pending = set(self._clients)
-        self._cut = len(pending)
+        # One the drain closed is counted already, though over TLS its close may
+        # still wait for the peer's close_notify: aborted with the rest, not a cut.
+        self._cut = sum(1 for client in self._clients.values() if not client.closed_by_drain)
         for task, client in self._clients.items():
             # Aborted first: a cancelled coroutine's close would otherwise wait,
             # forever, to flush a reply its peer does not read.
@@ -373,6 +384,7 @@ class AsyncioServeLoop(ServeLoop):
         idle = [client for client in self._clients.values() if client.idle]
         for client in idle:
             assert client.reader is not None  # idle means it reads
+            client.closed_by_drain = True
             client.reader.feed_eof()
         return len(idle)
 
@@ -457,6 +469,7 @@ class AsyncioServeLoop(ServeLoop):
                 reader=reader_for,
                 opened=opened,
                 extra=None if relayed is None else relayed.extra_info(),
+                closed_by_server=lambda: client.closed_by_drain or client.evicted,
             )
         except asyncio.CancelledError as cancelled:
             failure = cancelled

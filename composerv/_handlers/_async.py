@@ -60,6 +60,30 @@ class CountingReader(asyncio.StreamReader):
         super().feed_data(data)
 
 
+class _ContextReader(asyncio.StreamReader):
+    """The reader of a connection served on an event loop of its own: it tells the
+    request's context when it waits and what it receives, so that a drain and
+    eviction see an idle connection as they see one a blocking handler reads."""
+
+    def __init__(
+        self, limit: int, loop: asyncio.AbstractEventLoop, context: RequestContext
+    ) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self._context = context
+
+    def feed_data(self, data: Iterable[SupportsIndex]) -> None:
+        self._context.received_elsewhere(len(data))  # type: ignore[arg-type]  # bytes, as the protocol feeds it
+        super().feed_data(data)
+
+    async def _wait_for_data(self, func_name: str) -> None:
+        # Every read of a StreamReader that lacks data waits here (CPython 3.4+).
+        self._context.waits_elsewhere(idle=not self._buffer)  # type: ignore[attr-defined]  # StreamReader's buffer, since 3.4
+        try:
+            await super()._wait_for_data(func_name)  # type: ignore[misc]  # a private hook
+        finally:
+            self._context.waits_elsewhere(idle=False)
+
+
 class ServerWriter(asyncio.StreamWriter):
     """The writer a handler gets: it counts what is written and, behind a proxy, its
     extra info describes the client the proxy relays."""
@@ -97,9 +121,10 @@ async def serve_with_streams(
     peer: Address,
     tls: TLS | None = None,
     *,
-    reader: Callable[[int, asyncio.AbstractEventLoop], CountingReader] = CountingReader,
+    reader: Callable[[int, asyncio.AbstractEventLoop], asyncio.StreamReader] = CountingReader,
     opened: Callable[[asyncio.Transport, ServerWriter], None] | None = None,
     extra: Mapping[str, object] | None = None,
+    closed_by_server: Callable[[], bool] = lambda: False,
 ) -> None:
     """Run the handler's function on asyncio streams over the connected `sock`, then
     close the streams. Over `tls`, asyncio first runs the server side of the
@@ -107,6 +132,9 @@ async def serve_with_streams(
     (see `log_failed_handshake`) and the handler does not run. `reader` makes the
     stream reader; `opened` is told the transport and the writer once they exist. `extra` overrides
     what ``writer.get_extra_info`` answers (behind a proxy: the client's peername).
+    `closed_by_server`: whether the server ended the connection while it waited for
+    a request, with nothing left to send (a drain, an eviction): its close then sends
+    TLS's close_notify and does not wait for the peer's.
 
     Must run on the event loop that is to own `sock`.
     """
@@ -134,6 +162,11 @@ async def serve_with_streams(
         await form.fn(stream_reader, writer)
     finally:
         writer.close()
+        if closed_by_server():
+            # The close_notify went out as the writer closed (the output was empty):
+            # waiting for the peer's answer would hold the drain up to the grace.
+            transport.abort()
+            return
         # OSError: the peer may be gone already; the stream is closed either way.
         with contextlib.suppress(OSError):
             try:
@@ -173,33 +206,26 @@ class AsyncStreamHandler(Handler[socket.socket]):
     def handle(self, request: socket.socket, context: RequestContext) -> None:
         """Under a blocking concurrency, serve the connection on an event loop of its own.
 
-        asyncio takes a plain socket and does its own reads: a drain can cut the
-        connection, but timeouts are the coroutine's business (``asyncio.timeout``)."""
+        asyncio takes a plain socket and does its own reads, which tell the context
+        when the connection is idle: a drain closes it then, and cuts it otherwise.
+        Timeouts are the coroutine's business (``asyncio.timeout``)."""
         plain = socket.socket(request.family, request.type, request.proto, request.detach())
         context.watch(plain)
         relayed = relayed_by(context)
-        readers: list[CountingReader] = []
         writers: list[ServerWriter] = []
-
-        def reader(limit: int, loop: asyncio.AbstractEventLoop) -> CountingReader:
-            made = CountingReader(limit, loop)
-            readers.append(made)
-            return made
-
         try:
             asyncio.run(
                 serve_with_streams(
                     self.for_asyncio(),
                     plain,
                     context.peer,
-                    reader=reader,
+                    reader=lambda limit, loop: _ContextReader(limit, loop, context),
                     opened=lambda _transport, writer: writers.append(writer),
                     extra=None if relayed is None else relayed.extra_info(),
                 )
             )
         finally:
-            # asyncio read and wrote the socket itself: its counts are the request's.
-            context.bytes_in += sum(made.received for made in readers)
+            # asyncio wrote the socket itself: its count is the request's.
             context.bytes_out += sum(writer.sent for writer in writers)
 
     def for_asyncio(self) -> AsyncForm:
