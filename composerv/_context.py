@@ -359,12 +359,11 @@ class RequestContext:
             self._set_recv_timeout(self._idle_timeout)
         self._idle_since = time.monotonic()
         try:
-            if self._peek_first and argument:
-                arrived = self._first_record_waits()
-                self._idle = False  # what came is in the socket, where a drain sees it
-                received = call(argument) if arrived else eof
-            else:
-                received = call(argument)
+            received = (
+                self._receive_peeked(call, argument, eof)
+                if self._peek_first and argument
+                else call(argument)
+            )
         except _TIMED_OUT:
             if self._own_timeout_first(self._idle_timeout):
                 raise
@@ -394,6 +393,11 @@ class RequestContext:
         else:
             self._saw_eof(argument)
         return received
+
+    def _receive_peeked(self, call: Callable[[Any], T], argument: Any, eof: T) -> T:
+        arrived = self._first_record_waits()
+        self._idle = False  # what came is in the socket, where a drain sees it
+        return call(argument) if arrived else eof
 
     def _first_record_waits(self) -> bool:
         """Under TLS, wait for the raw bytes of a request without taking them; whether

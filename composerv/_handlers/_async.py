@@ -162,15 +162,14 @@ async def serve_with_streams(
         await form.fn(stream_reader, writer)
     finally:
         writer.close()
-        if closed_by_server():
-            # The close_notify went out as the writer closed (the output was empty):
-            # waiting for the peer's answer would hold the drain up to the grace.
-            transport.abort()
-            return
+        # The close_notify of a connection the server closed while idle went out as
+        # the writer closed (its output was empty): waiting for the peer's answer
+        # would hold the drain up to the grace.
+        grace = 0.0 if closed_by_server() else _CLOSE_GRACE
         # OSError: the peer may be gone already; the stream is closed either way.
         with contextlib.suppress(OSError):
             try:
-                await asyncio.wait_for(writer.wait_closed(), _CLOSE_GRACE)
+                await asyncio.wait_for(writer.wait_closed(), grace)
             except asyncio.TimeoutError:
                 transport.abort()
 
