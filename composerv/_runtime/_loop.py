@@ -53,12 +53,15 @@ class RequestLifecycle(Protocol[R]):
 
     def fileno(self) -> int:
         """The listening socket's descriptor, which the loop waits on."""
+        ...
 
     def get_request(self) -> tuple[R, Any]:
         """Take one request and its client address; raises `OSError` if there is none."""
+        ...
 
     def verify_request(self, request: R, client_address: Any) -> bool:
         """Whether to serve `request`; False shuts it down unserved."""
+        ...
 
     def process_request(self, request: R, client_address: Any) -> None:
         """Serve `request`, or hand it to where it is served."""

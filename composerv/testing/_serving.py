@@ -48,6 +48,7 @@ class ServingFactory(Protocol):
         settle: float = ...,
     ) -> S:
         """Start serving `server` (see `serving`); it stops at the test's teardown."""
+        ...
 
 
 @contextlib.contextmanager
