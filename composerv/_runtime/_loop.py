@@ -15,7 +15,7 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any, Protocol, TypeVar
 
 from ._gate import ListenerGate
@@ -168,7 +168,7 @@ class ServeLoop:
         return request_ready
 
     @contextlib.contextmanager
-    def running_loop(self) -> Iterator[socket.socket]:
+    def running_loop(self) -> Generator[socket.socket, None, None]:
         """Mark the loop as running in this thread for the duration of the block.
 
         Yields the socket that becomes readable when `shutdown` is called; a loop

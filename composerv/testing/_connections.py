@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 
 from composerv import Connection, Limits, RequestContext, stream_handler
 from composerv._connection import adopt_connection
@@ -21,7 +21,7 @@ def connect_handler(
     *,
     limits: Limits | None = None,
     timeout: float = DEFAULT_TIMEOUT,
-) -> Iterator[socket.socket]:
+) -> Generator[socket.socket, None, None]:
     """A client socket connected to `handler`, which serves the other end in a thread.
 
     `handler` is a stream handler value (`composerv.stream_handler`,

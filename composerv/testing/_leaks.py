@@ -8,7 +8,7 @@ import importlib
 import importlib.util
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 
 import attrs
 
@@ -136,7 +136,7 @@ def _open_process_wide_resources() -> None:
 
 
 @contextlib.contextmanager
-def no_leaks(*, settle: float = DEFAULT_SETTLE) -> Iterator[Resources]:
+def no_leaks(*, settle: float = DEFAULT_SETTLE) -> Generator[Resources, None, None]:
     """Fail if the block leaves descriptors, threads or child processes behind.
 
     Yields the snapshot taken on entry. On exit it waits up to `settle` seconds
