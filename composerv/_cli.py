@@ -352,7 +352,7 @@ def _run(servers: list[Server[Any]], args: argparse.Namespace, metrics: Server[A
     # handler runs in the middle of other code, and threads started from here on
     # (serve_forever, requests, workers) inherit the mask, so only this thread gets them.
     signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
-    threads = []
+    threads: list[threading.Thread] = []
     for server in servers:
         _log_listening(server)
         thread = threading.Thread(
@@ -442,7 +442,7 @@ def _serve_forever(server: Server[Any]) -> None:
 
 
 def _log_listening(server: Server[Any]) -> None:
-    notes = []
+    notes: list[str] = []
     if server.transport.proxy_protocol is not None:
         trusted = server.transport.proxy_protocol.trusted
         notes.append(f"PROXY protocol from {', '.join(map(str, trusted)) or 'unix peers'}")

@@ -428,7 +428,7 @@ class WorkerSupervisor:
 
     def _reap(self) -> list[float]:
         """Collect workers that exited; return when to start their replacements."""
-        restarts = []
+        restarts: list[float] = []
         for worker in list(self._workers.values()):
             done, status = os.waitpid(worker.pid, os.WNOHANG)
             if not done:

@@ -112,7 +112,7 @@ class Resources:
 
     def describe(self) -> str:
         """The resources named, one kind per line, for a failure message."""
-        parts = []
+        parts: list[str] = []
         if self.fds:
             listed = ", ".join(f"{fd} ({target})" for fd, target in sorted(self.fds))
             parts.append(f"descriptors: {listed}")
