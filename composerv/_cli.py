@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeGuard
 
 from . import _systemd as systemd
 from ._concurrency import (
@@ -255,13 +255,19 @@ def _servers(app: object, args: argparse.Namespace) -> list[Server[Any]]:
     return [made]
 
 
+def _is_app(value: object) -> TypeGuard[Server[Any] | Handler[Any]]:
+    """Whether `value` is a Server or a handler (a bare isinstance leaves their
+    type arguments unknown)."""
+    return isinstance(value, (Server, Handler))
+
+
 def _made(app: object, spec: str) -> Server[Any] | Handler[Any]:
     """`app` itself if it is a Server or a handler, else what the factory `app` makes."""
-    if isinstance(app, (Server, Handler)):
+    if _is_app(app):
         return app
     if callable(app) and not isinstance(app, type) and _takes_no_arguments(app):
         made = app()
-        if isinstance(made, (Server, Handler)):
+        if _is_app(made):
             return made
         raise UsageError(f"{spec}() returned {made!r}, not a Server or a handler")
     raise UsageError(
@@ -448,8 +454,11 @@ def _log_listening(server: Server[Any]) -> None:
         notes.append(f"PROXY protocol from {', '.join(map(str, trusted)) or 'unix peers'}")
     if isinstance(server.transport, TLS):
         notes.append("TLS")
-    if isinstance(server.concurrency, Workers):
-        notes.append(f"{server.concurrency.count} workers")
+    # Through a variable: pyright reports the narrowed attribute itself, of type
+    # Workers[Unknown], as partially unknown.
+    workers: Concurrency = server.concurrency
+    if isinstance(workers, Workers):
+        notes.append(f"{workers.count} workers")
     logger.info(
         "listening on %s%s", url_of(server.socket), f" ({', '.join(notes)})" if notes else ""
     )
