@@ -95,6 +95,8 @@ def run_pyright(
 
 def pyright_errors(result: subprocess.CompletedProcess[str]) -> Errors:
     """The errors in a `run_pyright` result; fails if pyright did not report at all."""
+    # 1: it found errors; anything else but 0 (a fatal or usage error) checked nothing.
+    assert result.returncode in (0, 1), result.stdout + result.stderr
     try:
         report = json.loads(result.stdout)
     except json.JSONDecodeError:
@@ -120,6 +122,8 @@ def _pyright_on_every_snippet() -> Errors:
 def _mypy_on(names: tuple[str, ...]) -> Errors:
     result = run_mypy(*(str(SNIPPETS / name) for name in names))
     output = result.stdout + result.stderr
+    # 1: it found errors; anything else but 0 (a crash, a usage error) checked nothing.
+    assert result.returncode in (0, 1), output
     return {name: errors_by_line(output, name) for name in names}
 
 
