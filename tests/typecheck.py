@@ -63,10 +63,15 @@ def errors_by_line(output: str, filename: str) -> dict[int, list[str]]:
 
 
 def run_pyright(
-    directory: Path, files: list[Path], *, extra_paths: tuple[Path, ...] = ()
+    directory: Path,
+    files: list[Path],
+    *,
+    extra_paths: tuple[Path, ...] = (),
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """pyright, strict, on `files` from `directory` (where it writes its config), with
-    imports resolved where this Python finds them, then in `extra_paths`; JSON output."""
+    imports resolved where this Python, run with `env`, finds them, then in
+    `extra_paths`; JSON output."""
     config = {
         "typeCheckingMode": "strict",
         "pythonVersion": "3.10",
@@ -86,6 +91,7 @@ def run_pyright(
             *map(str, files),
         ],
         cwd=directory,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
