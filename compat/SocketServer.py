@@ -8,6 +8,10 @@ compat.socketserver.TCPServer``.
 from . import socketserver as _socketserver
 from .socketserver import *  # noqa: F403  # the whole public API under the old name
 
-__all__ = _socketserver.__all__
+# The form pyright reads as re-exporting the other module's names (a plain
+# ``__all__ = _socketserver.__all__`` it cannot follow).
+__all__: list[str] = []
+__all__ += _socketserver.__all__
 __version__ = _socketserver.__version__
-_SocketWriter = _socketserver._SocketWriter
+# The stdlib's private name, which legacy code and tests reach for under both names.
+_SocketWriter = _socketserver._SocketWriter  # pyright: ignore[reportPrivateUsage]

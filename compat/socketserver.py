@@ -36,7 +36,7 @@ __version__ = "0.4"
 # code and tests reach for.
 _SocketWriter = SocketWriter
 
-__all__ = [
+__all__: list[str] = [
     "BaseRequestHandler",
     "BaseServer",
     "DatagramRequestHandler",

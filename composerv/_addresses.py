@@ -7,8 +7,10 @@ import os
 import re
 import socket
 import sys
+from typing import TypeGuard, cast
 
 from ._errors import ConfigurationError, ConfigurationTypeError
+from ._validate import is_tuple
 
 __all__ = [
     "Address",
@@ -47,7 +49,7 @@ def check_inet_address(address: object) -> InetAddress:
     Raises `ConfigurationError` naming what is wrong. Host names are checked for
     syntax only; they are resolved when the socket is bound.
     """
-    if not isinstance(address, tuple) or len(address) not in (2, 4):
+    if not is_tuple(address) or len(address) not in (2, 4):
         hint = " (for a string such as 'tcp://host:port' use transport_from_url)"
         error = ConfigurationError if isinstance(address, tuple) else ConfigurationTypeError
         raise error(
@@ -74,7 +76,8 @@ def check_inet_address(address: object) -> InetAddress:
                 raise ConfigurationError(
                     f"address {name} must be a non-negative int, not {value!r}"
                 )
-    return address
+    # Every item is checked above, but a check of one item does not narrow the tuple.
+    return cast("InetAddress", address)
 
 
 def _check_host(host: str) -> None:
@@ -104,6 +107,11 @@ def family_of(host: str) -> socket.AddressFamily:
     return socket.AF_INET
 
 
+def _is_path_like(value: object) -> TypeGuard[os.PathLike[str] | os.PathLike[bytes]]:
+    """``isinstance(value, os.PathLike)``, with what `os.fspath` of it can return."""
+    return isinstance(value, os.PathLike)
+
+
 def check_unix_path(path: object) -> str:
     """Return `path` as a str if it can name a unix socket; raise `ConfigurationError` if not.
 
@@ -111,7 +119,7 @@ def check_unix_path(path: object) -> str:
     """
     if isinstance(path, bytes):
         path = os.fsdecode(path)
-    if isinstance(path, os.PathLike):
+    if _is_path_like(path):
         path = os.fspath(path)
     if not isinstance(path, str):
         raise ConfigurationTypeError(
@@ -133,10 +141,10 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 """An IPv4 or IPv6 network, as `ipaddress` makes them."""
 
 
-def networks(values: tuple[str | Network, ...]) -> tuple[Network, ...]:
+def networks(values: tuple[object, ...]) -> tuple[Network, ...]:
     """`values` as IP networks (``"10.0.0.0/8"``, ``"::1"``); `ConfigurationError` names
     one that is not."""
-    parsed = []
+    parsed: list[Network] = []
     for value in values:
         if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
             parsed.append(value)
@@ -172,7 +180,7 @@ def peer_ip(peer: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
 
 def peer_repr(address: object) -> str:
     """A peer address as it reads best in a log line."""
-    if isinstance(address, tuple) and len(address) >= 2:
+    if is_tuple(address) and len(address) >= 2:
         host, port = address[0], address[1]
         return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
     if address in ("", b"", None):

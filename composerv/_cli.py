@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeGuard
 
 from . import _systemd as systemd
 from ._concurrency import (
@@ -255,13 +255,19 @@ def _servers(app: object, args: argparse.Namespace) -> list[Server[Any]]:
     return [made]
 
 
+def _is_app(value: object) -> TypeGuard[Server[Any] | Handler[Any]]:
+    """Whether `value` is a Server or a handler (a bare isinstance leaves their
+    type arguments unknown)."""
+    return isinstance(value, (Server, Handler))
+
+
 def _made(app: object, spec: str) -> Server[Any] | Handler[Any]:
     """`app` itself if it is a Server or a handler, else what the factory `app` makes."""
-    if isinstance(app, (Server, Handler)):
+    if _is_app(app):
         return app
     if callable(app) and not isinstance(app, type) and _takes_no_arguments(app):
         made = app()
-        if isinstance(made, (Server, Handler)):
+        if _is_app(made):
             return made
         raise UsageError(f"{spec}() returned {made!r}, not a Server or a handler")
     raise UsageError(
@@ -352,7 +358,7 @@ def _run(servers: list[Server[Any]], args: argparse.Namespace, metrics: Server[A
     # handler runs in the middle of other code, and threads started from here on
     # (serve_forever, requests, workers) inherit the mask, so only this thread gets them.
     signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
-    threads = []
+    threads: list[threading.Thread] = []
     for server in servers:
         _log_listening(server)
         thread = threading.Thread(
@@ -442,14 +448,17 @@ def _serve_forever(server: Server[Any]) -> None:
 
 
 def _log_listening(server: Server[Any]) -> None:
-    notes = []
+    notes: list[str] = []
     if server.transport.proxy_protocol is not None:
         trusted = server.transport.proxy_protocol.trusted
         notes.append(f"PROXY protocol from {', '.join(map(str, trusted)) or 'unix peers'}")
     if isinstance(server.transport, TLS):
         notes.append("TLS")
-    if isinstance(server.concurrency, Workers):
-        notes.append(f"{server.concurrency.count} workers")
+    # Through a variable: pyright reports the narrowed attribute itself, of type
+    # Workers[Unknown], as partially unknown.
+    workers: Concurrency = server.concurrency
+    if isinstance(workers, Workers):
+        notes.append(f"{workers.count} workers")
     logger.info(
         "listening on %s%s", url_of(server.socket), f" ({', '.join(notes)})" if notes else ""
     )

@@ -7,6 +7,10 @@ not return go to the next, whichever it is, and every read keeps the request's
 deadlines and drain state (`RequestContext`).
 """
 
+# Underscore names here are private to the module, not to one class: ConnectionReader
+# reads its Connection's buffer, and the request sockets get their routing set here.
+# pyright: reportPrivateUsage=false
+
 from __future__ import annotations
 
 import io

@@ -165,9 +165,9 @@ class RequestContext:
         """The server's limits, which this request keeps."""
         self.opened = time.monotonic()
         """When the request arrived (monotonic seconds)."""
-        self.bytes_in = 0
+        self.bytes_in: int = 0
         """Bytes received from the client so far."""
-        self.bytes_out = 0
+        self.bytes_out: int = 0
         """Bytes sent to the client so far (by the handler; framing included)."""
         self.closing = False
         """Whether the connection is to close once the replies so far are sent (see

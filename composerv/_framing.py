@@ -17,7 +17,7 @@ from __future__ import annotations
 import abc
 import socket
 from collections.abc import Callable
-from typing import ClassVar, Generic, Literal
+from typing import Any, ClassVar, Generic, Literal
 
 import attrs
 
@@ -216,7 +216,7 @@ class _PrefixDecoder(Decoder):
         return None
 
 
-def _header_size(_instance: object, attribute: attrs.Attribute[int], value: object) -> None:
+def _header_size(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value not in (1, 2, 4, 8) or isinstance(value, bool):
         raise ConfigurationError(f"{attribute.name} must be 1, 2, 4 or 8 bytes, not {value!r}")
 

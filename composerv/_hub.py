@@ -40,10 +40,12 @@ class Outlet(Protocol):
 
     def queued(self) -> int:
         """How many bytes wait to be sent to it."""
+        ...
 
     def push(self, data: bytes, policy: SlowConsumerPolicy, limit: int) -> bool:
         """Send or queue `data`; False if `policy` left it out (dropped, or the
         connection closed as a slow consumer)."""
+        ...
 
     def send_own(self, data: bytes) -> None:
         """Send the connection's own reply, in order with what was sent to it before;

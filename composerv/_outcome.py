@@ -27,6 +27,7 @@ from ._errors import (
     UnaddressablePeerError,
 )
 from ._log import logger
+from ._validate import is_tuple
 
 __all__ = ["CLIENT_GONE_ERRORS", "PEER_FAULTS", "Outcomes", "log_outcome"]
 
@@ -78,7 +79,7 @@ def _traceback(level: int, error: Exception) -> Exception | None:
 
 def _host(peer: object) -> object:
     """The part of a peer's address that names the client, not the connection."""
-    return peer[0] if isinstance(peer, tuple) else peer
+    return peer[0] if is_tuple(peer) else peer
 
 
 def _where(error: Exception) -> tuple[str, int] | None:

@@ -12,7 +12,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from contextlib import contextmanager
 from types import FrameType, TracebackType
 from typing import Any, Final, Generic, overload
@@ -206,7 +206,7 @@ class Server(Generic[R, A]):
                 self._close(pending)  # type: ignore[arg-type]  # a float or None
 
     @contextmanager
-    def _stop_signals_handled(self, signals: Sequence[int]) -> Iterator[None]:
+    def _stop_signals_handled(self, signals: Sequence[int]) -> Generator[None, None, None]:
         if not signals:
             yield
             return

@@ -7,7 +7,7 @@ of the right type that cannot be used raises `ConfigurationError` (a `ValueError
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 import attrs
 
@@ -18,6 +18,7 @@ __all__ = [
     "check_type",
     "flag",
     "instance_of",
+    "is_tuple",
     "non_negative_number",
     "optional_flag",
     "optional_positive_int",
@@ -36,6 +37,12 @@ def check_type(name: str, value: object, expected: type | tuple[type, ...], want
         raise ConfigurationTypeError(
             f"{name} must be {wanted}, not {type(value).__name__} {value!r}"
         )
+
+
+def is_tuple(value: object) -> TypeGuard[tuple[object, ...]]:
+    """``isinstance(value, tuple)``, which narrows an `object` to a tuple of unknown
+    items under pyright; checks of its items then narrow each one."""
+    return isinstance(value, tuple)
 
 
 def _is_number(value: object) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,15 +24,27 @@ from composerv import (
 from composerv.types import ClassicDatagramHandler, ClassicServer, ClassicStreamHandler
 
 from .support import DEADLINE, connect, serving
-from .test_typing import errors_by_line, run_mypy
-
-SNIPPET = Path(__file__).resolve().parent / "typing" / "classic_pairings.py"
+from .typecheck import CHECKERS, Checker, Expected, assert_errors_match, snippet_errors
 
 EXPECTED_ERRORS = {
-    "stream-kind-on-udp": 'Argument 1 to "serve" has incompatible type "UDP"',
-    "datagram-kind-on-tcp": 'Argument 3 to "serve" has incompatible type "ClassicDatagramHandler"',
-    "unknown-kind": 'No overload variant of "request_handler" matches argument types',
-    "not-a-class": 'No overload variant of "request_handler" matches argument type "int"',
+    "stream-kind-on-udp": Expected(
+        'Argument 1 to "serve" has incompatible type "UDP"',
+        'Argument of type "ClassicStreamHandler" cannot be assigned to parameter "handler" of '
+        'type "Handler[Datagram]"',
+    ),
+    "datagram-kind-on-tcp": Expected(
+        'Argument 3 to "serve" has incompatible type "ClassicDatagramHandler"',
+        'Argument of type "ClassicDatagramHandler" cannot be assigned to parameter "handler" of '
+        'type "Handler[socket]"',
+    ),
+    "unknown-kind": Expected(
+        'No overload variant of "request_handler" matches argument types',
+        'Argument of type "Literal[\'raw\']" cannot be assigned to parameter "kind"',
+    ),
+    "not-a-class": Expected(
+        'No overload variant of "request_handler" matches argument type "int"',
+        'Argument of type "Literal[42]" cannot be assigned to parameter "handler_class"',
+    ),
 }
 
 seen: list[Any] = []
@@ -127,16 +138,7 @@ def test_mismatched_kind_is_refused_at_run_time() -> None:
         serve(udp(("127.0.0.1", 0)), sync(), request_handler(Upper))  # type: ignore[arg-type]
 
 
-def test_mypy_accepts_matching_kinds_and_rejects_the_rest() -> None:
-    result = run_mypy(str(SNIPPET))
-    output = result.stdout + result.stderr
-    wanted = {
-        number: EXPECTED_ERRORS[label]
-        for number, line in enumerate(SNIPPET.read_text().splitlines(), start=1)
-        if (label := line.rpartition("# E: ")[2]) in EXPECTED_ERRORS
-    }
-    assert len(wanted) == len(EXPECTED_ERRORS)
-    found = errors_by_line(output, SNIPPET.name)
-    assert set(found) == set(wanted), output
-    for number, fragment in wanted.items():
-        assert any(fragment in message for message in found[number]), (number, found[number])
+@pytest.mark.parametrize("checker", CHECKERS)
+def test_checkers_accept_matching_kinds_and_reject_the_rest(checker: Checker) -> None:
+    found = snippet_errors(checker, "classic_pairings.py")
+    assert_errors_match(found, "classic_pairings.py", EXPECTED_ERRORS, checker)

@@ -29,7 +29,7 @@ import composerv
 from .cli import Cli, inet
 from .support import connect, recv_exactly
 from .test_compat_typing import mypy_outside_the_tree
-from .test_typing import errors_by_line
+from .typecheck import errors_by_line
 
 ROOT = Path(__file__).resolve().parent.parent
 

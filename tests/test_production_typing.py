@@ -2,35 +2,50 @@
 
 from __future__ import annotations
 
-import re
+import pytest
 
-from .test_typing import SNIPPETS, errors_by_line, run_mypy
+from .typecheck import CHECKERS, Checker, Expected, assert_errors_match, snippet_errors
 
 EXPECTED = {
-    "stream-on-inherited-dgram": (
+    "stream-on-inherited-dgram": Expected(
         'Argument 1 to "serve" has incompatible type "InheritedDatagram"; '
-        'expected "Transport[socket, '
+        'expected "Transport[socket, ',
+        'Argument of type "StreamHandler" cannot be assigned to parameter "handler" of type '
+        '"Handler[Datagram]"',
     ),
-    "datagram-on-tls": 'Argument 3 to "serve" has incompatible type "DatagramHandler"',
-    "tls-over-udp": 'Argument 1 to "tls" has incompatible type "UDP"; expected "StreamTransport[',
-    "proxy-over-udp": (
-        'Argument 1 to "proxy_protocol" has incompatible type "UDP"; expected "StreamTransport['
+    "datagram-on-tls": Expected(
+        'Argument 3 to "serve" has incompatible type "DatagramHandler"',
+        'Argument of type "DatagramHandler" cannot be assigned to parameter "handler" of type '
+        '"Handler[socket]"',
     ),
-    "datagram-on-proxy": 'Argument 3 to "serve" has incompatible type "DatagramHandler"',
-    "workers-of-str": 'No overload variant of "workers" matches argument types "int", "str"',
-    "stream-on-evented-workers": 'Argument 2 to "workers" has incompatible type "Evented"',
+    "tls-over-udp": Expected(
+        'Argument 1 to "tls" has incompatible type "UDP"; expected "StreamTransport[',
+        'Argument of type "UDP" cannot be assigned to parameter "transport" of type '
+        '"StreamTransport[A@tls]"',
+    ),
+    "proxy-over-udp": Expected(
+        'Argument 1 to "proxy_protocol" has incompatible type "UDP"; expected "StreamTransport[',
+        'Argument of type "UDP" cannot be assigned to parameter "transport" of type '
+        '"StreamTransport[A@proxy_protocol]"',
+    ),
+    "datagram-on-proxy": Expected(
+        'Argument 3 to "serve" has incompatible type "DatagramHandler"',
+        'Argument of type "DatagramHandler" cannot be assigned to parameter "handler" of type '
+        '"Handler[socket]"',
+    ),
+    "workers-of-str": Expected(
+        'No overload variant of "workers" matches argument types "int", "str"',
+        'cannot be assigned to parameter "concurrency" of type "C@workers"',
+    ),
+    "stream-on-evented-workers": Expected(
+        'Argument 2 to "workers" has incompatible type "Evented"',
+        'Argument of type "StreamHandler" cannot be assigned to parameter "handler" of type '
+        '"MessageHandler[socket]"',
+    ),
 }
 
 
-def test_production_values_type_check_and_mismatches_fail() -> None:
-    snippet = SNIPPETS / "production.py"
-    result = run_mypy(str(snippet))
-    found = errors_by_line(result.stdout + result.stderr, "production.py")
-    expected = {
-        number: match.group(1)
-        for number, line in enumerate(snippet.read_text().splitlines(), start=1)
-        if (match := re.search(r"# E: (\S+)$", line))
-    }
-    assert set(found) == set(expected), result.stdout
-    for number, label in expected.items():
-        assert any(EXPECTED[label] in message for message in found[number]), found[number]
+@pytest.mark.parametrize("checker", CHECKERS)
+def test_production_values_type_check_and_mismatches_fail(checker: Checker) -> None:
+    found = snippet_errors(checker, "production.py")
+    assert_errors_match(found, "production.py", EXPECTED, checker)

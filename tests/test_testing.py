@@ -57,7 +57,7 @@ from composerv.testing import (
 from composerv.testing._tls import certificate_maker
 
 from .support import DEADLINE, connect, recv_exactly, recv_until_eof
-from .test_typing import SNIPPETS, run_mypy
+from .typecheck import CHECKERS, Checker, snippet_errors
 
 pytest_plugins = ["pytester"]
 
@@ -89,10 +89,10 @@ def test_all_is_sorted_documented_and_complete() -> None:
         assert inspect.getdoc(getattr(composerv.testing, name)), f"{name} has no docstring"
 
 
-def test_a_typed_users_tests_type_check() -> None:
+@pytest.mark.parametrize("checker", CHECKERS)
+def test_a_typed_users_tests_type_check(checker: Checker) -> None:
     """tests/typing/testing_helpers.py: `serving` keeps the server's type, and so on."""
-    result = run_mypy(str(SNIPPETS / "testing_helpers.py"))
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert snippet_errors(checker, "testing_helpers.py") == {"testing_helpers.py": {}}
 
 
 @pytest.mark.parametrize("module", ["_wait", "_leaks", "_messages"])

@@ -1,75 +1,91 @@
-"""Static typing: the package is mypy --strict clean, and mismatched values are type errors.
+"""Static typing: the package is mypy --strict and pyright strict clean, and mismatched
+values are type errors under both checkers.
 
-Snippets live in tests/typing/. In a bad snippet, each line that must fail ends with
-``# E: <label>``; EXPECTED maps the label to a fragment of mypy's message.
+Snippets live in tests/typing/ (see tests/typecheck.py). In a bad snippet, each line
+that must fail ends with ``# E: <label>``; EXPECTED maps the label to a fragment of
+each checker's message.
 """
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SNIPPETS = Path(__file__).resolve().parent / "typing"
+from .typecheck import (
+    CHECKERS,
+    ROOT,
+    Checker,
+    Expected,
+    assert_errors_match,
+    run_mypy,
+    snippet_errors,
+)
 
 EXPECTED = {
-    "stream-on-udp": (
-        'Argument 1 to "serve" has incompatible type "UDP"; expected "Transport[socket, '
+    "stream-on-udp": Expected(
+        'Argument 1 to "serve" has incompatible type "UDP"; expected "Transport[socket, ',
+        'Argument of type "StreamHandler" cannot be assigned to parameter "handler" of type '
+        '"Handler[Datagram]"',
     ),
-    "stream-on-unix-dgram": (
-        'Argument 1 to "serve" has incompatible type "UnixDatagram"; expected "Transport[socket, '
+    "stream-on-unix-dgram": Expected(
+        'Argument 1 to "serve" has incompatible type "UnixDatagram"; expected "Transport[socket, ',
+        'Argument of type "StreamHandler" cannot be assigned to parameter "handler" of type '
+        '"Handler[Datagram]"',
     ),
-    "datagram-on-tcp": (
-        'Argument 3 to "serve" has incompatible type "DatagramHandler"; expected "Handler[socket]"'
+    "datagram-on-tcp": Expected(
+        'Argument 3 to "serve" has incompatible type "DatagramHandler"; expected "Handler[socket]"',
+        'Argument of type "DatagramHandler" cannot be assigned to parameter "handler" of type '
+        '"Handler[socket]"',
     ),
-    "datagram-on-unix-stream": 'Argument 3 to "serve" has incompatible type "DatagramHandler"',
-    "datagram-function-as-stream": (
-        'Argument 1 to "stream_handler" has incompatible type "Callable[[Datagram], None]"'
+    "datagram-on-unix-stream": Expected(
+        'Argument 3 to "serve" has incompatible type "DatagramHandler"',
+        'Argument of type "DatagramHandler" cannot be assigned to parameter "handler"',
     ),
-    "stream-function-as-datagram": (
-        'Argument 1 to "datagram_handler" has incompatible type "Callable[[Connection], None]"'
+    "datagram-function-as-stream": Expected(
+        'Argument 1 to "stream_handler" has incompatible type "Callable[[Datagram], None]"',
+        'Argument of type "(datagram: Datagram) -> None" cannot be assigned to parameter "fn" '
+        'of type "(Connection) -> object"',
     ),
-    "port-as-str": 'Argument 1 to "tcp" has incompatible type "tuple[str, str]"',
-    "backlog-as-str": 'Argument "backlog" to "tcp" has incompatible type "str"; expected "int"',
-    "daemon-as-float": (
-        'Argument "daemon" to "threaded" has incompatible type "float"; expected "bool"'
+    "stream-function-as-datagram": Expected(
+        'Argument 1 to "datagram_handler" has incompatible type "Callable[[Connection], None]"',
+        'Argument of type "(conn: Connection) -> None" cannot be assigned to parameter "fn" '
+        'of type "(Datagram) -> object"',
+    ),
+    "port-as-str": Expected(
+        'Argument 1 to "tcp" has incompatible type "tuple[str, str]"',
+        '"Literal[\'80\']" is not assignable to "int"',
+    ),
+    "backlog-as-str": Expected(
+        'Argument "backlog" to "tcp" has incompatible type "str"; expected "int"',
+        'Argument of type "Literal[\'5\']" cannot be assigned to parameter "backlog" of type "int"',
+    ),
+    "daemon-as-float": Expected(
+        'Argument "daemon" to "threaded" has incompatible type "float"; expected "bool"',
+        'Argument of type "float" cannot be assigned to parameter "daemon" of type "bool"',
     ),
 }
 
-
-def run_mypy(*targets: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", *targets],
-        cwd=ROOT,
-        env={**os.environ, "MYPYPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
-def errors_by_line(output: str, filename: str) -> dict[int, list[str]]:
-    found: dict[int, list[str]] = {}
-    for match in re.finditer(rf"{re.escape(filename)}:(\d+): error: (.*)", output):
-        found.setdefault(int(match.group(1)), []).append(match.group(2))
-    return found
-
-
-@pytest.fixture(scope="module")
-def snippet_output() -> str:
-    result = run_mypy(str(SNIPPETS / "good_pairings.py"), str(SNIPPETS / "bad_pairings.py"))
-    return result.stdout + result.stderr
+PAIRINGS = ("good_pairings.py", "bad_pairings.py")
 
 
 def test_the_package_is_mypy_strict_clean() -> None:
     packages = [name for name in ("composerv", "compat") if (ROOT / name).is_dir()]
     result = run_mypy(*packages)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_package_is_pyright_strict_clean() -> None:
+    """With pyproject.toml's [tool.pyright] settings, where this Python finds imports."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pyright", "--pythonpath", sys.executable],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -84,19 +100,11 @@ def test_py_typed_is_shipped() -> None:
     assert (ROOT / "composerv" / "py.typed").is_file()
 
 
-def test_good_pairings_type_check(snippet_output: str) -> None:
-    assert errors_by_line(snippet_output, "good_pairings.py") == {}, snippet_output
+@pytest.mark.parametrize("checker", CHECKERS)
+def test_good_pairings_type_check(checker: Checker) -> None:
+    assert snippet_errors(checker, *PAIRINGS)["good_pairings.py"] == {}
 
 
-def test_every_bad_pairing_is_an_error_and_nothing_else_is(snippet_output: str) -> None:
-    source = (SNIPPETS / "bad_pairings.py").read_text().splitlines()
-    wanted = {
-        number: EXPECTED[match.group(1)]
-        for number, line in enumerate(source, start=1)
-        if (match := re.search(r"# E: (\S+)$", line))
-    }
-    assert set(wanted.values()) == set(EXPECTED.values()), "every expectation is used once"
-    found = errors_by_line(snippet_output, "bad_pairings.py")
-    assert set(found) == set(wanted), snippet_output
-    for number, fragment in wanted.items():
-        assert any(fragment in message for message in found[number]), (number, found[number])
+@pytest.mark.parametrize("checker", CHECKERS)
+def test_every_bad_pairing_is_an_error_and_nothing_else_is(checker: Checker) -> None:
+    assert_errors_match(snippet_errors(checker, *PAIRINGS), "bad_pairings.py", EXPECTED, checker)

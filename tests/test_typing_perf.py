@@ -3,49 +3,63 @@ asyncio_loop() async handlers only, and framings decide the transport kind."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from .test_typing import SNIPPETS, errors_by_line, run_mypy
+from .typecheck import CHECKERS, Checker, Expected, assert_errors_match, snippet_errors
 
 EXPECTED = {
-    "blocking-on-evented": 'No overload variant of "serve" matches argument types "TCP", '
-    '"Evented", "StreamHandler"',
-    "async-on-evented": 'No overload variant of "serve" matches argument types "TCP", '
-    '"Evented", "AsyncStreamHandler"',
-    "message-on-asyncio": 'No overload variant of "serve" matches argument types "TCP", '
-    '"AsyncioLoop", "StreamMessageHandler"',
-    "lines-on-udp": 'Argument 1 to "serve" has incompatible type "UDP"; '
-    'expected "Transport[socket, ',
-    "datagrams-on-tcp": 'Argument 3 to "serve" has incompatible type "DatagramMessageHandler"; '
-    'expected "Handler[socket]"',
-    "reply-not-bytes": 'Argument 1 to "message_handler" has incompatible type '
-    '"Callable[[bytes], str]"; expected "Callable[[bytes], bytes | None]"',
-    "workers-as-str": 'Argument "workers" to "pooled" has incompatible type "str"',
-    "when-full-literal": 'Argument "when_full" to "pooled" has incompatible type',
+    "blocking-on-evented": Expected(
+        'No overload variant of "serve" matches argument types "TCP", "Evented", "StreamHandler"',
+        'Argument of type "StreamHandler" cannot be assigned to parameter "handler" of type '
+        '"MessageHandler[socket]"',
+    ),
+    "async-on-evented": Expected(
+        'No overload variant of "serve" matches argument types "TCP", "Evented", '
+        '"AsyncStreamHandler"',
+        'Argument of type "AsyncStreamHandler" cannot be assigned to parameter "handler" of '
+        'type "MessageHandler[socket]"',
+    ),
+    "message-on-asyncio": Expected(
+        'No overload variant of "serve" matches argument types "TCP", "AsyncioLoop", '
+        '"StreamMessageHandler"',
+        'Argument of type "StreamMessageHandler" cannot be assigned to parameter "handler" of '
+        'type "AsyncStreamHandler"',
+    ),
+    "lines-on-udp": Expected(
+        'Argument 1 to "serve" has incompatible type "UDP"; expected "Transport[socket, ',
+        'Argument of type "StreamMessageHandler" cannot be assigned to parameter "handler" of '
+        'type "MessageHandler[Datagram]"',
+    ),
+    "datagrams-on-tcp": Expected(
+        'Argument 3 to "serve" has incompatible type "DatagramMessageHandler"; '
+        'expected "Handler[socket]"',
+        'Argument of type "DatagramMessageHandler" cannot be assigned to parameter "handler" of '
+        'type "Handler[socket]"',
+    ),
+    "reply-not-bytes": Expected(
+        'Argument 1 to "message_handler" has incompatible type "Callable[[bytes], str]"; '
+        'expected "Callable[[bytes], bytes | None]"',
+        'Function return type "str" is incompatible with type "bytes | None"',
+    ),
+    "workers-as-str": Expected(
+        'Argument "workers" to "pooled" has incompatible type "str"',
+        'cannot be assigned to parameter "workers" of type "int"',
+    ),
+    "when-full-literal": Expected(
+        'Argument "when_full" to "pooled" has incompatible type',
+        'Argument of type "Literal[\'drop\']" cannot be assigned to parameter "when_full" of '
+        "type \"Literal['wait', 'reject']\"",
+    ),
 }
 
-
-@pytest.fixture(scope="module")
-def snippet_output() -> str:
-    result = run_mypy(str(SNIPPETS / "perf_good.py"), str(SNIPPETS / "perf_bad.py"))
-    return result.stdout + result.stderr
+PAIRINGS = ("perf_good.py", "perf_bad.py")
 
 
-def test_good_pairings_type_check(snippet_output: str) -> None:
-    assert errors_by_line(snippet_output, "perf_good.py") == {}, snippet_output
+@pytest.mark.parametrize("checker", CHECKERS)
+def test_good_pairings_type_check(checker: Checker) -> None:
+    assert snippet_errors(checker, *PAIRINGS)["perf_good.py"] == {}
 
 
-def test_every_bad_pairing_is_an_error_and_nothing_else_is(snippet_output: str) -> None:
-    source = (SNIPPETS / "perf_bad.py").read_text().splitlines()
-    wanted = {
-        number: EXPECTED[match.group(1)]
-        for number, line in enumerate(source, start=1)
-        if (match := re.search(r"# E: (\S+)$", line))
-    }
-    assert set(wanted.values()) == set(EXPECTED.values()), "every expectation is used once"
-    found = errors_by_line(snippet_output, "perf_bad.py")
-    assert set(found) == set(wanted), snippet_output
-    for number, fragment in wanted.items():
-        assert any(fragment in message for message in found[number]), (number, found[number])
+@pytest.mark.parametrize("checker", CHECKERS)
+def test_every_bad_pairing_is_an_error_and_nothing_else_is(checker: Checker) -> None:
+    assert_errors_match(snippet_errors(checker, *PAIRINGS), "perf_bad.py", EXPECTED, checker)

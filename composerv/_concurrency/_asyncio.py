@@ -510,7 +510,8 @@ class AsyncioServeLoop(ServeLoop):
             reader = proxy.reader(client.peer)
             relayed = await asyncio.wait_for(self._header(sock, reader), reader.timeout)
         except asyncio.TimeoutError:
-            proxy.refuse(client.peer, reader.timed_out())
+            # Only wait_for times out, and reader is bound before it starts.
+            proxy.refuse(client.peer, reader.timed_out())  # pyright: ignore[reportPossiblyUnboundVariable]
             return False
         except (ProxyHeaderError, OSError) as error:
             proxy.refuse(client.peer, error)

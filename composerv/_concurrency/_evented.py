@@ -7,6 +7,10 @@ reply leaves in one ``send``. Everything else falls back to the framing's
 incremental decoder.
 """
 
+# Underscore names here are private to the module, not to one class: a connection
+# looks itself up in, and drops itself from, its loop when it is evicted.
+# pyright: reportPrivateUsage=false
+
 from __future__ import annotations
 
 import abc

@@ -33,6 +33,7 @@ class Poller(Protocol):
 
     def poll(self, timeout: float | None) -> list[Any]:
         """Wait up to `timeout` seconds; the data of the sockets that are ready."""
+        ...
 
     def close(self) -> None:
         """Release the poller."""

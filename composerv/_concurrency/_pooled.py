@@ -110,8 +110,8 @@ class PoolScheduler:
             waits = self._active > self.workers
             # Each thread serves one request at a time: a new one is needed only when
             # there is more work than threads.
-            start = self._active > len(self._threads) and len(self._threads) < self.workers
-            if start:
+            thread = None
+            if self._active > len(self._threads) and len(self._threads) < self.workers:
                 thread = threading.Thread(
                     target=self._worker,
                     name=f"{self._name}-worker-{len(self._threads) + 1}",
@@ -119,7 +119,7 @@ class PoolScheduler:
                 )
                 self._threads.append(thread)
         self._jobs.add(job)
-        if start:
+        if thread is not None:
             thread.start()
         self._work.put(job)
         if waits:
@@ -177,7 +177,7 @@ class PoolScheduler:
         return len(self._jobs)
 
 
-def _when_full(_instance: object, attribute: attrs.Attribute[str], value: object) -> None:
+def _when_full(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value not in ("wait", "reject"):
         raise ConfigurationError(f"{attribute.name} must be 'wait' or 'reject', not {value!r}")
 

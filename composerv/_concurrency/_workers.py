@@ -428,7 +428,7 @@ class WorkerSupervisor:
 
     def _reap(self) -> list[float]:
         """Collect workers that exited; return when to start their replacements."""
-        restarts = []
+        restarts: list[float] = []
         for worker in list(self._workers.values()):
             done, status = os.waitpid(worker.pid, os.WNOHANG)
             if not done:
@@ -651,10 +651,11 @@ class _ExitWatch:
         if self._poll:
             timeout = min(timeout, _EXIT_POLL)
         for key, _ in self._selector.select(timeout):
-            if key.fileobj is self._wake_reader:
+            wake_reader = self._wake_reader
+            if wake_reader is not None and key.fileobj is wake_reader:
                 # Drain wake-ups; the stop flag says what they meant.
                 with contextlib.suppress(BlockingIOError):
-                    while self._wake_reader.recv(4096):
+                    while wake_reader.recv(4096):
                         pass
 
     def close(self) -> None:

@@ -14,8 +14,11 @@ __all__ = ["layered", "layers_field"]
 H = TypeVar("H", bound=Handler[Any])
 
 
-def _check_layers(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    for layer in value:  # type: ignore[attr-defined]  # a tuple, made by the converter
+def _check_layers(
+    _instance: object, attribute: attrs.Attribute[Any], value: tuple[object, ...]
+) -> None:
+    # `value` is a tuple: attrs runs the converter first.
+    for layer in value:
         if not isinstance(layer, Layer):
             raise ConfigurationTypeError(
                 f"{attribute.name} must hold Layer values such as allow_from(...) or "

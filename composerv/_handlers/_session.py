@@ -107,7 +107,7 @@ class _Actor:
     ) -> None:
         self._context = context
         self._encode = framing.encode
-        self._policy = policy
+        self._policy: SlowConsumerPolicy = policy
 
     def act(self, out: Output) -> bytes | None:
         """The reply to return for `out`, after carrying out its other actions."""
@@ -180,7 +180,7 @@ class SessionHandler(MessageHandler[socket.socket], Generic[S]):
             state, out = step(state, message)
             if out is None:
                 return None
-            if out.__class__ is bytes:
+            if type(out) is bytes:
                 outlet = context.outlet
                 if outlet is None:
                     return out

@@ -170,14 +170,16 @@ def _program_class(
             bases.append(known[base.id])
     if not bases:
         return None
-    roles = {base.role for base in bases}
-    role = next(r for r in _ROLES if r in roles)
+    roles: set[Role] = {base.role for base in bases}
+    role: Role = next(r for r in _ROLES if r in roles)
     inherited = [base for base in bases if isinstance(base, ProgramClass)]
     methods = [n for n in node.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
     hooks = [Mention(node.name, m.name, m.lineno) for m in methods if advice_for_hook(role, m.name)]
     settings = [*_class_settings(node, show), *_instance_settings(node.name, methods, show)]
-    uses, state = _handler_uses(node.name, methods) if role == "handler" else (set(), [])
+    uses, state = _handler_uses(node.name, methods) if role == "handler" else (set[str](), [])
     transport = _first(base.transport for base in bases)
+    # A typed list: pyright widens the Literal of a generator's items to str.
+    kinds: list[Literal["stream", "datagram"] | None] = [b.handler_kind for b in bases]
     if any(s.name == "address_family" and s.value.endswith("AF_UNIX") for s in settings):
         transport = _UNIX.get(transport or "", transport)
     return ProgramClass(
@@ -187,7 +189,7 @@ def _program_class(
         role=role,
         transport=transport,
         concurrency=_first(base.concurrency for base in bases),
-        handler_kind=_first(base.handler_kind for base in bases),
+        handler_kind=_first(kinds),
         on_stdlib=any(base.on_stdlib for base in bases),
         mixes_into_stdlib=any(base.on_stdlib for base in bases) and "mixin" in roles,
         settings=_merged(settings, (s for base in inherited for s in base.settings)),

@@ -32,7 +32,8 @@ EXIT_LEFT_ALONE = 2
 """A usage error, or a file that could not be read or rewritten safely."""
 
 
-def add_migrate_command(commands: argparse._SubParsersAction[_Parser]) -> None:
+# argparse has no public name for the type of add_subparsers(): typeshed's is private.
+def add_migrate_command(commands: argparse._SubParsersAction[_Parser]) -> None:  # pyright: ignore[reportPrivateUsage]
     """Add ``migrate`` to the command line's subcommands."""
     parser = commands.add_parser(
         "migrate",

@@ -35,14 +35,20 @@ class Source:
         """`text` in this file's encoding."""
         return text.encode(self.encoding)
 
-    _line_starts: tuple[int, ...] = attrs.field(init=False, repr=False, eq=False)
-
-    @_line_starts.default
     def _find_line_starts(self) -> tuple[int, ...]:
         starts = [0]
         for line in physical_lines(self.text):
             starts.append(starts[-1] + len(line))
         return tuple(starts)
+
+    # A Factory rather than the @_line_starts.default decorator, which type checkers
+    # cannot see on a field declared with its type.
+    _line_starts: tuple[int, ...] = attrs.field(
+        init=False,
+        repr=False,
+        eq=False,
+        default=attrs.Factory(_find_line_starts, takes_self=True),
+    )
 
     def offset(self, row: int, column: int) -> int:
         """Where a token position (row from 1, column from 0) falls in `text`."""

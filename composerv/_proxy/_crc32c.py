@@ -13,7 +13,7 @@ _POLYNOMIAL = 0x82F63B78
 
 
 def _make_table() -> tuple[int, ...]:
-    table = []
+    table: list[int] = []
     for byte in range(256):
         crc = byte
         for _ in range(8):

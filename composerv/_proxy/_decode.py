@@ -291,7 +291,7 @@ def _unix_path(field: bytes) -> str:
 
 
 def _tlvs(header: bytes, start: int) -> tuple[_wire.Tlv, ...]:
-    tlvs = []
+    tlvs: list[_wire.Tlv] = []
     for kind, value_start, value_end in _wire.iter_tlvs(header, start, len(header), "TLV"):
         value = header[value_start:value_end]
         # A CRC32C of another length is refused by ProxyHeader, with its own message.

@@ -16,6 +16,7 @@ from typing import Literal
 import attrs
 
 from .._errors import ProxyHeaderError
+from .._validate import is_tuple
 from . import _wire
 from ._wire import Tlv
 
@@ -84,7 +85,7 @@ def _tlv_pairs(tlvs: Iterable[Tlv]) -> tuple[Tlv, ...]:
     """Check and normalise TLVs to a tuple of ``(int, bytes)``."""
     if isinstance(tlvs, (str, bytes)) or not isinstance(tlvs, Iterable):
         raise ProxyHeaderError(f"tlvs must be a sequence of (type, bytes) pairs, not {tlvs!r}")
-    pairs = []
+    pairs: list[Tlv] = []
     for pair in tlvs:
         if not (isinstance(pair, tuple) and len(pair) == 2):
             raise ProxyHeaderError(f"each TLV must be a (type, bytes) pair, not {pair!r}")
@@ -236,11 +237,11 @@ def _check_address(name: str, address: object, family: socket.AddressFamily) -> 
 
 
 def _check_inet_address(name: str, address: object, family: socket.AddressFamily) -> None:
-    if not (isinstance(address, tuple) and len(address) == 2 and isinstance(address[0], str)):
+    if not (is_tuple(address) and len(address) == 2 and isinstance(host := address[0], str)):
         raise ProxyHeaderError(
             f"ProxyHeader {name} must be a (host, port) tuple for {family.name}, not {address!r}"
         )
-    host, port = address
+    port = address[1]
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:

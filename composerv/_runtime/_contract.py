@@ -191,6 +191,7 @@ class Job(Protocol):
     @property
     def closed_idle(self) -> bool:
         """Whether a drain closed the request's connection while it waited for a new request."""
+        ...
 
     @property
     def peer(self) -> Any:
@@ -204,6 +205,7 @@ class Job(Protocol):
     def evict(self) -> bool:
         """Close the request's connection if it still waits for a new request; whether
         it did."""
+        ...
 
 
 class Scheduler(Protocol):
@@ -227,20 +229,24 @@ class Scheduler(Protocol):
         through `evictions`, to admit a new one; whether one was closed.
         A scheduler that cannot see its requests' state (they run in child
         processes) closes none."""
+        ...
 
     def drain(self, deadline: Deadline) -> DrainReport:
         """Close the idle requests in flight, let the others finish until `deadline`,
         cut the rest; what it did. The loop has stopped taking requests."""
+        ...
 
     def close(self) -> None:
         """Wait for running work as the strategy promises, then free its resources."""
 
     def __len__(self) -> int:
         """How many requests are in flight."""
+        ...
 
     @property
     def waits_on_close(self) -> bool:
         """Whether closing the server waits for (drains) the requests in flight."""
+        ...
 
 
 class Runtime(Protocol):
@@ -261,6 +267,7 @@ class Runtime(Protocol):
     def wait_stopped(self, timeout: float | None) -> bool:
         """Wait up to `timeout` seconds (None: no limit) until `serve_forever` is not
         running; whether it is not."""
+        ...
 
     @property
     def serving_thread(self) -> object | None:
@@ -269,6 +276,7 @@ class Runtime(Protocol):
     def in_request(self) -> bool:
         """Whether the calling thread is serving one of this runtime's requests (a
         drain asked from there must not wait for itself)."""
+        ...
 
     def drain_here(self) -> None:
         """Ask the request the calling thread is serving, if any, to finish: closed at
@@ -288,6 +296,7 @@ class Runtime(Protocol):
         """Stop taking requests and stop listening (the socket closes at once, so
         new clients are refused), close idle connections, let requests in flight
         finish until `deadline`, then cut the rest; what it did."""
+        ...
 
     def close(self) -> None:
         """Free what the runtime holds; requests still running are waited for only
@@ -295,10 +304,12 @@ class Runtime(Protocol):
 
     def __len__(self) -> int:
         """How many requests are in flight."""
+        ...
 
     @property
     def waits_on_close(self) -> bool:
         """Whether ``server_close`` drains the requests in flight before closing."""
+        ...
 
 
 @attrs.frozen

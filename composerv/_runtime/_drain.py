@@ -43,6 +43,7 @@ class DrainTarget(Protocol):
 
     def __len__(self) -> int:
         """How many requests are still in flight."""
+        ...
 
     def wait(self, timeout: float) -> None:
         """Wait up to `timeout` seconds for requests to finish (or make progress)."""
@@ -53,10 +54,12 @@ class DrainTarget(Protocol):
     def settle(self, timeout: float) -> bool:
         """After `cut`: wait up to `timeout` seconds for the cut requests to be gone;
         whether they are."""
+        ...
 
     def tally(self) -> DrainReport:
         """What happened to the requests in flight since `begin`, and to those that
         arrived since."""
+        ...
 
 
 def drain_requests(target: DrainTarget, deadline: Deadline) -> DrainReport:

@@ -31,6 +31,7 @@ class Evictable(Protocol):
     @property
     def peer(self) -> Address:
         """The client's address, for the log."""
+        ...
 
     @property
     def idle_since(self) -> float | None:
@@ -39,6 +40,7 @@ class Evictable(Protocol):
 
     def evict(self) -> bool:
         """Close it if it still waits for a new request; whether it did."""
+        ...
 
 
 class Evictions:

@@ -15,7 +15,7 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any, Protocol, TypeVar
 
 from ._gate import ListenerGate
@@ -53,12 +53,15 @@ class RequestLifecycle(Protocol[R]):
 
     def fileno(self) -> int:
         """The listening socket's descriptor, which the loop waits on."""
+        ...
 
     def get_request(self) -> tuple[R, Any]:
         """Take one request and its client address; raises `OSError` if there is none."""
+        ...
 
     def verify_request(self, request: R, client_address: Any) -> bool:
         """Whether to serve `request`; False shuts it down unserved."""
+        ...
 
     def process_request(self, request: R, client_address: Any) -> None:
         """Serve `request`, or hand it to where it is served."""
@@ -165,7 +168,7 @@ class ServeLoop:
         return request_ready
 
     @contextlib.contextmanager
-    def running_loop(self) -> Iterator[socket.socket]:
+    def running_loop(self) -> Generator[socket.socket, None, None]:
         """Mark the loop as running in this thread for the duration of the block.
 
         Yields the socket that becomes readable when `shutdown` is called; a loop

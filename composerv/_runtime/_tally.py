@@ -9,6 +9,10 @@ smaller than PIPE_BUF, so writes from many processes never interleave. The owner
 reads the pipe when asked for a snapshot and as it goes. Nothing is on disk.
 """
 
+# Underscore names here are private to the module, not to one class: the fork hooks
+# call each Tally's own fork methods.
+# pyright: reportPrivateUsage=false
+
 from __future__ import annotations
 
 import contextlib

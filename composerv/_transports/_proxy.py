@@ -23,8 +23,8 @@ from __future__ import annotations
 import select
 import socket
 import time
-from collections.abc import Sequence
-from typing import Any, Generic
+from collections.abc import Iterable, Sequence
+from typing import Any, Generic, TypeGuard
 
 import attrs
 
@@ -78,8 +78,13 @@ def _max_size(_instance: object, attribute: attrs.Attribute[int], value: object)
     check_max_size(attribute.name, value)
 
 
+def _iterable(value: object) -> TypeGuard[Iterable[object]]:
+    """Whether `value` has ``__iter__``: `networks` checks each of its items."""
+    return hasattr(value, "__iter__")
+
+
 def _networks(values: object) -> tuple[Network, ...]:
-    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+    if isinstance(values, (str, bytes)) or not _iterable(values):
         raise ConfigurationTypeError(
             f"trusted must be a sequence of networks such as ['10.0.0.0/8'], not {values!r}"
         )

@@ -22,6 +22,10 @@ On close the server removes its own path, and only if the file there is still th
 one it bound (another server may have replaced it since).
 """
 
+# Underscore names here are private to the module, not to one class: binding sets
+# the permissions of a socket file.
+# pyright: reportPrivateUsage=false
+
 from __future__ import annotations
 
 import errno

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
+from typing import Any, cast
 
 from composerv import Connection, Limits, RequestContext, stream_handler
 from composerv._connection import adopt_connection
@@ -21,7 +22,7 @@ def connect_handler(
     *,
     limits: Limits | None = None,
     timeout: float = DEFAULT_TIMEOUT,
-) -> Iterator[socket.socket]:
+) -> Generator[socket.socket, None, None]:
     """A client socket connected to `handler`, which serves the other end in a thread.
 
     `handler` is a stream handler value (`composerv.stream_handler`,
@@ -46,7 +47,11 @@ def connect_handler(
     its socket down, and the exit fails naming it); an exception the handler
     raised is raised here.
     """
-    value = handler if isinstance(handler, Handler) else stream_handler(handler)
+    # The cast: a callable may be a Handler of another kind of request too, which
+    # pyright keeps as Handler[Unknown]; the kind check below refuses it.
+    value = (
+        cast("Handler[Any]", handler) if isinstance(handler, Handler) else stream_handler(handler)
+    )
     if value.kind != "stream":
         raise TypeError(
             f"connect_handler needs a stream handler, not {value!r}: serve a datagram "

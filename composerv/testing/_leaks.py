@@ -8,7 +8,7 @@ import importlib
 import importlib.util
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 
 import attrs
 
@@ -112,7 +112,7 @@ class Resources:
 
     def describe(self) -> str:
         """The resources named, one kind per line, for a failure message."""
-        parts = []
+        parts: list[str] = []
         if self.fds:
             listed = ", ".join(f"{fd} ({target})" for fd, target in sorted(self.fds))
             parts.append(f"descriptors: {listed}")
@@ -136,7 +136,7 @@ def _open_process_wide_resources() -> None:
 
 
 @contextlib.contextmanager
-def no_leaks(*, settle: float = DEFAULT_SETTLE) -> Iterator[Resources]:
+def no_leaks(*, settle: float = DEFAULT_SETTLE) -> Generator[Resources, None, None]:
     """Fail if the block leaves descriptors, threads or child processes behind.
 
     Yields the snapshot taken on entry. On exit it waits up to `settle` seconds

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from composerv import Address, HandlerMismatchError, RequestContext, limits
 from composerv._hub import Hub
@@ -80,7 +80,8 @@ def run_bytes(
         )
     connection = _Connection(handler, form, peer)
     decoder = framing.decoder()
-    chunks = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
+    # The cast: pyright narrows the Iterable[Bytes] side to memoryview[Bytes] too.
+    chunks = [cast("Bytes", data)] if isinstance(data, (bytes, bytearray, memoryview)) else data
     out = [
         framing.encode(reply)
         for chunk in chunks

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Protocol, TypeVar
 
 from ._leaks import DEFAULT_SETTLE, no_leaks
@@ -48,6 +48,7 @@ class ServingFactory(Protocol):
         settle: float = ...,
     ) -> S:
         """Start serving `server` (see `serving`); it stops at the test's teardown."""
+        ...
 
 
 @contextlib.contextmanager
@@ -58,7 +59,7 @@ def serving(
     timeout: float = DEFAULT_TIMEOUT,
     check_leaks: bool = True,
     settle: float = DEFAULT_SETTLE,
-) -> Iterator[S]:
+) -> Generator[S, None, None]:
     """Run ``server.serve_forever(poll_interval)`` in a thread while the block runs.
 
     On entry it waits (up to `timeout` seconds, polling ``server.serving`` where the

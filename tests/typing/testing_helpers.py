@@ -55,6 +55,7 @@ def test_fixtures(composerv_serving: ServingFactory, composerv_tls: TLSContexts)
     assert_type(server, Server[socket.socket, tuple[str, int]])
     assert_type(composerv_tls.server, ssl.SSLContext)
     server_context, client_context = tls_contexts()
+    assert_type(server_context, ssl.SSLContext)
     assert_type(client_context, ssl.SSLContext)
 
 
