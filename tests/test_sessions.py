@@ -221,16 +221,35 @@ def test_run_messages_drives_a_session_with_no_socket() -> None:
     assert run_bytes(session_handler(_counter, _count), b"x\ny\n") == b"1 x\n2 y\n"
 
 
-@pytest.mark.xfail(run=False, reason="issue 17, open: hangs")
+# Logged in this process: a forked child's log does not reach caplog.
+IN_PROCESS = {name: CONCURRENCIES[name] for name in ("sync", "threaded", "pooled", "evented")}
+
+
+@pytest.mark.parametrize("name", IN_PROCESS)
 def test_a_step_that_returns_something_else_is_an_error_naming_it(
-    caplog: pytest.LogCaptureFixture, composerv_no_leaks: None
+    name: str, caplog: pytest.LogCaptureFixture, composerv_no_leaks: None
 ) -> None:
     def wrong(state: int, line: bytes) -> tuple[int, Any]:
+        if line == b"fine":
+            return state, b"fine too"
         return state, [Send(b"ok"), "not an action"]
 
-    with serving(serve(tcp(("127.0.0.1", 0)), evented(), session_handler(_counter, wrong))) as s:
-        with connect(s.address) as client:
-            client.sendall(b"x\n")
-            assert recv_exactly(client, 3) == b"ok\n"
-            assert client.recv(1) == b""
+    handler = session_handler(_counter, wrong)
+    with serving(serve(tcp(("127.0.0.1", 0)), IN_PROCESS[name](), handler)) as s:
+        with connect(s.address) as client, connect(s.address) as other:
+            # The reply before the wrong output in the same receive goes out too.
+            client.sendall(b"fine\nx\nnot answered\n")
+            assert recv_exactly(client, 12) == b"fine too\nok\n"
+            assert client.recv(1) == b"", "the wrong output closes its connection"
+            other.sendall(b"fine\n")
+            assert recv_exactly(other, 9) == b"fine too\n", "and only that one"
     assert "must return bytes, None or actions" in caplog.text
+    assert "not str 'not an action' in [Send(data=b'ok'), 'not an action']" in caplog.text
+
+
+def test_an_output_that_is_no_action_nor_a_list_of_them_is_named() -> None:
+    def text(state: int, line: bytes) -> tuple[int, Any]:
+        return state, "text"
+
+    with pytest.raises(TypeError, match=r"must return bytes, None or actions .*not str 'text'"):
+        run_messages(session_handler(_counter, text), [b"x"])

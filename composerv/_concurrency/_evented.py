@@ -595,9 +595,7 @@ class _StreamLoop(_EventedLoop):
             else:
                 connection.since = self._now
         except Exception as error:
-            self._collecting = None
-            self._collected = None
-            self._failed(connection, error)
+            self._fail_after_collected(connection, error)
             return
         self._collecting = None
         if self._collected is not None:
@@ -619,10 +617,7 @@ class _StreamLoop(_EventedLoop):
         try:
             messages = decoder.feed(self._view[:size])
         except MessageTooLargeError as error:
-            self._answer(connection, error.messages, 0)
-            self._collecting = None
-            out, self._collected = b"".join(self._collected or ()), None
-            self.send(connection, out)
+            self._answer(connection, error.messages, 0)  # the replies go out before the close
             raise
         if not decoder.pending:
             connection.since = self._now
@@ -661,13 +656,21 @@ class _StreamLoop(_EventedLoop):
             try:
                 self._answer(connection, messages, start)
             except Exception as error:
-                self._failed(connection, error)
+                self._fail_after_collected(connection, error)
                 return
-            finally:
-                self._collecting = None
-                out, self._collected = b"".join(self._collected or ()), None
+            self._collecting = None
+            out, self._collected = b"".join(self._collected or ()), None
             if out:
                 self.send(connection, out)
+
+    def _fail_after_collected(self, connection: _Connection, error: Exception) -> None:
+        """Answering failed with `error`: what was answered before goes out, then the
+        connection is closed (a step's wrong output, a message over the size limit)."""
+        self._collecting = None
+        out, self._collected = b"".join(self._collected or ()), None
+        if out:
+            self.send(connection, out)
+        self._failed(connection, error)
 
     def send(self, connection: _Connection, data: bytes) -> None:
         if connection is self._collecting:
