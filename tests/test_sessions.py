@@ -3,6 +3,7 @@ bounded output, under every concurrency that runs them."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -105,11 +106,18 @@ def test_broadcast_reaches_the_group_but_the_sender_in_order(
                 cy.recv(1)  # it left the room
 
 
+# The clients that do not read keep their default receive buffer: shrunk below
+# loopback's 64 KiB segment (SO_RCVBUF=4096), TCP sends to them only at its
+# zero-window probes, about 40 KB/s, and still does once they read again with a
+# larger buffer (measured: 450 KB in 10 s), so they would take minutes to read what
+# the server sent them. Not reading, they keep the initial buffer (128 KiB): it
+# grows only as the application reads.
+
+
 @pytest.mark.parametrize("name", SHARED)
 @pytest.mark.parametrize("policy", ["close", "drop"])
-@pytest.mark.xfail(run=False, reason="issue 17, open: hangs")
 def test_a_consumer_that_does_not_read_is_handled_by_the_policy_and_others_go_on(
-    name: str, policy: Any, composerv_no_leaks: None
+    name: str, policy: Any, caplog: pytest.LogCaptureFixture, composerv_no_leaks: None
 ) -> None:
     handler = session_handler(_chat_start, _chat_step, slow_consumer=policy)
     bound = limits(max_output_buffer=64 * 1024)
@@ -120,7 +128,6 @@ def test_a_consumer_that_does_not_read_is_handled_by_the_policy_and_others_go_on
             connect(server.address) as reader,
             connect(server.address) as stalled,
         ):
-            stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             for sock, nick in ((sender, b"s"), (reader, b"r"), (stalled, b"x")):
                 sock.sendall(nick + b"\n")
                 assert recv_exactly(sock, 5) == b"hi " + nick + b"\n"
@@ -137,11 +144,15 @@ def test_a_consumer_that_does_not_read_is_handled_by_the_policy_and_others_go_on
             drained.join(DEADLINE)
             assert not drained.is_alive(), "the reading client was held up by the stalled one"
             assert time.monotonic() - started < DEADLINE / 2
-            stalled.settimeout(DEADLINE)
             got = _read_until_closed_or_quiet(stalled)
             if policy == "close":
                 assert got.closed, "the stalled client is disconnected"
             assert len(got.data) < lines * 1004, "the stalled client missed messages"
+    # One line for the episode, the same under every concurrency.
+    lagging = [record for record in caplog.records if "is not reading" in record.getMessage()]
+    assert [record.levelname for record in lagging] == ["WARNING"]
+    assert ("closing it" if policy == "close" else "dropping") in lagging[0].getMessage()
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
 
 
 class _Got:
@@ -162,7 +173,6 @@ def _read_until_closed_or_quiet(sock: socket.socket) -> _Got:
 
 
 @pytest.mark.parametrize("name", ["threaded", "evented"])
-@pytest.mark.xfail(run=False, reason="issue 17, open: hangs")
 def test_replies_wait_for_a_client_that_does_not_read_and_memory_stays_bounded(
     name: str, composerv_no_leaks: None
 ) -> None:
@@ -179,7 +189,6 @@ def test_replies_wait_for_a_client_that_does_not_read_and_memory_stays_bounded(
     factory = {"threaded": threaded, "evented": evented}[name]
     with serving(serve(tcp(("127.0.0.1", 0)), factory(), message_handler(big), limits=bound)) as s:
         with connect(s.address) as client:
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             client.sendall(b"\n" * 20_000)  # 80 MB of replies, were they all made at once
             wait_until(lambda: answered > 0, "the first replies")
             time.sleep(0.3)  # the time under test: a client that does not read

@@ -23,7 +23,7 @@ from .._addresses import Address
 from .._context import RequestContext, bytes_waiting
 from .._errors import HandlerMismatchError, MessageTooLargeError, ProxyHeaderError, RefusedError
 from .._framing import Decoder, MessageFn, StreamFraming
-from .._hub import Hub, SlowConsumerPolicy
+from .._hub import Hub
 from .._limits import DrainReport, Limits, sweep_interval
 from .._log import logger
 from .._runtime import (
@@ -146,23 +146,25 @@ class _Connection:
         self.loop._drop(self)
         return True
 
+    can_wait = False  # the loop serves every connection: a send never waits for one
+
     def queued(self) -> int:
-        """Bytes waiting to be sent to this connection."""
+        """Bytes waiting to be sent to this connection (the socket took no more)."""
         return 0 if self.out is None else len(self.out)
 
     def send_own(self, data: bytes) -> None:
         """This connection's own reply, in order with the others."""
         self.loop.send(self, data)
 
-    def push(self, data: bytes, policy: SlowConsumerPolicy, limit: int) -> bool:
-        """Queue `data` for this connection unless `limit` bytes already wait; past it
-        ``"drop"`` leaves it out and ``"close"`` closes this connection."""
-        if self.queued() + len(data) > limit:
-            if policy == "close":
-                self.loop.doom(self, BufferError(f"over max_output_buffer={limit}"))
-            return False
+    def push(self, data: bytes) -> bool:
+        """Queue `data` (the hub has checked the bound)."""
         self.loop.send(self, data)
         return True
+
+    def shed(self) -> None:
+        """Close it at the end of this turn (it may be in use right now); the hub has
+        logged why."""
+        self.loop.doom(self, None)
 
 
 class _Marker:
@@ -203,7 +205,7 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         self._contexts = form.fn is None or bool(self._layers)
         self._hub = Hub(limits.max_output_buffer)
         self._framing: Any = form.framing
-        self._doomed: list[tuple[_Connection, Exception]] = []
+        self._doomed: list[tuple[_Connection, Exception | None]] = []
         # While the loop answers one connection, what is sent to it is collected
         # here and sent in one write, in order, when the answering is done.
         self._collecting: _Connection | None = None
@@ -350,8 +352,9 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         if context is not None:
             finish(self._layers, context, error)
 
-    def doom(self, connection: _Connection, error: Exception) -> None:
-        """Close `connection` at the end of this turn (it may be in use right now)."""
+    def doom(self, connection: _Connection, error: Exception | None) -> None:
+        """Close `connection` at the end of this turn (it may be in use right now),
+        logging `error` (None: it was logged already)."""
         self._doomed.append((connection, error))
 
     def send(self, connection: _Connection, data: bytes) -> None:
@@ -415,7 +418,10 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
                 self._read(connection)
         while self._doomed:
             connection, error = self._doomed.pop()
-            self._failed(connection, error)
+            if error is None:
+                self._drop(connection)
+            else:
+                self._failed(connection, error)
         if self._bytes_in or self._bytes_out:
             self._tally.transferred(self._bytes_in, self._bytes_out)
             self._bytes_in = self._bytes_out = 0
