@@ -118,7 +118,7 @@ def test_chat_example_relays_in_order_and_disconnects_a_client_that_stops_readin
             reader.join(DEADLINE)
             assert not reader.is_alive(), "bo was held up by cy, who does not read"
             got = 0
-            with pytest.raises((EOFError, *CLOSED_ERRORS)):  # noqa: PT012  # read until closed
+            with pytest.raises((EOFError, *CLOSED_ERRORS)):  # read until closed
                 while chunk := cy.recv(65536):
                     got += len(chunk)
                 raise EOFError
