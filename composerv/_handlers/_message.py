@@ -104,8 +104,9 @@ def _send_replies(
                 parts.append(framed)
                 size += len(framed)
                 if size >= batch:
-                    send(b"".join(parts))
-                    parts, size = [], 0
+                    # Emptied first: a send that fails is not tried again below.
+                    full, parts, size = parts, [], 0
+                    send(b"".join(full))
             if context.closing:
                 break
     finally:
