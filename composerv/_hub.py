@@ -3,10 +3,12 @@
 Sessions send to other connections through the hub of the runtime that serves
 them (``context.hub``). Each connection is an `Outlet` its runtime provides: an
 event loop queues what is sent and writes it when the socket is ready; a blocking
-runtime writes it under the connection's send lock. What may wait for one
-connection is bounded by the limits' ``max_output_buffer``; past it the
-sender's slow-consumer policy decides: drop the message for that connection,
-close that connection, or (blocking runtimes only) wait for room.
+runtime writes it under the connection's send lock. Once the kernel's send buffer
+of a connection is full, what more may wait for it in the process is bounded by
+the limits' ``max_output_buffer`` (as asyncio's write buffer limit is; a blocking
+runtime queues nothing); past it the sender's slow-consumer policy decides, here
+for every runtime: drop the message for that connection, close that connection,
+or (blocking runtimes only) wait for room.
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ from ._log import logger
 if TYPE_CHECKING:
     from ._context import RequestContext
 
-__all__ = ["EVERYONE", "ContextOutlet", "Hub", "Outlet", "PeerStates", "SlowConsumerPolicy"]
+__all__ = [
+    "EVERYONE",
+    "ContextOutlet",
+    "Hub",
+    "Outlet",
+    "PeerStates",
+    "SlowConsumerPolicy",
+]
 
 EVERYONE = "*"
 """The group every connection of a hub is in."""
@@ -38,18 +47,28 @@ class Outlet(Protocol):
     def peer(self) -> object:
         """Who is at the other end, for the log."""
 
-    def queued(self) -> int:
-        """How many bytes wait to be sent to it."""
+    @property
+    def can_wait(self) -> bool:
+        """Whether a send to it may block the sender until there is room (the
+        ``"wait"`` policy): not on an event loop."""
         ...
 
-    def push(self, data: bytes, policy: SlowConsumerPolicy, limit: int) -> bool:
-        """Send or queue `data`; False if `policy` left it out (dropped, or the
-        connection closed as a slow consumer)."""
+    def queued(self) -> int:
+        """How many bytes wait for it in the process (beyond the kernel's buffer)."""
+        ...
+
+    def push(self, data: bytes) -> bool:
+        """Send or queue all of `data` without waiting; False if none of it could go
+        (the connection is cut if only part could: the rest must follow it)."""
         ...
 
     def send_own(self, data: bytes) -> None:
         """Send the connection's own reply, in order with what was sent to it before;
-        never left out (the server stops reading from a client whose replies wait)."""
+        never left out (the server stops reading from a client whose replies wait).
+        A blocking runtime waits for room, up to ``write_timeout``."""
+
+    def shed(self) -> None:
+        """Close it as a slow consumer (the hub has logged why)."""
 
 
 class Hub:
@@ -64,9 +83,9 @@ class Hub:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
+        """The bound on what waits for one connection (``max_output_buffer``)."""
         self.peer_states = PeerStates()
         """Datagram sessions' state per peer."""
-        """The bound on what waits for one connection (``max_output_buffer``)."""
         self._groups: dict[str, set[Outlet]] = {EVERYONE: set()}
         self._lagging: set[Outlet] = set()
 
@@ -75,7 +94,7 @@ class Hub:
         self._groups[EVERYONE].add(outlet)
 
     def exit(self, outlet: Outlet) -> None:
-        """A connection is gone: out of every group."""
+        """A connection is gone: out of every group, then out of the lagging (see `send`)."""
         for group in list(self._groups.values()):
             group.discard(outlet)
         self._lagging.discard(outlet)
@@ -105,37 +124,54 @@ class Hub:
         exclude: Outlet | None = None,
     ) -> int:
         """Send framed `data` to every connection in `group` but `exclude`; how many
-        got it."""
+        got it. A connection with more than ``limit`` bytes waiting, counting `data`,
+        or that cannot take `data` now, gets what `policy` says; ``"wait"`` under an
+        event loop, which must not block, drops."""
         delivered = 0
+        limit = self.limit
         for outlet in self.members(group):
             if outlet is exclude:
                 continue
-            if outlet.push(data, policy, self.limit):
+            waiting = outlet.queued()
+            if policy == "wait" and outlet.can_wait:
+                outlet.send_own(data)
+                sent = True
+            else:
+                sent = waiting + len(data) <= limit and outlet.push(data)
+            if sent:
                 delivered += 1
                 self._lagging.discard(outlet)
-            elif outlet not in self._lagging:
+                continue
+            closing = policy == "close"
+            # Read in the order opposite to `exit`'s stores: a connection that exits
+            # (in its own thread) as this send reaches it is not logged a second time.
+            if outlet not in self._lagging and outlet in self._groups[EVERYONE]:
                 self._lagging.add(outlet)
                 logger.warning(
-                    "%s is not reading: %d bytes wait for it (max_output_buffer=%d); %s",
+                    "%s is not reading: its kernel send buffer is full and %d more bytes "
+                    "wait for it (max_output_buffer=%d); %s",
                     peer_repr(outlet.peer),
-                    outlet.queued(),
-                    self.limit,
-                    "dropping what is sent to it" if policy == "drop" else "closing it",
+                    waiting,
+                    limit,
+                    "closing it" if closing else "dropping what is sent to it",
                 )
+            if closing:
+                outlet.shed()
         return delivered
 
 
 class ContextOutlet:
     """A blocking connection as a hub sends to it: sends under one lock, from any thread.
 
-    Nothing is queued: what waits for the connection is what its socket's send
-    buffer holds. A send that would block follows the policy: ``"wait"`` blocks the
-    sending thread up to ``write_timeout``; ``"drop"`` leaves out a message of which
-    nothing was sent; otherwise, and once part of a message went out (the rest must
-    follow, or the stream's framing breaks), the connection is cut.
+    Nothing is queued in the process: what waits for the connection is what its
+    socket's send buffer holds. A push never blocks the sending thread: it sends
+    what the kernel takes at once, and cuts the connection if that was only part of
+    the message (the rest must follow, or the stream's framing breaks).
     """
 
     __slots__ = ("_context", "_lock")
+
+    can_wait = True
 
     def __init__(self, context: RequestContext) -> None:
         self._context = context
@@ -148,27 +184,27 @@ class ContextOutlet:
     def queued(self) -> int:
         return 0
 
-    def push(self, data: bytes, policy: SlowConsumerPolicy, limit: int) -> bool:
+    def push(self, data: bytes) -> bool:
         context = self._context
         with self._lock:
-            if policy == "wait":
-                context.send_all(data)
-                return True
             try:
                 sent = context.send_now(data)
             except OSError:
                 sent = -1
             if sent == len(data):
                 return True
-            if sent == 0 and policy == "drop":
-                return False
-            context.cut()
+            if sent:
+                context.cut()
             return False
 
     def send_own(self, data: bytes) -> None:
         """The connection's own reply, in order with what others send it."""
         with self._lock:
             self._context.send_all(data)
+
+    def shed(self) -> None:
+        # Its handler's read wakes with the end of stream and ends the request.
+        self._context.cut()
 
 
 class PeerStates:

@@ -1,4 +1,5 @@
-"""The echo examples run as the README and ../shared/bench run them: READY, echo, SIGTERM."""
+"""The examples run as the README and ../shared/bench run them: READY, their wire
+contract against real clients, SIGTERM."""
 
 from __future__ import annotations
 
@@ -9,23 +10,27 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from .support import DEADLINE, connect, recv_exactly
+from .support import CLOSED_ERRORS, DEADLINE, connect, recv_exactly
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start(script: str, address: str) -> tuple[subprocess.Popen[str], object]:
-    """Start an example; return it and the address it reports on stderr."""
+def start(
+    script: str, address: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], object]:
+    """Start an example (with `env` added to the environment); return it and the
+    address it reports on stderr."""
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "examples" / script), address],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()  # the example prints READY once listening
@@ -82,5 +87,63 @@ def test_key_value_example_on_evented() -> None:
             assert first.recv(1) == b""
             second.sendall(b"GET colour\n")
             assert recv_exactly(second, 4) == b"NIL\n"
+    finally:
+        stop(proc)
+
+
+def _ask(client: socket.socket, lines: bytes, replies: bytes) -> None:
+    client.sendall(lines)
+    assert recv_exactly(client, len(replies)) == replies
+
+
+def test_chat_example_relays_in_order_and_disconnects_a_client_that_stops_reading() -> None:
+    proc, target = start("chat.py", "127.0.0.1:0")
+    try:
+        with connect(target) as al, connect(target) as bo, connect(target) as cy:
+            _ask(al, b"hello\n", b"ERR nick first\n")
+            for client, nick in ((al, b"al"), (bo, b"bo"), (cy, b"cy")):
+                _ask(client, b"NICK " + nick + b"\n", b"* welcome " + nick + b"\n")
+            al.sendall(b"one\ntwo\n")
+            assert recv_exactly(bo, 16) == b"al: one\nal: two\n"
+            bo.sendall(b"back\n")
+            assert recv_exactly(al, 9) == b"bo: back\n", "the sender got nothing of its own"
+            recv_exactly(cy, 25)  # what cy got so far; from now on it reads nothing
+            # 10 MB: more than the 1 MiB bound and the kernel's buffers together.
+            line, count = b"y" * 4000, 2500
+            expected = count * len(b"al: " + line + b"\n")
+            reader = threading.Thread(target=recv_exactly, args=(bo, expected), name="test-bo")
+            reader.start()
+            for _ in range(count):
+                al.sendall(line + b"\n")
+            reader.join(DEADLINE)
+            assert not reader.is_alive(), "bo was held up by cy, who does not read"
+            got = 0
+            with pytest.raises((EOFError, *CLOSED_ERRORS)):  # read until closed
+                while chunk := cy.recv(65536):
+                    got += len(chunk)
+                raise EOFError
+            assert got < expected, "cy was disconnected before it got everything"
+    finally:
+        stop(proc)
+
+
+def test_kv_auth_example_authenticates_each_connection_and_shares_the_store() -> None:
+    proc, target = start("kv_auth.py", "127.0.0.1:0")
+    try:
+        with connect(target) as first, connect(target) as second:
+            _ask(first, b"GET k\nAUTH wrong\n", b"ERR auth required\nERR bad token\n")
+            _ask(first, b"AUTH secret\nSET k v\nGET k\n", b"OK\nOK\nv\n")
+            _ask(first, b"INCR n\nINCR n\nDEL k\nDEL k\nGET k\n", b"1\n2\n1\n0\nNIL\n")
+            _ask(second, b"GET n\n", b"ERR auth required\n")  # auth is per connection
+            _ask(second, b"AUTH secret\nGET n\n", b"OK\n2\n")  # the store is shared
+    finally:
+        stop(proc)
+
+
+def test_kv_auth_example_takes_its_token_from_the_environment() -> None:
+    proc, target = start("kv_auth.py", "127.0.0.1:0", env={"KV_TOKEN": "hunter2"})
+    try:
+        with connect(target) as client:
+            _ask(client, b"AUTH secret\nAUTH hunter2\nGET k\n", b"ERR bad token\nOK\nNIL\n")
     finally:
         stop(proc)

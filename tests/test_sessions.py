@@ -3,6 +3,7 @@ bounded output, under every concurrency that runs them."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -105,11 +106,18 @@ def test_broadcast_reaches_the_group_but_the_sender_in_order(
                 cy.recv(1)  # it left the room
 
 
+# The clients that do not read keep their default receive buffer: shrunk below
+# loopback's 64 KiB segment (SO_RCVBUF=4096), TCP sends to them only at its
+# zero-window probes, about 40 KB/s, and still does once they read again with a
+# larger buffer (measured: 450 KB in 10 s), so they would take minutes to read what
+# the server sent them. Not reading, they keep the initial buffer (128 KiB): it
+# grows only as the application reads.
+
+
 @pytest.mark.parametrize("name", SHARED)
 @pytest.mark.parametrize("policy", ["close", "drop"])
-@pytest.mark.xfail(run=False, reason="issue 17, open: hangs")
 def test_a_consumer_that_does_not_read_is_handled_by_the_policy_and_others_go_on(
-    name: str, policy: Any, composerv_no_leaks: None
+    name: str, policy: Any, caplog: pytest.LogCaptureFixture, composerv_no_leaks: None
 ) -> None:
     handler = session_handler(_chat_start, _chat_step, slow_consumer=policy)
     bound = limits(max_output_buffer=64 * 1024)
@@ -120,7 +128,6 @@ def test_a_consumer_that_does_not_read_is_handled_by_the_policy_and_others_go_on
             connect(server.address) as reader,
             connect(server.address) as stalled,
         ):
-            stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             for sock, nick in ((sender, b"s"), (reader, b"r"), (stalled, b"x")):
                 sock.sendall(nick + b"\n")
                 assert recv_exactly(sock, 5) == b"hi " + nick + b"\n"
@@ -137,11 +144,15 @@ def test_a_consumer_that_does_not_read_is_handled_by_the_policy_and_others_go_on
             drained.join(DEADLINE)
             assert not drained.is_alive(), "the reading client was held up by the stalled one"
             assert time.monotonic() - started < DEADLINE / 2
-            stalled.settimeout(DEADLINE)
             got = _read_until_closed_or_quiet(stalled)
             if policy == "close":
                 assert got.closed, "the stalled client is disconnected"
             assert len(got.data) < lines * 1004, "the stalled client missed messages"
+    # One line for the episode, the same under every concurrency.
+    lagging = [record for record in caplog.records if "is not reading" in record.getMessage()]
+    assert [record.levelname for record in lagging] == ["WARNING"]
+    assert ("closing it" if policy == "close" else "dropping") in lagging[0].getMessage()
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
 
 
 class _Got:
@@ -162,7 +173,6 @@ def _read_until_closed_or_quiet(sock: socket.socket) -> _Got:
 
 
 @pytest.mark.parametrize("name", ["threaded", "evented"])
-@pytest.mark.xfail(run=False, reason="issue 17, open: hangs")
 def test_replies_wait_for_a_client_that_does_not_read_and_memory_stays_bounded(
     name: str, composerv_no_leaks: None
 ) -> None:
@@ -179,7 +189,6 @@ def test_replies_wait_for_a_client_that_does_not_read_and_memory_stays_bounded(
     factory = {"threaded": threaded, "evented": evented}[name]
     with serving(serve(tcp(("127.0.0.1", 0)), factory(), message_handler(big), limits=bound)) as s:
         with connect(s.address) as client:
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             client.sendall(b"\n" * 20_000)  # 80 MB of replies, were they all made at once
             wait_until(lambda: answered > 0, "the first replies")
             time.sleep(0.3)  # the time under test: a client that does not read
@@ -221,16 +230,35 @@ def test_run_messages_drives_a_session_with_no_socket() -> None:
     assert run_bytes(session_handler(_counter, _count), b"x\ny\n") == b"1 x\n2 y\n"
 
 
-@pytest.mark.xfail(run=False, reason="issue 17, open: hangs")
+# Logged in this process: a forked child's log does not reach caplog.
+IN_PROCESS = {name: CONCURRENCIES[name] for name in ("sync", "threaded", "pooled", "evented")}
+
+
+@pytest.mark.parametrize("name", IN_PROCESS)
 def test_a_step_that_returns_something_else_is_an_error_naming_it(
-    caplog: pytest.LogCaptureFixture, composerv_no_leaks: None
+    name: str, caplog: pytest.LogCaptureFixture, composerv_no_leaks: None
 ) -> None:
     def wrong(state: int, line: bytes) -> tuple[int, Any]:
+        if line == b"fine":
+            return state, b"fine too"
         return state, [Send(b"ok"), "not an action"]
 
-    with serving(serve(tcp(("127.0.0.1", 0)), evented(), session_handler(_counter, wrong))) as s:
-        with connect(s.address) as client:
-            client.sendall(b"x\n")
-            assert recv_exactly(client, 3) == b"ok\n"
-            assert client.recv(1) == b""
+    handler = session_handler(_counter, wrong)
+    with serving(serve(tcp(("127.0.0.1", 0)), IN_PROCESS[name](), handler)) as s:
+        with connect(s.address) as client, connect(s.address) as other:
+            # The reply before the wrong output in the same receive goes out too.
+            client.sendall(b"fine\nx\nnot answered\n")
+            assert recv_exactly(client, 12) == b"fine too\nok\n"
+            assert client.recv(1) == b"", "the wrong output closes its connection"
+            other.sendall(b"fine\n")
+            assert recv_exactly(other, 9) == b"fine too\n", "and only that one"
     assert "must return bytes, None or actions" in caplog.text
+    assert "not str 'not an action' in [Send(data=b'ok'), 'not an action']" in caplog.text
+
+
+def test_an_output_that_is_no_action_nor_a_list_of_them_is_named() -> None:
+    def text(state: int, line: bytes) -> tuple[int, Any]:
+        return state, "text"
+
+    with pytest.raises(TypeError, match=r"must return bytes, None or actions .*not str 'text'"):
+        run_messages(session_handler(_counter, text), [b"x"])

@@ -27,7 +27,7 @@ from .._addresses import Address
 from .._context import RequestContext, bytes_waiting
 from .._errors import HandlerMismatchError, MessageTooLargeError, ProxyHeaderError, RefusedError
 from .._framing import Decoder, MessageFn, StreamFraming
-from .._hub import Hub, SlowConsumerPolicy
+from .._hub import Hub
 from .._limits import DrainReport, Limits, sweep_interval
 from .._log import logger
 from .._runtime import (
@@ -150,23 +150,25 @@ class _Connection:
         self.loop._drop(self)
         return True
 
+    can_wait = False  # the loop serves every connection: a send never waits for one
+
     def queued(self) -> int:
-        """Bytes waiting to be sent to this connection."""
+        """Bytes waiting to be sent to this connection (the socket took no more)."""
         return 0 if self.out is None else len(self.out)
 
     def send_own(self, data: bytes) -> None:
         """This connection's own reply, in order with the others."""
         self.loop.send(self, data)
 
-    def push(self, data: bytes, policy: SlowConsumerPolicy, limit: int) -> bool:
-        """Queue `data` for this connection unless `limit` bytes already wait; past it
-        ``"drop"`` leaves it out and ``"close"`` closes this connection."""
-        if self.queued() + len(data) > limit:
-            if policy == "close":
-                self.loop.doom(self, BufferError(f"over max_output_buffer={limit}"))
-            return False
+    def push(self, data: bytes) -> bool:
+        """Queue `data` (the hub has checked the bound)."""
         self.loop.send(self, data)
         return True
+
+    def shed(self) -> None:
+        """Close it at the end of this turn (it may be in use right now); the hub has
+        logged why."""
+        self.loop.doom(self, None)
 
 
 class _Marker:
@@ -207,7 +209,7 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         self._contexts = form.fn is None or bool(self._layers)
         self._hub = Hub(limits.max_output_buffer)
         self._framing: Any = form.framing
-        self._doomed: list[tuple[_Connection, Exception]] = []
+        self._doomed: list[tuple[_Connection, Exception | None]] = []
         # While the loop answers one connection, what is sent to it is collected
         # here and sent in one write, in order, when the answering is done.
         self._collecting: _Connection | None = None
@@ -354,8 +356,9 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
         if context is not None:
             finish(self._layers, context, error)
 
-    def doom(self, connection: _Connection, error: Exception) -> None:
-        """Close `connection` at the end of this turn (it may be in use right now)."""
+    def doom(self, connection: _Connection, error: Exception | None) -> None:
+        """Close `connection` at the end of this turn (it may be in use right now),
+        logging `error` (None: it was logged already)."""
         self._doomed.append((connection, error))
 
     def send(self, connection: _Connection, data: bytes) -> None:
@@ -419,7 +422,10 @@ class _EventedLoop(ServeLoop, metaclass=abc.ABCMeta):
                 self._read(connection)
         while self._doomed:
             connection, error = self._doomed.pop()
-            self._failed(connection, error)
+            if error is None:
+                self._drop(connection)
+            else:
+                self._failed(connection, error)
         if self._bytes_in or self._bytes_out:
             self._tally.transferred(self._bytes_in, self._bytes_out)
             self._bytes_in = self._bytes_out = 0
@@ -599,9 +605,7 @@ class _StreamLoop(_EventedLoop):
             else:
                 connection.since = self._now
         except Exception as error:
-            self._collecting = None
-            self._collected = None
-            self._failed(connection, error)
+            self._fail_after_collected(connection, error)
             return
         self._collecting = None
         if self._collected is not None:
@@ -623,10 +627,7 @@ class _StreamLoop(_EventedLoop):
         try:
             messages = decoder.feed(self._view[:size])
         except MessageTooLargeError as error:
-            self._answer(connection, error.messages, 0)
-            self._collecting = None
-            out, self._collected = b"".join(self._collected or ()), None
-            self.send(connection, out)
+            self._answer(connection, error.messages, 0)  # the replies go out before the close
             raise
         if not decoder.pending:
             connection.since = self._now
@@ -665,13 +666,21 @@ class _StreamLoop(_EventedLoop):
             try:
                 self._answer(connection, messages, start)
             except Exception as error:
-                self._failed(connection, error)
+                self._fail_after_collected(connection, error)
                 return
-            finally:
-                self._collecting = None
-                out, self._collected = b"".join(self._collected or ()), None
+            self._collecting = None
+            out, self._collected = b"".join(self._collected or ()), None
             if out:
                 self.send(connection, out)
+
+    def _fail_after_collected(self, connection: _Connection, error: Exception) -> None:
+        """Answering failed with `error`: what was answered before goes out, then the
+        connection is closed (a step's wrong output, a message over the size limit)."""
+        self._collecting = None
+        out, self._collected = b"".join(self._collected or ()), None
+        if out:
+            self.send(connection, out)
+        self._failed(connection, error)
 
     def send(self, connection: _Connection, data: bytes) -> None:
         if connection is self._collecting:

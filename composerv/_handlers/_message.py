@@ -96,19 +96,23 @@ def _send_replies(
     encode, batch = framing.encode, context.limits.max_output_buffer
     parts: list[bytes] = []
     size = 0
-    for message in messages:
-        reply = fn(message)
-        if reply is not None:
-            framed = encode(reply)
-            parts.append(framed)
-            size += len(framed)
-            if size >= batch:
-                send(b"".join(parts))
-                parts, size = [], 0
-        if context.closing:
-            break
-    if parts:
-        send(b"".join(parts))
+    try:
+        for message in messages:
+            reply = fn(message)
+            if reply is not None:
+                framed = encode(reply)
+                parts.append(framed)
+                size += len(framed)
+                if size >= batch:
+                    # Emptied first: a send that fails is not tried again below.
+                    full, parts, size = parts, [], 0
+                    send(b"".join(full))
+            if context.closing:
+                break
+    finally:
+        # Also when `fn` fails: the replies before the failure go out before the close.
+        if parts:
+            send(b"".join(parts))
 
 
 def serve_stream_messages(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeGuard, TypeVar
 
 import attrs
 
@@ -110,12 +110,15 @@ class _Actor:
         self._policy: SlowConsumerPolicy = policy
 
     def act(self, out: Output) -> bytes | None:
-        """The reply to return for `out`, after carrying out its other actions."""
+        """The reply to return for `out`, after carrying out its other actions in order
+        (those before a wrong one are carried out: its error then ends the connection)."""
         if out is None or isinstance(out, bytes):
             return out
         context = self._context
         hub, outlet = context.hub, context.outlet
-        for action in (out,) if isinstance(out, _ACTIONS) else out:
+        for action in _actions(out):
+            if not isinstance(action, _ACTIONS):
+                raise _not_output(action, out)
             if isinstance(action, Close):
                 context.close_after_reply()
                 continue
@@ -132,14 +135,32 @@ class _Actor:
                 hub.send(self._encode(action.data), action.group, self._policy, exclude=exclude)
             elif isinstance(action, Join):
                 hub.join(outlet, action.group)
-            elif isinstance(action, Leave):
-                hub.leave(outlet, action.group)
             else:
-                raise TypeError(
-                    f"a session step must return bytes, None or actions (Send, Broadcast, "
-                    f"Join, Leave, Close), not {type(action).__name__} {action!r}"
-                )
+                hub.leave(outlet, action.group)
         return None
+
+
+def _actions(out: object) -> Sequence[object]:
+    """`out`, an action or a list or tuple of them, as a sequence."""
+    if isinstance(out, _ACTIONS):
+        return (out,)
+    if _is_sequence(out):
+        return out
+    raise _not_output(out, out)
+
+
+def _is_sequence(value: object) -> TypeGuard[list[object] | tuple[object, ...]]:
+    # A TypeGuard, since isinstance narrows to items of unknown type under pyright;
+    # the caller checks each item.
+    return isinstance(value, (list, tuple))
+
+
+def _not_output(wrong: object, out: object) -> TypeError:
+    where = "" if wrong is out else f" in {out!r}"
+    return TypeError(
+        "a session step must return bytes, None or actions (Send, Broadcast, Join, Leave, "
+        f"Close), not {type(wrong).__name__} {wrong!r}{where}"
+    )
 
 
 @attrs.frozen

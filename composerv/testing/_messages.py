@@ -133,10 +133,15 @@ class _Connection:
     def peer(self) -> object:
         return None
 
+    can_wait = True  # nothing waits: what is sent is recorded at once
+
     def queued(self) -> int:
         return 0
 
-    def push(self, data: bytes, policy: object, limit: int) -> bool:
+    def shed(self) -> None:
+        """Never called: nothing waits for this connection."""
+
+    def push(self, data: bytes) -> bool:
         if isinstance(self._framing, StreamFraming):
             decoder = self._framing.decoder()
             self._sent.extend(decoder.feed(data))
@@ -145,7 +150,7 @@ class _Connection:
         return True
 
     def send_own(self, data: bytes) -> None:
-        self.push(data, "wait", 0)
+        self.push(data)
 
     def answer(self, message: bytes) -> list[bytes]:
         """The payloads sent back for `message`, in order."""
