@@ -52,3 +52,8 @@ class Episodes:
             message += " (and %d more like it since the last line)"
             args = (*args, unlogged)
         logger.log(self._level, message, *args, exc_info=exc_info)
+
+    def forget(self, key: object) -> None:
+        """End `key`'s episode now (its subject is gone), unlogged count and all."""
+        with self._lock:
+            self._seen.pop(key, None)

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from ._addresses import peer_repr
-from ._log import logger
+from ._episodes import Episodes
 
 if TYPE_CHECKING:
     from ._context import RequestContext
@@ -75,11 +75,13 @@ class Hub:
     """Named groups of the connections one runtime serves.
 
     Every connection is in `EVERYONE` from the time it `enter`s until it `exit`s.
-    A slow consumer's episode (messages dropped, or a close) is logged once when it
-    begins, not once per message.
+    A slow consumer's episode (messages dropped, or a close) is logged as an
+    `Episodes` line: once when it begins, then at most once a minute with a count,
+    not once per message (a consumer that never reads still takes a message now and
+    then, as the kernel makes room, without ending its episode).
     """
 
-    __slots__ = ("_groups", "_lagging", "limit", "peer_states")
+    __slots__ = ("_groups", "_slow", "limit", "peer_states")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -87,17 +89,17 @@ class Hub:
         self.peer_states = PeerStates()
         """Datagram sessions' state per peer."""
         self._groups: dict[str, set[Outlet]] = {EVERYONE: set()}
-        self._lagging: set[Outlet] = set()
+        self._slow = Episodes()
 
     def enter(self, outlet: Outlet) -> None:
         """A connection starts to take part (in `EVERYONE`)."""
         self._groups[EVERYONE].add(outlet)
 
     def exit(self, outlet: Outlet) -> None:
-        """A connection is gone: out of every group, then out of the lagging (see `send`)."""
+        """A connection is gone: out of every group, then its episode forgotten."""
         for group in list(self._groups.values()):
             group.discard(outlet)
-        self._lagging.discard(outlet)
+        self._slow.forget(outlet)
 
     def join(self, outlet: Outlet, group: str) -> None:
         """Add `outlet` to `group`."""
@@ -140,14 +142,12 @@ class Hub:
                 sent = waiting + len(data) <= limit and outlet.push(data)
             if sent:
                 delivered += 1
-                self._lagging.discard(outlet)
                 continue
             closing = policy == "close"
-            # Read in the order opposite to `exit`'s stores: a connection that exits
-            # (in its own thread) as this send reaches it is not logged a second time.
-            if outlet not in self._lagging and outlet in self._groups[EVERYONE]:
-                self._lagging.add(outlet)
-                logger.warning(
+            # A connection that has exited (in its own thread) is not logged again.
+            if outlet in self._groups[EVERYONE]:
+                self._slow.occurred(
+                    outlet,
                     "%s is not reading: its kernel send buffer is full and %d more bytes "
                     "wait for it (max_output_buffer=%d); %s",
                     peer_repr(outlet.peer),

@@ -107,6 +107,11 @@ class _TrackedReader(CountingReader):
 
     async def _wait_for_data(self, func_name: str) -> None:
         # Every read of a StreamReader that lacks data waits here (CPython 3.4+).
+        # A sweep can time out a wait whose data has just arrived: the waiter is
+        # resolved already, so the error is only stored, and StreamReader's read
+        # loops would wait again without looking at it.
+        if (error := self.exception()) is not None:
+            raise error
         self.idle = not self._buffer  # type: ignore[attr-defined]  # StreamReader's buffer
         self.waiting_since = self._clock()
         try:
