@@ -47,12 +47,6 @@ class Outlet(Protocol):
     def peer(self) -> object:
         """Who is at the other end, for the log."""
 
-    @property
-    def can_wait(self) -> bool:
-        """Whether a send to it may block the sender until there is room (the
-        ``"wait"`` policy): not on an event loop."""
-        ...
-
     def queued(self) -> int:
         """How many bytes wait for it in the process (beyond the kernel's buffer)."""
         ...
@@ -127,15 +121,15 @@ class Hub:
     ) -> int:
         """Send framed `data` to every connection in `group` but `exclude`; how many
         got it. A connection with more than ``limit`` bytes waiting, counting `data`,
-        or that cannot take `data` now, gets what `policy` says; ``"wait"`` under an
-        event loop, which must not block, drops."""
+        or that cannot take `data` now, gets what `policy` says (``"wait"``: only under a
+        blocking runtime, as `SessionHandler.for_event_loop` refuses it)."""
         delivered = 0
         limit = self.limit
         for outlet in self.members(group):
             if outlet is exclude:
                 continue
             waiting = outlet.queued()
-            if policy == "wait" and outlet.can_wait:
+            if policy == "wait":
                 outlet.send_own(data)
                 sent = True
             else:
@@ -170,8 +164,6 @@ class ContextOutlet:
     """
 
     __slots__ = ("_context", "_lock")
-
-    can_wait = True
 
     def __init__(self, context: RequestContext) -> None:
         self._context = context

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from composerv import (
+    ConfigurationError,
     datagram_session_handler,
     evented,
     forking,
@@ -153,6 +154,40 @@ def test_a_consumer_that_does_not_read_is_handled_by_the_policy_and_others_go_on
     assert [record.levelname for record in lagging] == ["WARNING"]
     assert ("closing it" if policy == "close" else "dropping") in lagging[0].getMessage()
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("name", ["evented", "workers"])
+def test_waiting_for_a_slow_consumer_is_refused_on_an_event_loop(name: str) -> None:
+    handler = session_handler(_chat_start, _chat_step, slow_consumer="wait")
+    with pytest.raises(ConfigurationError, match=r"slow_consumer='wait'.*threaded\(\)"):
+        serve(tcp(("127.0.0.1", 0)), CONCURRENCIES[name](), handler)
+
+
+@pytest.mark.parametrize("name", ["threaded", "pooled"])
+def test_waiting_for_a_slow_consumer_delivers_every_message_in_order(
+    name: str, composerv_no_leaks: None
+) -> None:
+    """Under ``"wait"`` the sender is held until the consumer has room: a consumer
+    that reads late, after more than its buffers hold was sent, misses nothing."""
+    handler = session_handler(_chat_start, _chat_step, slow_consumer="wait")
+    bound = limits(max_output_buffer=64 * 1024, write_timeout=DEADLINE)
+    server = serve(tcp(("127.0.0.1", 0)), SHARED[name](), handler, limits=bound)
+    with serving(server):
+        with connect(server.address) as sender, connect(server.address) as late:
+            for sock, nick in ((sender, b"s"), (late, b"l")):
+                sock.sendall(nick + b"\n")
+                assert recv_exactly(sock, 5) == b"hi " + nick + b"\n"
+            lines = [b"%05d" % n + b"y" * 995 for n in range(4_000)]  # 4 MB
+            feeder = threading.Thread(
+                target=lambda: sender.sendall(b"".join(line + b"\n" for line in lines)),
+                name="test-sender",
+            )
+            feeder.start()
+            time.sleep(0.5)  # the server fills what the kernel holds for `late`, then waits
+            expected = b"".join(b"s: " + line + b"\n" for line in lines)
+            assert recv_exactly(late, len(expected)) == expected
+            feeder.join(DEADLINE)
+            assert not feeder.is_alive()
 
 
 class _Got:

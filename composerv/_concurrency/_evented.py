@@ -150,8 +150,6 @@ class _Connection:
         self.loop._drop(self)
         return True
 
-    can_wait = False  # the loop serves every connection: a send never waits for one
-
     def queued(self) -> int:
         """Bytes waiting to be sent to this connection (the socket took no more)."""
         return 0 if self.out is None else len(self.out)

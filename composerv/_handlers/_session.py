@@ -23,7 +23,7 @@ from .._datagram import Datagram
 from .._errors import ConfigurationError
 from .._framing import Datagrams, MessageFn, StreamFraming, lines
 from .._hub import EVERYONE, ContextOutlet, SlowConsumerPolicy
-from .._runtime import Layer
+from .._runtime import Layer, MessageForm
 from .._validate import callable_value, instance_of
 from ._layering import layers_field
 from ._message import MessageHandler, serve_datagram_messages, serve_stream_messages
@@ -180,8 +180,8 @@ class SessionHandler(MessageHandler[socket.socket], Generic[S]):
     """How messages and what is sent are framed."""
     slow_consumer: SlowConsumerPolicy = attrs.field(default="close", validator=_slow_consumer)
     """What a `Broadcast` does for a connection with ``max_output_buffer`` bytes waiting:
-    ``"close"`` it, ``"drop"`` the message for it, or ``"wait"`` (blocking
-    concurrencies only) for room."""
+    ``"close"`` it, ``"drop"`` the message for it, or ``"wait"`` for room
+    (blocking concurrencies only: `evented()` refuses it with `ConfigurationError`)."""
     layers: tuple[Layer, ...] = layers_field()
     """The layers around the handler, outermost first (see `layered`)."""
 
@@ -214,6 +214,17 @@ class SessionHandler(MessageHandler[socket.socket], Generic[S]):
 
     def handle(self, request: socket.socket, context: RequestContext) -> None:
         serve_stream_messages(request, context, self.open(context), self.framing)
+
+    def for_event_loop(self) -> MessageForm:
+        if self.slow_consumer == "wait":
+            # Waiting for a slow consumer would block the one thread that serves
+            # every connection; refused here rather than dropped at run time.
+            raise ConfigurationError(
+                "slow_consumer='wait' blocks the sender until the slow connection has "
+                "room, which an event loop cannot do: use slow_consumer='close' or 'drop' "
+                "with evented(), or a blocking concurrency such as threaded() or pooled()"
+            )
+        return super().for_event_loop()
 
 
 @attrs.frozen

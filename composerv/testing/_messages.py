@@ -133,8 +133,6 @@ class _Connection:
     def peer(self) -> object:
         return None
 
-    can_wait = True  # nothing waits: what is sent is recorded at once
-
     def queued(self) -> int:
         return 0
 
