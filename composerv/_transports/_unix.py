@@ -35,6 +35,7 @@ import os
 import pwd
 import socket
 import stat
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -96,21 +97,21 @@ class _SocketFile:
 
 
 def _uid(owner: str | int | None) -> int:
-    if not isinstance(owner, str):
-        return -1 if owner is None else owner
-    try:
-        return pwd.getpwnam(owner).pw_uid
-    except KeyError:
-        raise ConfigurationError(f"owner {owner!r} is not a user on this system") from None
+    return _system_id("owner", owner, lambda name: pwd.getpwnam(name).pw_uid, "a user")
 
 
 def _gid(group: str | int | None) -> int:
-    if not isinstance(group, str):
-        return -1 if group is None else group
+    return _system_id("group", group, lambda name: grp.getgrnam(name).gr_gid, "a group")
+
+
+def _system_id(field: str, value: str | int | None, lookup: Callable[[str], int], what: str) -> int:
+    """A user or group id for chown: -1 (unchanged) for None, a name looked up."""
+    if not isinstance(value, str):
+        return -1 if value is None else value
     try:
-        return grp.getgrnam(group).gr_gid
+        return lookup(value)
     except KeyError:
-        raise ConfigurationError(f"group {group!r} is not a group on this system") from None
+        raise ConfigurationError(f"{field} {value!r} is not {what} on this system") from None
 
 
 def _lock(path: str) -> int:
