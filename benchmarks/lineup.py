@@ -80,6 +80,21 @@ COMPAT_THREADING = Ours(
 EVENTED = Ours(
     "cv_evented", "composerv_echo.py evented lines", "lines", "evented() + message_handler(lines)"
 )
+# What composing handlers costs on the fast path, beside the bare message handler.
+COMPOSED = (
+    Ours(
+        "cv_evented_layered",
+        "composerv_echo.py evented lines-layered",
+        "lines",
+        "evented() + layered(lines, allow_from, rate_limit(messages=True), on_error)",
+    ),
+    Ours(
+        "cv_evented_session",
+        "composerv_echo.py evented session",
+        "lines",
+        "evented() + session_handler(count)",
+    ),
+)
 UDP_SYNC_IDIOMS = (
     _udp("cv_udp_sync", "sync", "stream", "sync() + datagram_handler"),
     _udp("cv_udp_sync_msg", "sync", "lines", "sync() + message_handler(datagrams())"),
@@ -104,7 +119,9 @@ OTHERS = (
     _udp("cv_udp_pooled", "pooled", "stream", "pooled() + datagram_handler"),
     _udp("cv_udp_pooled2", "pooled:2", "stream", "pooled(workers=2) + datagram_handler"),
 )
-ALL_OURS = {server.name: server for server in (*THREADED_IDIOMS, COMPAT_THREADING, EVENTED)}
+ALL_OURS = {
+    server.name: server for server in (*THREADED_IDIOMS, COMPAT_THREADING, EVENTED, *COMPOSED)
+}
 ALL_OURS.update({server.name: server for server in (*UDP_SYNC_IDIOMS, UDP_EVENTED, *OTHERS)})
 
 # The harness's scenarios over UDP; the others are over streams.
@@ -188,6 +205,15 @@ PASSES = {
                 baseline="uvloop_protocol",
             )
             for transport in ("tcp", "unix")
+        ),
+        Pass(
+            "composing",
+            "evented() with layers and with a session, beside the bare message handler",
+            "tcp",
+            ("pp16", "pp128"),
+            ("uvloop_protocol",),
+            (EVENTED, *COMPOSED),
+            baseline="uvloop_protocol",
         ),
         Pass(
             "udp",

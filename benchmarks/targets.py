@@ -15,6 +15,7 @@ from typing import Any
 from lineup import (
     BASE_SUFFIX,
     COMPAT_THREADING,
+    COMPOSED,
     EVENTED,
     EVERY_TCP_SCENARIO,
     THREADED_IDIOMS,
@@ -181,6 +182,11 @@ TARGETS = (
         "evented-bulk",
         "evented() bulk of lines >= 0.8x selectors_raw bulk, TCP then unix",
         _each_transport(EVENTED, "selectors_raw", ("bulk",), 0.8),
+    ),
+    Target(
+        "composing",
+        "evented() with layers, and a session, >= 0.9x the bare message handler at pp16 and pp128",
+        _each_server(COMPOSED, "composing", EVENTED.name, ("pp16", "pp128"), 0.9),
     ),
     Target(
         "memory",

@@ -15,6 +15,9 @@ HANDLER: one per idiom users write, each echoing exactly what it gets:
                   doing ``for line in self.rfile: self.wfile.write(line)``      lines
   compat-classic  the same C derived from compat.socketserver's class           lines
   lines           message_handler(identity) with lines()                        lines
+  lines-layered   the same, layered with allow_from, a per-message rate_limit
+                  (never reached) and on_error: the layers that run per message lines
+  session         session_handler: a step over a per-connection count            lines
   async           async_stream_handler: reader.read() / writer.write()          bytes
 UDP takes stream (a datagram_handler replying with the datagram), lines
 (message_handler with datagrams()), and classic / compat-classic (request_handler of
@@ -105,6 +108,26 @@ def identity(message: bytes) -> bytes:
     return message
 
 
+def layered_identity() -> Any:
+    # Imported when chosen: a --root checkout from before layers still runs the rest.
+    from composerv.layers import allow_from, on_error, rate_limit
+
+    return composerv.layered(
+        composerv.message_handler(identity),
+        allow_from("127.0.0.0/8", "::1/128"),
+        rate_limit(1e9, messages=True),
+        on_error(b"ERR\n"),
+    )
+
+
+def count_start(_peer: object) -> int:
+    return 0
+
+
+def count_step(count: int, message: bytes) -> tuple[int, bytes]:
+    return count + 1, message
+
+
 def line_echo_class(module: str) -> Any:
     """A `module`.StreamRequestHandler subclass that echoes line by line, as ports of
     socketserver programs do; the module is imported only when asked for."""
@@ -140,6 +163,8 @@ STREAM_HANDLERS: dict[str, Callable[[], Any]] = {
     "classic": lambda: composerv.request_handler(line_echo_class("socketserver")),
     "compat-classic": lambda: composerv.request_handler(line_echo_class("compat.socketserver")),
     "lines": lambda: composerv.message_handler(identity),
+    "lines-layered": layered_identity,
+    "session": lambda: composerv.session_handler(count_start, count_step),
     "async": lambda: composerv.async_stream_handler(echo_async),
 }
 DATAGRAM_HANDLERS: dict[str, Callable[[], Any]] = {
