@@ -348,6 +348,8 @@ class RequestContext:
         # them), and a drain never misses a read that is about to wait. A lock
         # would not close the remaining window (data arriving as the drain
         # starts) and would cost two acquisitions per read.
+        # Stamped before it is marked idle: eviction, in another thread, reads both.
+        self._idle_since = time.monotonic()
         self._idle = True
         if self._draining:
             self._idle = False
@@ -357,7 +359,6 @@ class RequestContext:
             return eof
         if self._timed and self._recv_timeout != self._idle_timeout:
             self._set_recv_timeout(self._idle_timeout)
-        self._idle_since = time.monotonic()
         try:
             received = (
                 self._receive_peeked(call, argument, eof)
@@ -537,11 +538,13 @@ class RequestContext:
         or, `idle` False, it has stopped waiting. The drain and eviction then see the
         connection as one of the context's own reads: a draining server closes it at
         once if idle."""
-        self._idle = idle
-        if idle:
-            self._idle_since = time.monotonic()
-            if self._draining:
-                self.drain()
+        if not idle:
+            self._idle = False
+            return
+        self._idle_since = time.monotonic()  # before _idle: see `receive`
+        self._idle = True
+        if self._draining:
+            self.drain()
 
     def received_elsewhere(self, count: int) -> None:
         """That reader got `count` bytes: the connection is busy with a request."""

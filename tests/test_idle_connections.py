@@ -76,6 +76,15 @@ def round_trip(client: socket.socket, line: bytes) -> None:
     assert recv_exactly(client, len(line)) == line
 
 
+def idle_in_order(oldest: socket.socket, younger: socket.socket) -> None:
+    """One round trip on each, `oldest` first and clearly so: the server marks a
+    connection idle when its thread comes back to read, which under load can be after
+    the client has its reply and the next client its own."""
+    round_trip(oldest, b"a\n")
+    time.sleep(0.2)
+    round_trip(younger, b"b\n")
+
+
 def closed(client: socket.socket) -> bool:
     """Whether the server has closed `client` (end of stream or reset), waiting up to
     `DEADLINE` for it."""
@@ -156,8 +165,7 @@ def test_at_max_connections_the_longest_idle_connection_makes_room(
         connect(running.address) as oldest,
         connect(running.address) as younger,
     ):
-        round_trip(oldest, b"a\n")
-        round_trip(younger, b"b\n")
+        idle_in_order(oldest, younger)
         port = oldest.getsockname()[1]
         with connect(running.address) as newcomer:
             round_trip(newcomer, b"c\n")  # admitted, not left in the backlog
@@ -215,8 +223,7 @@ def test_pooled_workers_held_by_idle_connections_make_room(composerv_no_leaks: N
         connect(running.address) as oldest,
         connect(running.address) as younger,
     ):
-        round_trip(oldest, b"a\n")
-        round_trip(younger, b"b\n")
+        idle_in_order(oldest, younger)
         with connect(running.address) as newcomer:
             round_trip(newcomer, b"c\n")
             assert closed(oldest)

@@ -3,7 +3,7 @@ through HAProxy, --max-requests, --shutdown-delay, and sd_notify."""
 
 from __future__ import annotations
 
-import itertools
+import collections
 import os
 import signal
 import socket
@@ -200,10 +200,12 @@ def test_max_requests_recycles_a_worker_without_a_failed_request(tmp_path: Path)
         cli.proc.send_signal(signal.SIGTERM)
         assert cli.finish() == 0
     # A worker asks for its replacement at its 5th to 7th request and serves on until
-    # the replacement accepts (milliseconds, in which this loop asks a few more).
-    runs = [len(list(group)) for _, group in itertools.groupby(pids)]
-    assert len(runs) >= 2, runs
-    assert all(run >= 5 for run in runs[:-1]), runs
+    # the replacement accepts, and for the moment the order to drain takes to reach it
+    # both accept: their answers may interleave, but none but the last worker serves
+    # fewer than 5.
+    served = collections.Counter(pids)
+    assert len(served) >= 2, served
+    assert all(served[pid] >= 5 for pid in list(served)[:-1]), pids
 
 
 def test_shutdown_delay_keeps_serving_then_drains(tmp_path: Path) -> None:
