@@ -16,10 +16,10 @@ import struct
 import termios
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from composerv.testing import serving, wait_until
+from composerv.testing import Resources, serving, wait_until
 
 __all__ = [
     "CLOSED_ERRORS",
@@ -34,6 +34,7 @@ __all__ = [
     "assert_refused_while",
     "assert_took",
     "connect",
+    "forks_a_child",
     "recv_exactly",
     "recv_until_eof",
     "serving",
@@ -86,6 +87,22 @@ def connect(
         sock.close()
         raise
     return sock
+
+
+@contextlib.contextmanager
+def forks_a_child() -> Iterator[None]:
+    """The block makes this process fork a child (a `forking` server's, for a
+    connection the block opens or frees room for); on exit, wait until it has.
+
+    A TLS client of an in-process forking server starts its handshake only after:
+    a child forked while this thread is inside OpenSSL copies the locks it holds,
+    and hangs on one in its own handshake until `handshake_timeout` (seen in CI)."""
+    before = Resources.now().children
+    yield
+    wait_until(
+        lambda: bool(Resources.now().children - before),
+        "the server to fork the child for the connection",
+    )
 
 
 def ask_version(address: Any, *, source: str | None = None) -> list[str]:

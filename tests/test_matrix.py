@@ -83,6 +83,7 @@ from .support import (
     assert_refused_while,
     assert_took,
     connect,
+    forks_a_child,
     recv_exactly,
     serving,
     wait_closed_while_trickling,
@@ -239,9 +240,11 @@ class Pair:
         if small_buffer:
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         raw.settimeout(DEADLINE)
-        raw.connect(self.address)
         if self._client_context is None:
+            raw.connect(self.address)
             return raw
+        with forks_a_child() if self.concurrency == "forking" else contextlib.nullcontext():
+            raw.connect(self.address)
         return self._client_context.wrap_socket(raw, server_hostname="127.0.0.1")
 
 
