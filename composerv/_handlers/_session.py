@@ -187,11 +187,15 @@ class SessionHandler(MessageHandler[socket.socket], Generic[S]):
 
     def open_session(self, context: RequestContext) -> MessageFn:
         plain = context.socket is not None and not isinstance(context.socket, ssl.SSLSocket)
+        # An event loop's connections are its own outlets, entered by the loop; it
+        # sends what a step returns after what the step sent, as one write.
+        own_outlet: ContextOutlet | None = None
         if plain and context.hub is not None:
-            # A blocking connection: its sends go through one lock, from any thread
-            # (an event loop's connections are its own outlets, entered by the loop).
-            context.outlet = ContextOutlet(context)
-            context.hub.enter(context.outlet)
+            # A blocking connection: its sends go through one lock, from any thread,
+            # and at once, while returned replies wait for the batch to end: they go
+            # through the outlet too, to stay in order with Sends.
+            own_outlet = context.outlet = ContextOutlet(context)
+            context.hub.enter(own_outlet)
         step, act = self.step, _Actor(context, self.framing, self.slow_consumer).act
         encode = self.framing.encode
         state = self.start(context.peer)
@@ -202,11 +206,9 @@ class SessionHandler(MessageHandler[socket.socket], Generic[S]):
             if out is None:
                 return None
             if type(out) is bytes:
-                outlet = context.outlet
-                if outlet is None:
+                if own_outlet is None:
                     return out
-                # Through the outlet too, so a reply stays in order with Sends.
-                outlet.send_own(encode(out))
+                own_outlet.send_own(encode(out))
                 return None
             return act(out)
 
