@@ -12,12 +12,15 @@ import asyncio
 import logging
 import socket
 import socketserver
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from composerv import (
+    ConfigurationError,
+    ConfigurationTypeError,
     Connection,
     Datagram,
     async_stream_handler,
@@ -85,6 +88,8 @@ KINDS: dict[str, tuple[Callable[[], Handler[Any]], dict[str, Callable[[], Any]]]
         {**BLOCKING, "evented": evented},
     ),
 }
+MESSAGES = ("message", "session")
+"""The kinds whose messages a layer sees."""
 PAIRS = [
     pytest.param(kind, name, id=f"{kind}-{name}")
     for kind, (_, concurrencies) in KINDS.items()
@@ -191,6 +196,49 @@ def test_message_layers_answer_over_the_rate_and_on_errors(
         with connect(server.address) as client:
             client.sendall(b"a\nboom\nb\nc\n")
             assert recv_exactly(client, 29) == b"A!\nERR internal\nB!\nSLOW DOWN\n"
+
+
+# Two connections at once: all but sync, which serves one at a time.
+@pytest.mark.parametrize(
+    ("kind", "concurrency"), [p for p in PAIRS if p.values[0] in MESSAGES and p.values[1] != "sync"]
+)
+def test_a_message_rate_refills_at_its_rate_and_is_shared_by_the_peers_connections(
+    kind: str, concurrency: str, composerv_no_leaks: None
+) -> None:
+    # 2 a second, a burst of 2: two messages at once, then one each half second.
+    server = _serve(kind, concurrency, rate_limit(2, burst=2, messages=True, reply=b"SLOW"))
+    with serving(server), connect(server.address) as first, connect(server.address) as second:
+        first.sendall(b"a\n")
+        assert recv_exactly(first, 2) == b"a\n"
+        second.sendall(b"b\nc\n")  # the same peer: its burst is spent
+        assert recv_exactly(second, 7) == b"b\nSLOW\n"
+        # Bounded waits for what must happen: a token is back within half a second.
+        time.sleep(0.6)
+        first.sendall(b"d\n")
+        assert recv_exactly(first, 2) == b"d\n"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (
+            {"per_second": 0},
+            ConfigurationError,
+            "per_second must be a positive number of requests a second, not 0",
+        ),
+        (
+            {"per_second": "5"},
+            ConfigurationTypeError,
+            "per_second must be a number of requests a second, not str '5'",
+        ),
+        ({"per_second": 5, "burst": 0.5}, ConfigurationError, "burst must be at least 1 .*not 0.5"),
+    ],
+)
+def test_bad_rate_limits_are_named(
+    kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        rate_limit(**kwargs)
 
 
 @pytest.mark.parametrize("concurrency", [sync, threaded, pooled, evented], ids=str)

@@ -5,16 +5,17 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from typing import Any
 
 import attrs
 
 from .._addresses import peer_ip, peer_repr
 from .._context import RequestContext
 from .._episodes import Episodes
-from .._errors import RefusedError
+from .._errors import ConfigurationError, RefusedError
 from .._framing import MessageFn
 from .._runtime import Layer
-from .._validate import positive_number
+from .._validate import check_type
 
 __all__ = ["RateLimit", "rate_limit"]
 
@@ -23,45 +24,68 @@ __all__ = ["RateLimit", "rate_limit"]
 MAX_PEERS = 65536
 
 
-class _Buckets:
-    """Token buckets per peer: `rate` tokens a second, at most `burst` saved."""
+class _Cells:
+    """When each peer's next request is due: a token bucket of `burst` tokens filled at
+    `rate` a second, kept as one number per peer (GCRA, the generic cell rate
+    algorithm): a request is within the rate unless it comes more than the burst's
+    worth of intervals before its due time, and each one admitted moves the due time
+    one interval on."""
 
-    __slots__ = ("_burst", "_lock", "_peers", "_rate")
+    __slots__ = ("_interval", "_lock", "_peers", "_tolerance")
 
     def __init__(self, rate: float, burst: float) -> None:
-        self._rate = rate
-        self._burst = burst
+        self._interval = 1.0 / rate
+        self._tolerance = (burst - 1.0) / rate
         self._lock = threading.Lock()
-        # peer -> [tokens, when they were counted], updated in place: a message limit
-        # takes a token per message, and a new tuple and min() cost a third more.
+        # peer -> [its due time], a list so that a connection's messages update the
+        # cell it took once, with no lookup per message.
         self._peers: OrderedDict[object, list[float]] = OrderedDict()
 
-    def take(self, peer: object) -> bool:
-        """Take a token for `peer`; False if it has none left."""
+    def cell(self, peer: object) -> list[float]:
+        """`peer`'s cell (new: due at once, with its whole burst), now the most recently
+        used: the least recently used goes once there are `MAX_PEERS`."""
+        with self._lock:
+            cell = self._peers.get(peer)
+            if cell is None:
+                cell = self._peers[peer] = [0.0]
+                if len(self._peers) > MAX_PEERS:
+                    self._peers.popitem(last=False)
+            else:
+                self._peers.move_to_end(peer)
+            return cell
+
+    def take(self, cell: list[float]) -> bool:
+        """Whether a request of `cell`'s peer is within the rate now (then it counts)."""
         now = time.monotonic()
-        peers, burst = self._peers, self._burst
         # acquire/release, not `with`: a message limit takes the lock per message,
         # and the context manager protocol costs twice as much.
         self._lock.acquire()
         try:
-            bucket = peers.get(peer)
-            if bucket is None:
-                bucket = peers[peer] = [burst, now]
-                if len(peers) > MAX_PEERS:
-                    peers.popitem(last=False)
-            else:
-                peers.move_to_end(peer)
-            tokens = bucket[0] + (now - bucket[1]) * self._rate
-            if tokens > burst:  # noqa: PLR1730  # min() is a call, per message
-                tokens = burst
-            bucket[1] = now
-            if tokens < 1.0:
-                bucket[0] = tokens
+            due = cell[0]
+            if due < now:
+                due = now
+            elif due - now > self._tolerance:
                 return False
-            bucket[0] = tokens - 1.0
+            cell[0] = due + self._interval
             return True
         finally:
             self._lock.release()
+
+
+def _positive_rate(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_type(attribute.name, value, (int, float), "a number of requests a second")
+    if not value > 0:  # type: ignore[operator]  # a number, checked above
+        raise ConfigurationError(
+            f"{attribute.name} must be a positive number of requests a second, not {value!r}"
+        )
+
+
+def _at_least_one(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_type(attribute.name, value, (int, float), "a number of requests")
+    if not value >= 1:  # type: ignore[operator]  # a number, checked above
+        raise ConfigurationError(
+            f"{attribute.name} must be at least 1 (requests let through at once), not {value!r}"
+        )
 
 
 def _key(peer: object) -> object:
@@ -76,24 +100,24 @@ def _key(peer: object) -> object:
 class RateLimit(Layer):
     """Limits each peer's rate; build it with `rate_limit`."""
 
-    per_second: float = attrs.field(validator=positive_number)
+    per_second: float = attrs.field(validator=_positive_rate)
     """The rate each peer may keep up."""
-    burst: float = attrs.field(validator=positive_number)
+    burst: float = attrs.field(validator=_at_least_one)
     """How many may come at once after a quiet spell."""
     messages: bool = False
     """Count messages (of a message or session handler) instead of connections."""
     reply: bytes | None = None
     """With `messages`: the reply to a message over the limit (None: drop it)."""
-    _buckets: _Buckets = attrs.field(init=False, eq=False, repr=False)
+    _cells: _Cells = attrs.field(init=False, eq=False, repr=False)
     _episodes: Episodes = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         # Mutable parts of an immutable value: each layer keeps its own counts.
-        object.__setattr__(self, "_buckets", _Buckets(self.per_second, self.burst))
+        object.__setattr__(self, "_cells", _Cells(self.per_second, self.burst))
         object.__setattr__(self, "_episodes", Episodes())
 
     def admit(self, context: RequestContext) -> None:
-        if self.messages or self._buckets.take(_key(context.peer)):
+        if self.messages or self._cells.take(self._cells.cell(_key(context.peer))):
             return
         self._log(context)
         raise RefusedError(f"{peer_repr(context.peer)} is over its rate")
@@ -101,12 +125,11 @@ class RateLimit(Layer):
     def wrap(self, fn: MessageFn, context: RequestContext) -> MessageFn:
         if not self.messages:
             return fn
-        take = self._buckets.take
-        key = _key(context.peer)
+        take, cell = self._cells.take, self._cells.cell(_key(context.peer))
         reply = self.reply
 
         def limited(message: bytes) -> bytes | None:
-            if take(key):
+            if take(cell):
                 return fn(message)
             self._log(context)
             return reply
@@ -144,9 +167,8 @@ def rate_limit(
     None, and the connection stays open. Each episode of a peer over its rate is
     logged once, not once per request.
     """
-    return RateLimit(
-        per_second,
-        max(1.0, per_second) if burst is None else burst,
-        messages=messages,
-        reply=reply,
-    )
+    if burst is None:
+        # Checked here too: the default burst is computed from it.
+        _positive_rate(None, attrs.fields(RateLimit).per_second, per_second)
+        burst = max(1.0, per_second)
+    return RateLimit(per_second, burst, messages=messages, reply=reply)
