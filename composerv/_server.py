@@ -20,6 +20,7 @@ from typing import Any, Final, Generic, overload
 import attrs
 
 from ._context import KERNEL_TIMEOUTS, timeval
+from ._episodes import summarise_episodes
 from ._fit import check_fit
 from ._limits import DrainReport, Limits
 from ._log import logger
@@ -331,6 +332,7 @@ class Server(Generic[R, A]):
         self._stop_listening()
         self._runtime.close()
         self._tally.close()
+        summarise_episodes()
         self.drain_report = report
         if report.in_flight:
             logger.info(

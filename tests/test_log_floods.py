@@ -2,8 +2,9 @@
 
 Each server logs the ends of its requests as episodes (`Outcomes`): the first of a
 kind (per client host; per bug for a handler's errors) is logged, the rest are
-counted and summarised later. A peer's fault is one WARNING line with no
-traceback; a handler's bug keeps its traceback, once.
+counted, and the count is logged with a later event of its kind or as the server
+closes. A peer's fault is one WARNING line with no traceback; a handler's bug keeps
+its traceback, once.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import socket
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +33,7 @@ from composerv import (
     udp,
     unix_datagram,
 )
+from composerv._episodes import Episodes
 
 from .support import DEADLINE, connect, serving, wait_until
 
@@ -48,6 +51,13 @@ DATAGRAM_SERVERS = [
 
 def composerv_lines(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "composerv" and r.levelno >= level]
+
+
+def assert_counted(lines: list[logging.LogRecord], events: int) -> None:
+    """`lines` are an episode of `events`: its first line, then (the server closed) the
+    count of the others."""
+    assert "more like it" not in lines[0].getMessage()
+    assert f"({events - 1} more like it since the last line" in lines[1].getMessage()
 
 
 @pytest.mark.parametrize("server", DATAGRAM_SERVERS)
@@ -76,7 +86,8 @@ def test_datagrams_from_an_unbound_unix_client_are_one_warning(
             bound.sendto(b"ping", unix_path)
             assert bound.recv(16) == b"pong"
     lines = composerv_lines(caplog, logging.WARNING)
-    assert [r.levelno for r in lines] == [logging.WARNING], [r.getMessage() for r in lines]
+    assert [r.levelno for r in lines] == [logging.WARNING] * 2, [r.getMessage() for r in lines]
+    assert_counted(lines, FLOOD)
     assert lines[0].exc_info is None
 
 
@@ -98,8 +109,9 @@ def test_oversized_datagrams_are_one_warning(
         client.sendto(b"ok", running.address)
         assert client.recv(16) == b"pong"  # after every oversized one, in order
     lines = composerv_lines(caplog, logging.WARNING)
-    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert len(lines) == 2, [r.getMessage() for r in lines]
     assert "longer than max_datagram_size=16" in lines[0].getMessage()
+    assert_counted(lines, FLOOD)
 
 
 def test_a_handler_bug_hit_by_every_client_is_one_traceback_and_another_bug_one_more(
@@ -145,3 +157,20 @@ def test_clients_that_reset_are_one_info_line_per_host(
     gone = [r for r in caplog.records if "went away" in r.getMessage()]
     assert len(gone) <= 2, [r.getMessage() for r in gone]  # a reset, or a broken pipe
     assert all(r.levelno == logging.INFO and r.exc_info is None for r in gone)
+
+
+def test_an_episode_that_ends_is_counted_with_the_next_event_of_its_kind(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    episodes = Episodes(quiet=0.2)
+    with caplog.at_level(logging.WARNING, logger="composerv"):
+        for _ in range(3):
+            episodes.occurred("a", "%s floods", "a")
+        time.sleep(0.3)  # a's episode is over: nothing of it for its quiet time
+        episodes.occurred("b", "%s floods", "b")
+        episodes.occurred("b", "%s floods", "b")
+        episodes.forget("b")  # b is gone: its count is logged too
+    lines = [r.getMessage() for r in caplog.records]
+    assert [line.split(" (")[0] for line in lines] == ["a floods"] * 2 + ["b floods"] * 2
+    assert "(2 more like it since the last line, the last 0 s ago)" in lines[1]
+    assert "(1 more like it since the last line" in lines[3]

@@ -43,6 +43,7 @@ from typing import Any, Generic, TypeVar, overload
 
 import attrs
 
+from .._episodes import summarise_episodes
 from .._errors import ConfigurationError, ConfigurationTypeError
 from .._limits import DrainReport
 from .._log import logger
@@ -414,6 +415,7 @@ class WorkerSupervisor:
             logger.exception("worker %d failed", os.getpid())
         finally:
             self._service.tally.flush()
+            summarise_episodes()
             os._exit(status)
 
     def _forget_parent_state(self) -> None:
