@@ -266,7 +266,9 @@ def test_a_forged_header_from_an_untrusted_source_is_refused(
         # Still serves its proxy.
         with connect(server.address) as client:
             assert _ask(client, V2 + b"ok\n") == b"192.0.2.7 51000 ok\n"
-    (refusal,) = _refusals(caplog)  # once: the two after it are counted, not logged
+    # Once: the two after it are counted, and the count logged as the server closes.
+    refusal, count = _refusals(caplog)
+    assert "(2 more like it since the last line" in count
     assert CLIENT_HOST in refusal
     assert "not a trusted proxy (trusted=127.0.0.1/32)" in refusal
 
