@@ -1,7 +1,8 @@
 """The configurations of docs/deploying.md, run as written (on free loopback ports,
-with the test's app): HAProxy in front of ``composerv run`` behind the PROXY
-protocol, the systemd units' ExecStart and ExecReload under socket activation and
-``$NOTIFY_SOCKET``, and the Kubernetes container's arguments and grace period."""
+with the test's app): HAProxy and nginx's stream block in front of ``composerv run``
+behind the PROXY protocol, the systemd units' ExecStart and ExecReload under socket
+activation and ``$NOTIFY_SOCKET``, and the Kubernetes container's arguments and
+grace period."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import pytest
 
 from .cli import ROOT, Cli, running
 from .haproxy import running_haproxy_config
+from .nginx import running_nginx_stream
 from .support import DEADLINE, ask_version, wait_until
 
 pytestmark = pytest.mark.usefixtures("composerv_no_leaks")
@@ -102,6 +104,24 @@ def test_haproxy_in_front_of_composerv_as_documented() -> None:
         cli.wait_for(r"serving for 5s more before draining")
         cli.proc.send_signal(signal.SIGTERM)
         cli.wait_for("draining now")
+        assert cli.finish() == 0
+
+
+def test_nginx_in_front_of_composerv_as_documented() -> None:
+    """nginx's stream block, with the command line behind HAProxy: PROXY v1."""
+    (command,) = config("behind-haproxy").strip().splitlines()
+    with versioned_app() as env, running(*composerv_args(shlex.split(command)), env=env) as cli:
+        backend = host_port(cli.wait_for(r"listening on (\S+) \(PROXY protocol").group(1))
+        both_workers(cli)
+        stream = config("nginx.conf").replace("127.0.0.1:8001", f"{backend[0]}:{backend[1]}")
+        with running_nginx_stream(stream, listen="8000") as nginx:
+            for _ in range(5):
+                version, _, host, port = ask_version(nginx, source=CLIENT_HOST)
+                assert (version, host) == ("v1", CLIENT_HOST)
+                assert int(port) > 0
+        cli.proc.send_signal(signal.SIGTERM)
+        cli.wait_for(r"serving for 5s more before draining")
+        cli.proc.send_signal(signal.SIGTERM)
         assert cli.finish() == 0
 
 
