@@ -18,7 +18,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from .support import DEADLINE, wait_until
+from .support import DEADLINE, required_program, stop_process, wait_until
 
 CONFIG = """\
 global
@@ -41,17 +41,6 @@ frontend front
 backend back
     server s1 {server} {server_options}
 """
-
-
-def haproxy_path() -> str:
-    """The haproxy program. Skips the test without it, except under CI, where it fails:
-    CI installs haproxy, so a missing one there is a broken CI image, not a skip."""
-    path = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("haproxy is not installed, but $CI is set and CI must run these tests")
-        pytest.skip("needs haproxy (apt-get install haproxy)")
-    return path
 
 
 @attrs.frozen
@@ -129,7 +118,7 @@ def running_haproxy_config(text: str, *, bind: str) -> Iterator[HAProxy]:
 @contextlib.contextmanager
 def _running(config: Callable[[str, int], str]) -> Iterator[HAProxy]:
     """HAProxy with ``config(stats_socket_path, frontend_fd)``, until the block ends."""
-    program = haproxy_path()
+    program = required_program("haproxy", "haproxy")
     with (
         tempfile.TemporaryDirectory(prefix="csv-haproxy-") as directory,
         socket.create_server(("127.0.0.1", 0)) as listener,
@@ -152,7 +141,7 @@ def _running(config: Callable[[str, int], str]) -> Iterator[HAProxy]:
             )
             yield HAProxy(listener.getsockname(), log, stats)
         finally:
-            _stop(process)
+            stop_process(process)
 
 
 def _answers(process: subprocess.Popen[bytes], stats: str, log: Path) -> bool:
@@ -171,15 +160,6 @@ def _ask(stats: str, command: str) -> str:
         probe.connect(stats)
         probe.sendall(command.encode() + b"\n")
         return b"".join(iter(lambda: probe.recv(65536), b"")).decode()
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(DEADLINE)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(DEADLINE)
 
 
 def certificate_pem(directory: Path) -> Path:

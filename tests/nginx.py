@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from composerv.testing import free_port
 
-from .support import DEADLINE, wait_until
+from .support import DEADLINE, required_program, stop_process, wait_until
 
 # Debian builds the stream module as a dynamic module (package libnginx-mod-stream).
 STREAM_MODULES = ("/usr/lib/nginx/modules/ngx_stream_module.so",)
@@ -39,24 +36,13 @@ events {{
 """
 
 
-def nginx_path() -> str:
-    """The nginx program. Skips the test without it, except under CI, where it fails:
-    CI installs nginx, so a missing one there is a broken CI image, not a skip."""
-    path = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("nginx is not installed, but $CI is set and CI must run these tests")
-        pytest.skip("needs nginx (apt-get install nginx libnginx-mod-stream)")
-    return path
-
-
 @contextlib.contextmanager
 def running_nginx_stream(stream: str, *, listen: str) -> Iterator[tuple[str, int]]:
     """Run nginx with the ``stream { ... }`` block `stream` as written, but for its
     ``listen LISTEN;``, which becomes a free port on 127.0.0.1; yields that address.
     nginx is stopped, and waited for, on exit."""
     assert f"listen {listen};" in stream and stream.startswith("stream {"), stream
-    program = nginx_path()
+    program = required_program("nginx", "nginx libnginx-mod-stream")
     address = ("127.0.0.1", free_port())
     module = next((m for m in STREAM_MODULES if os.path.exists(m)), None)
     with tempfile.TemporaryDirectory(prefix="csv-nginx-") as directory:
@@ -80,12 +66,7 @@ def running_nginx_stream(stream: str, *, listen: str) -> Iterator[tuple[str, int
             wait_until(lambda: _listens(process, address, log), "nginx to listen")
             yield address
         finally:
-            process.terminate()
-            try:
-                process.wait(DEADLINE)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(DEADLINE)
+            stop_process(process)
 
 
 def _listens(process: subprocess.Popen[bytes], address: tuple[str, int], log: Path) -> bool:

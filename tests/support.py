@@ -9,15 +9,20 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import os
 import select
+import shutil
 import socket
 import ssl
 import struct
+import subprocess
 import termios
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+
+import pytest
 
 from composerv.testing import Resources, serving, wait_until
 
@@ -37,7 +42,9 @@ __all__ = [
     "forks_a_child",
     "recv_exactly",
     "recv_until_eof",
+    "required_program",
     "serving",
+    "stop_process",
     "thread_cpu_seconds",
     "wait_closed_while_trickling",
     "wait_reset",
@@ -87,6 +94,28 @@ def connect(
         sock.close()
         raise
     return sock
+
+
+def required_program(name: str, packages: str) -> str:
+    """The path of program `name` (a real peer: haproxy, nginx). Skips the test without
+    it, except under CI, where it fails: CI installs `packages`, so a missing program
+    there is a broken CI image, not a skip."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed, but $CI is set and CI must run these tests")
+        pytest.skip(f"needs {name} (apt-get install {packages})")
+    return path
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM `process` and wait for it; SIGKILL it if it has not gone in `DEADLINE`."""
+    process.terminate()
+    try:
+        process.wait(DEADLINE)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(DEADLINE)
 
 
 @contextlib.contextmanager

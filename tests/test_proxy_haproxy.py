@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import re
 import shutil
 import socket
 import ssl
@@ -20,8 +21,8 @@ from composerv._proxy import (
     decode_proxy_header,
 )
 
-from .haproxy import certificate_pem, haproxy_path, running_haproxy
-from .support import DEADLINE, connect, recv_exactly
+from .haproxy import certificate_pem, running_haproxy
+from .support import DEADLINE, connect, recv_exactly, required_program
 
 # Every test also checks that HAProxy, the backend thread and their sockets are gone after.
 pytestmark = pytest.mark.usefixtures("composerv_no_leaks")
@@ -176,11 +177,17 @@ def test_v1_health_checks_name_haproxys_own_connection() -> None:
     assert header.source[0] == "127.0.0.1"
 
 
-def test_a_missing_haproxy_skips_except_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("name", "packages"), [("haproxy", "haproxy"), ("nginx", "nginx libnginx-mod-stream")]
+)
+def test_a_missing_real_peer_skips_except_under_ci(
+    name: str, packages: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(shutil, "which", lambda *_, **__: None)
     monkeypatch.delenv("CI", raising=False)
-    with pytest.raises(pytest.skip.Exception, match="needs haproxy"):
-        haproxy_path()
+    advice = re.escape(f"needs {name} (apt-get install {packages})")
+    with pytest.raises(pytest.skip.Exception, match=advice):
+        required_program(name, packages)
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI must run these tests"):
-        haproxy_path()
+        required_program(name, packages)
