@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from composerv.testing import Resources, serving, wait_until
+from composerv.types import Forking
 
 __all__ = [
     "CLOSED_ERRORS",
@@ -39,7 +40,7 @@ __all__ = [
     "assert_refused_while",
     "assert_took",
     "connect",
-    "forks_a_child",
+    "forked_for_each_connection",
     "recv_exactly",
     "recv_until_eof",
     "required_program",
@@ -119,13 +120,16 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def forks_a_child() -> Iterator[None]:
-    """The block makes this process fork a child (a `forking` server's, for a
-    connection the block opens or frees room for); on exit, wait until it has.
+def forked_for_each_connection(server: Any) -> Iterator[None]:
+    """If `server` forks a child per connection (`forking()`): the block makes it fork
+    one (it opens a connection, or frees room for one); on exit, wait until it has.
 
     A TLS client of an in-process forking server starts its handshake only after:
     a child forked while this thread is inside OpenSSL copies the locks it holds,
     and hangs on one in its own handshake until `handshake_timeout` (seen in CI)."""
+    if not isinstance(server.concurrency, Forking):
+        yield
+        return
     before = Resources.now().children
     yield
     wait_until(

@@ -83,7 +83,7 @@ from .support import (
     assert_refused_while,
     assert_took,
     connect,
-    forks_a_child,
+    forked_for_each_connection,
     recv_exactly,
     serving,
     wait_closed_while_trickling,
@@ -243,7 +243,7 @@ class Pair:
         if self._client_context is None:
             raw.connect(self.address)
             return raw
-        with forks_a_child() if self.concurrency == "forking" else contextlib.nullcontext():
+        with forked_for_each_connection(self.server):
             raw.connect(self.address)
         return self._client_context.wrap_socket(raw, server_hostname="127.0.0.1")
 

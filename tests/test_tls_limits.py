@@ -13,7 +13,6 @@ before the defaults (60 s, 30 s, 60 s) could: within the suite's `DEADLINE`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import logging
 import select
@@ -46,13 +45,12 @@ from composerv import (
     tls,
 )
 from composerv.testing import TLSContexts
-from composerv.types import Forking
 
 from .support import (
     DEADLINE,
     EARLY_SLACK,
     connect,
-    forks_a_child,
+    forked_for_each_connection,
     recv_exactly,
     serving,
     wait_until,
@@ -132,12 +130,6 @@ def tls_server(
     return serve(
         tls(tcp(("127.0.0.1", 0)), composerv_tls.server), *server(), limits=limits(**kwargs)
     )
-
-
-def forked_for_each_connection(running: Any) -> contextlib.AbstractContextManager[None]:
-    """Wait for the fork (`forks_a_child`) after a block that lets `running` accept,
-    if it forks per connection."""
-    return forks_a_child() if isinstance(running.concurrency, Forking) else contextlib.nullcontext()
 
 
 def tls_connect(running: Any, composerv_tls: TLSContexts) -> ssl.SSLSocket:
