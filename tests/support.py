@@ -75,18 +75,28 @@ SERVING_THREAD = "composerv-testing-serve-forever"
 # idle clock when it has sent the reply the client is still receiving).
 EARLY_SLACK = 0.05
 
+# How long `assert_refused_while` waits for one connect to be answered, and between
+# two attempts.
+REFUSAL_ATTEMPT = 0.05
+REFUSAL_PAUSE = 0.002
+
 
 def connect(
-    address: Any, *, kind: int = socket.SOCK_STREAM, source: str | None = None
+    address: Any,
+    *,
+    kind: int = socket.SOCK_STREAM,
+    source: str | None = None,
+    timeout: float = DEADLINE,
 ) -> socket.socket:
-    """A client socket connected to `address` (inet tuple or unix path), with a timeout;
-    from the loopback host `source`, if given (a client the server must tell apart)."""
+    """A client socket connected to `address` (inet tuple or unix path), with `timeout`
+    for the connect and what follows; from the loopback host `source`, if given (a
+    client the server must tell apart)."""
     if isinstance(address, (str, bytes)):
         sock = socket.socket(socket.AF_UNIX, kind)
     else:
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         sock = socket.socket(family, kind)
-    sock.settimeout(DEADLINE)
+    sock.settimeout(timeout)
     try:
         if source is not None:
             sock.bind((source, 0))
@@ -242,11 +252,12 @@ def wait_reset(sock: socket.socket) -> None:
     assert poller.poll(DEADLINE * 1000), f"the server did not close the connection in {DEADLINE}s"
 
 
-def assert_refused(address: Any) -> None:
+def assert_refused(address: Any, timeout: float = DEADLINE) -> None:
     """Fail unless connecting to `address` is refused at once: ECONNREFUSED, or
-    ENOENT for a unix path removed with its listening socket."""
+    ENOENT for a unix path removed with its listening socket. A connect not answered
+    within `timeout` raises TimeoutError."""
     try:
-        connect(address).close()
+        connect(address, timeout=timeout).close()
     except (ConnectionRefusedError, FileNotFoundError) as exc:
         assert exc.errno in (errno.ECONNREFUSED, errno.ENOENT)
         return
@@ -281,11 +292,14 @@ def assert_refused_while(address: Any, running: Callable[[], bool], what: str) -
     The listening socket is closed as the drain begins, but the kernel keeps it
     listening until a poll() on it in the serve loop returns, a few milliseconds
     later: a connect in that window completes and is then reset, or is reset as
-    it connects. So try again until refused, for as long as `running()` holds."""
+    it connects. So try again until refused, for as long as `running()` holds.
+    The attempts are paced, and one unanswered for `REFUSAL_ATTEMPT` seconds is
+    given up: in that window they fill the listen backlog, and the kernel drops
+    the next SYN, which TCP sends again only a second later."""
     while True:
         assert running(), f"connections were not refused before {what} ended"
         try:
-            assert_refused(address)
+            assert_refused(address, timeout=REFUSAL_ATTEMPT)
             return
-        except (AssertionError, ConnectionResetError):
-            continue
+        except (AssertionError, ConnectionResetError, TimeoutError):
+            time.sleep(REFUSAL_PAUSE)
