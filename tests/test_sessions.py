@@ -3,7 +3,9 @@ bounded output, under every concurrency that runs them."""
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import mmap
 import re
 import socket
 import threading
@@ -212,31 +214,41 @@ def _read_until_closed_or_quiet(sock: socket.socket) -> _Got:
     return _Got(bytes(data), closed=True)
 
 
-@pytest.mark.parametrize("name", ["threaded", "evented"])
+def _replying_big(kind: str, answered: ctypes.c_int64) -> Any:
+    """A handler of `kind` whose every reply is 4,000 bytes, counting in `answered`
+    (in memory shared with children and workers, which count too; one connection
+    is served by one process, so the count needs no lock)."""
+
+    def big(_message: bytes) -> bytes:
+        answered.value += 1
+        return b"v" * 4000
+
+    if kind == "message":
+        return message_handler(big)
+    return session_handler(_counter, lambda state, message: (state, big(message)))
+
+
+@pytest.mark.parametrize("kind", ["message", "session"])
+@pytest.mark.parametrize("name", CONCURRENCIES)
 def test_replies_wait_for_a_client_that_does_not_read_and_memory_stays_bounded(
-    name: str, composerv_no_leaks: None
+    name: str, kind: str, composerv_no_leaks: None
 ) -> None:
     """A receive full of requests is answered only as fast as the client takes the
     replies: the server stops decoding once max_output_buffer waits for it."""
-    answered = 0
-
-    def big(_message: bytes) -> bytes:
-        nonlocal answered
-        answered += 1
-        return b"v" * 4000
-
+    shared = mmap.mmap(-1, ctypes.sizeof(ctypes.c_int64))  # anonymous: no descriptor
+    answered = ctypes.c_int64.from_buffer(shared)
     bound = limits(max_output_buffer=64 * 1024)
-    factory = {"threaded": threaded, "evented": evented}[name]
-    with serving(serve(tcp(("127.0.0.1", 0)), factory(), message_handler(big), limits=bound)) as s:
+    handler = _replying_big(kind, answered)
+    with serving(serve(tcp(("127.0.0.1", 0)), CONCURRENCIES[name](), handler, limits=bound)) as s:
         with connect(s.address) as client:
             client.sendall(b"\n" * 20_000)  # 80 MB of replies, were they all made at once
-            wait_until(lambda: answered > 0, "the first replies")
+            wait_until(lambda: answered.value > 0, "the first replies")
             time.sleep(0.3)  # the time under test: a client that does not read
-            held = answered
+            held = answered.value
             assert held < 5_000, f"{held} replies made for a client that reads none"
             total = 20_000 * 4001
             assert len(recv_exactly(client, total)) == total
-            assert answered == 20_000
+            wait_until(lambda: answered.value == 20_000, "every reply counted")
 
 
 def test_datagram_sessions_keep_state_per_sender(composerv_no_leaks: None) -> None:
