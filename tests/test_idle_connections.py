@@ -11,6 +11,7 @@ the backlog. Every concurrency keeps both through the shared runtime, except tha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -35,6 +36,7 @@ from composerv import (
     tcp,
     threaded,
 )
+from composerv._runtime._evict import EVICTABLE_AFTER
 
 from .reliability import echo_lines
 from .support import DEADLINE, connect, recv_exactly, serving, wait_until
@@ -228,6 +230,32 @@ def test_pooled_workers_held_by_idle_connections_make_room(composerv_no_leaks: N
             round_trip(newcomer, b"c\n")
             assert closed(oldest)
             round_trip(younger, b"b again\n")
+
+
+def test_a_pool_full_of_silent_connections_admits_a_newcomer_within_a_second_or_two(
+    composerv_no_leaks: None,
+) -> None:
+    """Every worker and every place in the queue taken by clients that send nothing, and
+    the server's loop holding one more: a newcomer behind them in the backlog is served
+    once the silent ones have waited `EVICTABLE_AFTER`, not at first_request_timeout,
+    nor at the timeout of each silent client ahead of it (a queued connection waits
+    longer than any held by a worker)."""
+    workers, queue = 2, 2
+    server = serve(
+        tcp(("127.0.0.1", 0)),
+        pooled(workers=workers, queue=queue),
+        stream_handler(echo_lines),
+        limits=limits(first_request_timeout=DEADLINE * 2, idle_timeout=DEADLINE * 2),
+    )
+    with serving(server) as running, contextlib.ExitStack() as silent:
+        for _ in range(workers + queue + 1):
+            silent.enter_context(connect(running.address))
+        wait_until(lambda: running.active_requests == workers + queue, "a full pool and queue")
+        started = time.monotonic()
+        with connect(running.address) as newcomer:
+            round_trip(newcomer, b"c\n")
+        waited = time.monotonic() - started
+        assert waited < 3 * EVICTABLE_AFTER, f"the newcomer waited {waited:.1f}s"
 
 
 def test_new_limits_are_validated_with_the_field_and_the_value() -> None:

@@ -37,6 +37,10 @@ _pool_numbers = itertools.count(1)
 # Which pool, if any, the current thread belongs to as a receiving worker.
 _receiving = threading.local()
 
+# How often a loop waiting for room in a full pool looks for idle connections to evict:
+# those it saw had waited too little may have waited long enough since.
+_EVICTION_RETRY = 0.05
+
 
 class PoolScheduler:
     """Runs requests on at most `workers` threads, which start on demand and are reused.
@@ -103,7 +107,10 @@ class PoolScheduler:
                     )
                 self._waiting_for_room += 1
                 try:
-                    self._room.wait()
+                    if self._evictions is None:
+                        self._room.wait()
+                    elif not self._room.wait(_EVICTION_RETRY):
+                        self._make_room_for_the_queued()
                 finally:
                     self._waiting_for_room -= 1
             self._active += 1
@@ -143,10 +150,13 @@ class PoolScheduler:
             self._make_room_for_the_queued()
 
     def _make_room_for_the_queued(self) -> None:
-        # Every worker holds a connection: one that only waits for its client
-        # makes room for the request queued, which would otherwise wait for it.
-        if self._evictions is not None:
-            self._jobs.make_room(self._evictions)
+        # Every worker holds a connection: each one that only waits for its client
+        # makes room for a request queued, which would otherwise wait for it.
+        if self._evictions is None:
+            return
+        for _ in range(self._active - self.workers):
+            if not self._jobs.make_room(self._evictions):
+                return
 
     def make_room(self, evictions: Evictions) -> bool:
         return self._jobs.make_room(evictions)
