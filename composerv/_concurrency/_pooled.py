@@ -15,6 +15,7 @@ from .._errors import ConfigurationError, PoolFullError
 from .._limits import DrainReport
 from .._runtime import (
     BlockingRuntime,
+    EVICTION_RETRY,
     Deadline,
     Evictions,
     InProcessJobs,
@@ -36,10 +37,6 @@ _pool_numbers = itertools.count(1)
 
 # Which pool, if any, the current thread belongs to as a receiving worker.
 _receiving = threading.local()
-
-# How often a loop waiting for room in a full pool looks for idle connections to evict:
-# those it saw had waited too little may have waited long enough since.
-_EVICTION_RETRY = 0.05
 
 
 class PoolScheduler:
@@ -109,7 +106,8 @@ class PoolScheduler:
                 try:
                     if self._evictions is None:
                         self._room.wait()
-                    elif not self._room.wait(_EVICTION_RETRY):
+                    elif not self._room.wait(EVICTION_RETRY):
+                        # Those it saw had waited too little may have waited enough since.
                         self._make_room_for_the_queued()
                 finally:
                     self._waiting_for_room -= 1
