@@ -14,8 +14,8 @@ import attrs
 from .._errors import ConfigurationError, PoolFullError
 from .._limits import DrainReport
 from .._runtime import (
-    BlockingRuntime,
     EVICTION_RETRY,
+    BlockingRuntime,
     Deadline,
     Evictions,
     InProcessJobs,
