@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import time
 from typing import Any
 
 import pytest
@@ -164,10 +165,17 @@ def test_each_fault_is_logged_once_with_the_peer(
     assert (record.exc_info is not None) == (level == logging.ERROR)
 
 
+EMFILE_MEASURED = 0.5
+"""How long the established client counts its round trips during EMFILE (the
+server's second of it begins as the client that cannot be accepted connects)."""
+
 EMFILE_SERVER = textwrap.dedent(
     """
-    import logging, os, resource, socket, sys, threading, time
-    from composerv import Connection, limits, serve, stream_handler, tcp, threaded
+    import asyncio, logging, os, resource, socket, sys, threading, time
+    from composerv import (
+        Connection, async_stream_handler, asyncio_loop, evented, message_handler, serve,
+        stream_handler, tcp, threaded,
+    )
 
     records = []
     class Keep(logging.Handler):
@@ -177,29 +185,43 @@ EMFILE_SERVER = textwrap.dedent(
     logging.getLogger("composerv").setLevel(logging.DEBUG)
 
     def echo(conn: Connection) -> None:
-        conn.send_all(conn.readline())
+        while line := conn.readline():
+            conn.send_all(line)
 
+    async def async_echo(reader, writer):
+        while line := await reader.readline():
+            writer.write(line)
+            await writer.drain()
+
+    served = {
+        "threaded": (threaded, stream_handler(echo)),
+        "evented": (evented, message_handler(lambda line: line)),
+        "asyncio": (asyncio_loop, async_stream_handler(async_echo)),
+    }
+    concurrency, handler = served[sys.argv[1]]
     resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-    server = serve(tcp(("127.0.0.1", 0)), threaded(), stream_handler(echo))
+    server = serve(tcp(("127.0.0.1", 0)), concurrency(), handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,))
     thread.start()
     deadline = time.monotonic() + 10
     while not server.serving:  # its wake-up socket pair needs two descriptors
         assert time.monotonic() < deadline, "serve_forever did not start"
         time.sleep(0.001)
+    print(server.address[1], flush=True)
+    sys.stdin.readline()  # the test's established client has had its round trip
     hog = []
     try:
         while True:
             hog.append(os.open(os.devnull, os.O_RDONLY))
     except OSError:
         pass  # EMFILE: every descriptor is taken
-    print(server.address[1], flush=True)
     accepts = []
     accept = socket.socket.accept
     def counted(self):
         accepts.append(time.monotonic())
         return accept(self)
     socket.socket.accept = counted
+    print("hogged", flush=True)
     sys.stdin.readline()  # the test has connected a client, which cannot be accepted
     time.sleep(1.0)  # count the loop's accept() calls over a second of EMFILE
     socket.socket.accept = accept
@@ -217,25 +239,44 @@ EMFILE_SERVER = textwrap.dedent(
 )
 
 
-def test_emfile_on_accept_backs_off_logs_once_and_recovers() -> None:
-    """Out of descriptors, accept() fails at once; the loop must not spin on it."""
+@pytest.mark.parametrize("concurrency", ["threaded", "evented", "asyncio"])
+def test_emfile_on_accept_backs_off_logs_once_and_recovers(concurrency: str) -> None:
+    """Out of descriptors, accept() fails at once; the loop must not spin on it, and
+    the clients already connected are served at full speed meanwhile (the back-off is
+    a timer, not a sleep on the loop's thread)."""
     child = subprocess.Popen(
-        [sys.executable, "-c", EMFILE_SERVER],
+        [sys.executable, "-c", EMFILE_SERVER, concurrency],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     )
     assert child.stdin is not None and child.stdout is not None
+
+    def tell(line: str) -> None:
+        assert child.stdin is not None
+        child.stdin.write(line + "\n")
+        child.stdin.flush()
+
     try:
         port = int(child.stdout.readline())
-        with connect(("127.0.0.1", port)) as client:
-            client.sendall(b"still there?\n")
-            child.stdin.write("connected\n")
-            child.stdin.flush()
-            # served as soon as the child frees its descriptors (after its 1 s measurement)
-            assert recv_exactly(client, 13) == b"still there?\n"
-        child.stdin.write("served\n")
+        with connect(("127.0.0.1", port)) as established:
+            established.sendall(b"first\n")
+            assert recv_exactly(established, 6) == b"first\n"
+            tell("established")
+            assert child.stdout.readline() == "hogged\n"
+            with connect(("127.0.0.1", port)) as client:
+                client.sendall(b"still there?\n")
+                tell("connected")
+                round_trips = 0
+                measured = time.monotonic() + EMFILE_MEASURED
+                while time.monotonic() < measured:
+                    established.sendall(b"ping\n")
+                    assert recv_exactly(established, 5) == b"ping\n"
+                    round_trips += 1
+                # served as soon as the child frees its descriptors (after its 1 s measurement)
+                assert recv_exactly(client, 13) == b"still there?\n"
+        tell("served")
         child.stdin.close()
         attempts = int(child.stdout.readline())
         log = child.stdout.read().splitlines()
@@ -248,6 +289,8 @@ def test_emfile_on_accept_backs_off_logs_once_and_recovers() -> None:
     # Backing off 0.1 s after each EMFILE makes ~10 accept() calls in the second; a
     # loop that spins makes hundreds of thousands, one that gave up makes none.
     assert 3 <= attempts <= 20, f"{attempts} accept() calls in 1s of EMFILE"
+    # A loop that slept through each back-off answered 5-6 round trips a second.
+    assert round_trips >= 50, f"{round_trips} round trips in {EMFILE_MEASURED}s of EMFILE"
     errors = [line for line in log if line.startswith("ERROR")]
     assert len(errors) == 1, log
     assert "Too many open files" in errors[0] and "127.0.0.1:" in errors[0]
