@@ -3,27 +3,29 @@
 Each cell says which promises the pair keeps, and so which tests it gets:
 D drain (an idle connection is closed at once; during the drain new connections
 are refused while a request is still in flight, and that request is cut at the
-deadline), I idle timeout, R read timeout, W write timeout; ``refused``: `serve`
-raises `HandlerMismatchError`, by design (an event loop cannot run a handler that
-blocks, asyncio_loop runs only coroutines).
+deadline), I idle timeout, R read timeout, W write timeout, L line bound (a line
+longer than the default limit, 64 KiB, ends the connection at once, not at a
+timeout, with nothing buffered beyond it); ``refused``: `serve` raises
+`HandlerMismatchError`, by design (an event loop cannot run a handler that blocks,
+asyncio_loop runs only coroutines).
 
-============  ====  ========  ======  =======  =======  =======  =======
-handler       sync  threaded  pooled  forking  evented  asyncio  workers
-============  ====  ========  ======  =======  =======  =======  =======
-recv          DIW   DIW       DIW     DIW      refused  refused  DIW
-readline      DIRW  DIRW      DIRW    DIRW     refused  refused  DIRW
-rfile         DIRW  DIRW      DIRW    DIRW     refused  refused  DIRW
-message       DIRW  DIRW      DIRW    DIRW     DIRW     refused  DIRW
-stdlib-class  DIRW  DIRW      DIRW    DIRW     refused  refused  DIRW
-compat-class  DIRW  DIRW      DIRW    DIRW     refused  refused  DIRW
-async         D     D         D       D        refused  DIRW     D
-============  ====  ========  ======  =======  =======  =======  =======
+============  =====  ========  ======  =======  =======  ========  =======
+handler       sync   threaded  pooled  forking  evented  asyncio   workers
+============  =====  ========  ======  =======  =======  ========  =======
+recv          DIW    DIW       DIW     DIW      refused  refused   DIW
+readline      DIRWL  DIRWL     DIRWL   DIRWL    refused  refused   DIRWL
+rfile         DIRWL  DIRWL     DIRWL   DIRWL    refused  refused   DIRWL
+message       DIRWL  DIRWL     DIRWL   DIRWL    DIRWL    refused   DIRWL
+stdlib-class  DIRWL  DIRWL     DIRWL   DIRWL    refused  refused   DIRWL
+compat-class  DIRWL  DIRWL     DIRWL   DIRWL    refused  refused   DIRWL
+async         DL     DL        DL      DL       refused  DIRWL     DL
+============  =====  ========  ======  =======  =======  ========  =======
 
-- recv has no R: each ``recv`` is a whole read, so a trickle of bytes is a
-  stream of reads, each within the idle timeout.
+- recv has no R nor L: each ``recv`` is a whole read, so a trickle of bytes is a
+  stream of reads, each within the idle timeout, and there is no line to bound.
 - async under a blocking concurrency has no I, R, W: asyncio does its own reads
   there and its timeouts are the coroutine's business (``asyncio.timeout``), as
-  `async_stream_handler` documents.
+  `async_stream_handler` documents. Its L is asyncio's: the reader's `limit`.
 - workers is ``workers(1, threaded())``: one process, so the supervisor's drain
   and a worker's timeouts are what is tested, not the spread of connections.
 
@@ -78,6 +80,7 @@ from composerv import (
 from composerv.abc import Concurrency, Handler
 
 from .support import (
+    CLOSED_ERRORS,
     DEADLINE,
     assert_closed_by_peer,
     assert_refused_while,
@@ -175,10 +178,10 @@ def promises(concurrency: str, handler: str) -> str:
     if handler not in EVENT_LOOP_HANDLERS.get(concurrency, HANDLERS):
         return ""
     if handler == "async" and concurrency != "asyncio":
-        return "D"
+        return "DL"
     if handler == "recv":
         return "DIW"
-    return "DIRW"
+    return "DIRWL"
 
 
 PAIRS = [(c, h) for c in CONCURRENCIES for h in HANDLERS]
@@ -374,6 +377,26 @@ def test_during_a_drain_new_connections_are_refused_and_the_rest_is_cut_at_the_d
         assert_took(started, DRAIN, "a drain with a request in flight")
     witnessed_idle = 0 if concurrency == "sync" else 1
     assert reports == [DrainReport(finished=0, closed_idle=witnessed_idle, cut=1)]
+
+
+LONG_LINE = b"x" * (1 << 20)
+"""Sixteen times the default line limit, and no newline."""
+
+
+@pytest.mark.parametrize(("concurrency", "handler", "secure"), cases("L"))
+def test_a_line_over_the_default_limit_ends_the_connection(
+    concurrency: str, handler: str, secure: bool, make_pair: Callable[..., Pair]
+) -> None:
+    """The limits' timeouts are the defaults (30 s and more), longer than the client
+    waits: only the line bound can end the connection in time."""
+    pair = make_pair(concurrency, handler, secure)
+    with pair.client() as client:
+        with contextlib.suppress(*CLOSED_ERRORS):
+            client.sendall(LONG_LINE)
+        with contextlib.suppress(ssl.SSLError):
+            assert assert_closed_by_peer(client) == b""
+    with pair.client() as client:  # and the server serves on
+        echo_once(client)
 
 
 def check_idle_timeout(pair: Pair) -> None:
