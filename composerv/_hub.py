@@ -16,16 +16,14 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
-from ._addresses import peer_repr
+from ._addresses import Address, peer_repr
 from ._episodes import Episodes
-
-if TYPE_CHECKING:
-    from ._context import RequestContext
 
 __all__ = [
     "EVERYONE",
+    "BlockingConnection",
     "ContextOutlet",
     "Hub",
     "Outlet",
@@ -154,6 +152,23 @@ class Hub:
         return delivered
 
 
+class BlockingConnection(Protocol):
+    """What `ContextOutlet` writes through: a blocking request's context (so that the
+    hub, which the context holds, does not depend on the context's module)."""
+
+    peer: Address
+
+    def send_now(self, data: bytes) -> int:
+        """One send of what fits of `data` at once, without waiting for room."""
+        ...
+
+    def send_all(self, data: bytes) -> None:
+        """Send all of `data`, within the write timeout."""
+
+    def cut(self) -> None:
+        """Force the connection closed."""
+
+
 class ContextOutlet:
     """A blocking connection as a hub sends to it: sends under one lock, from any thread.
 
@@ -165,7 +180,7 @@ class ContextOutlet:
 
     __slots__ = ("_context", "_lock")
 
-    def __init__(self, context: RequestContext) -> None:
+    def __init__(self, context: BlockingConnection) -> None:
         self._context = context
         self._lock = threading.Lock()
 

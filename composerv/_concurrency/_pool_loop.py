@@ -23,14 +23,12 @@ import selectors
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from .._runtime import BATCH, ListenerGate, RequestLifecycle, ServeLoop, new_selector, take_request
 
-if TYPE_CHECKING:
-    from ._pooled import PoolScheduler
-
-__all__ = ["TAKEOVER_AFTER", "PoolLoop"]
+__all__ = ["TAKEOVER_AFTER", "PoolLoop", "ReceivingPool"]
 
 TAKEOVER_AFTER = 0.005
 """Seconds a leader may spend on one request before another worker takes over receiving.
@@ -86,11 +84,23 @@ class _Progress:
         self.finished = 0
 
 
+class ReceivingPool(Protocol):
+    """The pool whose workers run the loop (`PoolScheduler`)."""
+
+    @property
+    def workers(self) -> int:
+        """At most this many workers receive and serve at once."""
+        ...
+
+    def start_receiver(self, target: Callable[[], None]) -> None:
+        """Start a worker that runs `target`, receiving requests itself."""
+
+
 class PoolLoop(ServeLoop):
     """`ServeLoop` run by the pool's workers in turn instead of by one thread."""
 
     def __init__(
-        self, lifecycle: RequestLifecycle[Any], pool: PoolScheduler, gate: ListenerGate
+        self, lifecycle: RequestLifecycle[Any], pool: ReceivingPool, gate: ListenerGate
     ) -> None:
         super().__init__(lifecycle, gate)
         self._pool = pool
