@@ -128,7 +128,9 @@ class PoolScheduler:
             thread.start()
         self._work.put(job)
         if waits:
-            self._make_room_for_the_queued()
+            # One for this request: connections evicted for those queued just before
+            # it may not have freed their workers yet.
+            self._make_room_for_the_queued(at_most=1)
 
     def _worker(self) -> None:
         while (job := self._work.get()) is not None:
@@ -147,12 +149,14 @@ class PoolScheduler:
         if self._active > self.workers:
             self._make_room_for_the_queued()
 
-    def _make_room_for_the_queued(self) -> None:
+    def _make_room_for_the_queued(self, at_most: int | None = None) -> None:
         # Every worker holds a connection: each one that only waits for its client
-        # makes room for a request queued, which would otherwise wait for it.
+        # makes room for a request queued (up to `at_most`), which would otherwise
+        # wait for it.
         if self._evictions is None:
             return
-        for _ in range(self._active - self.workers):
+        queued = self._active - self.workers
+        for _ in range(queued if at_most is None else min(at_most, queued)):
             if not self._jobs.make_room(self._evictions):
                 return
 
