@@ -171,7 +171,7 @@ server's second of it begins as the client that cannot be accepted connects)."""
 
 EMFILE_SERVER = textwrap.dedent(
     """
-    import asyncio, logging, os, resource, socket, sys, threading, time
+    import logging, os, resource, socket, sys, threading, time
     from composerv import (
         Connection, async_stream_handler, asyncio_loop, evented, message_handler, serve,
         stream_handler, tcp, threaded,

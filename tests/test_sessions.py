@@ -248,7 +248,7 @@ def test_replies_wait_for_a_client_that_does_not_read_and_memory_stays_bounded(
             assert held < 5_000, f"{held} replies made for a client that reads none"
             total = 20_000 * 4001
             assert len(recv_exactly(client, total)) == total
-            wait_until(lambda: answered.value == 20_000, "every reply counted")
+            assert answered.value == 20_000
 
 
 def test_datagram_sessions_keep_state_per_sender(composerv_no_leaks: None) -> None:
