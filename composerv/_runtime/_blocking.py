@@ -8,7 +8,6 @@ handler, the logging of how it ended, and the release of the request.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +24,7 @@ from ._evict import Evictions
 from ._gate import ListenerGate
 from ._layering import admit, finish, refuse_connection
 from ._loop import ServeLoop
+from ._process import current_pid
 
 __all__ = ["BlockingRuntime", "LoopFactory", "RequestJob", "SchedulerFactory"]
 
@@ -108,7 +108,7 @@ class BlockingRuntime:
         self._stream = service.transport.kind == "stream"
         self._layers = service.handler.layers
         self._hub = Hub(service.limits.max_output_buffer)
-        self._pid = os.getpid()
+        self._pid = current_pid()
         self._scheduler = scheduler(self._request_ended)
         self._loop = loop(self, self._gate, self._scheduler)
         self._serving_here = threading.local()
@@ -192,7 +192,7 @@ class BlockingRuntime:
     def _request_ended(self) -> None:
         # In a child process the parent's gate is unknown (this is a copy): wake it
         # always, so that it reaps the child and accepts again without delay.
-        if self._gate.paused or os.getpid() != self._pid:
+        if self._gate.paused or current_pid() != self._pid:
             self._loop.wake()
 
     # The loop's request lifecycle.

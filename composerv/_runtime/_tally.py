@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 from .._limits import DrainReport
 from .._stats import ServerStats
+from ._process import current_pid
 
 __all__ = ["FLUSH_INTERVAL", "Tally"]
 
@@ -66,7 +67,7 @@ class Tally:
     )
 
     def __init__(self) -> None:
-        self._owner = os.getpid()
+        self._owner = current_pid()
         self._lock = threading.Lock()
         self._counts = [0] * _FIELDS
         self._pipe: tuple[int, int] | None = None
@@ -129,7 +130,7 @@ class Tally:
         self._limit = (count, then)
 
     def _after_counting(self) -> None:
-        if os.getpid() == self._owner:
+        if current_pid() == self._owner:
             self._since_collect += 1
             if self._pipe is not None and self._since_collect >= _COLLECT_EVERY:
                 self.collect()
@@ -141,7 +142,7 @@ class Tally:
     def flush(self) -> None:
         """In a forked process: send what it counted to the owner (kept for the next
         flush if the pipe is full)."""
-        if os.getpid() == self._owner or self._pipe is None:
+        if current_pid() == self._owner or self._pipe is None:
             return
         with self._lock:
             counts = self._counts
@@ -156,7 +157,7 @@ class Tally:
 
     def collect(self) -> None:
         """In the owner: add what forked processes have sent."""
-        if self._pipe is None or os.getpid() != self._owner:
+        if self._pipe is None or current_pid() != self._owner:
             return
         self._since_collect = 0
         with contextlib.suppress(BlockingIOError, OSError):
@@ -189,7 +190,7 @@ class Tally:
 
     def close(self) -> None:
         """Read what is left and close the pipe (in the owner, when the server closes)."""
-        if os.getpid() != self._owner:
+        if current_pid() != self._owner:
             return
         self.collect()
         self._closed = True
@@ -199,7 +200,7 @@ class Tally:
             os.close(pipe[1])
 
     def _before_fork(self) -> None:
-        if self._pipe is None and not self._closed and os.getpid() == self._owner:
+        if self._pipe is None and not self._closed and current_pid() == self._owner:
             self._pipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
             # Linux only, and capped by /proc/sys/fs/pipe-max-size: best effort.
             with contextlib.suppress(AttributeError, OSError):
