@@ -81,11 +81,6 @@ def timeval(seconds: float | None) -> bytes:
     return struct.pack("@ll", whole, micros)
 
 
-def _timed(limits: Limits) -> bool:
-    timeouts = (limits.first_wait, limits.idle_timeout, limits.read_timeout, limits.write_timeout)
-    return any(timeout is not None for timeout in timeouts)
-
-
 class RequestContext:
     """What travels with one request from accept to release: its peer, its limits and
     deadlines, and its part in a drain.
@@ -202,7 +197,7 @@ class RequestContext:
         self._reading = False
         self._own_timeout: float | None = None
         # A connection with no limits leaves the socket's own timeout alone.
-        self._timed = _timed(limits)
+        self._timed = limits.any_timeout
         self.socket: socket.socket | None = None
         """The request's connection (None for a datagram)."""
         if sock is not None:

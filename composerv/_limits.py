@@ -82,12 +82,20 @@ class Limits:
     reading that client's messages (its replies wait for it to read), and a
     broadcast to it follows the sender's slow-consumer policy."""
 
-    @property
-    def first_wait(self) -> float | None:
-        """Seconds a new connection may wait for its first byte: the shorter of
-        `first_request_timeout` and `idle_timeout` (None: no limit)."""
+    # Worked out once, not per request: every connection's context reads them.
+    first_wait: float | None = attrs.field(init=False, eq=False, repr=False)
+    """Seconds a new connection may wait for its first byte: the shorter of
+    `first_request_timeout` and `idle_timeout` (None: no limit)."""
+    any_timeout: bool = attrs.field(init=False, eq=False, repr=False)
+    """Whether any of the idle, first-request, read and write timeouts is on."""
+
+    def __attrs_post_init__(self) -> None:
         first, idle = self.first_request_timeout, self.idle_timeout
-        return idle if first is None or (idle is not None and idle <= first) else first
+        first_wait = idle if first is None or (idle is not None and idle <= first) else first
+        timeouts = (first_wait, idle, self.read_timeout, self.write_timeout)
+        # Frozen: attrs' own way to set a field the constructor does not take.
+        object.__setattr__(self, "first_wait", first_wait)
+        object.__setattr__(self, "any_timeout", timeouts != (None, None, None, None))
 
     def first_wait_timed_out(self) -> TimeoutError:
         """The error that closes a new connection that sent nothing within `first_wait`."""
