@@ -49,9 +49,9 @@ class Outlet(Protocol):
         """How many bytes wait for it in the process (beyond the kernel's buffer)."""
         ...
 
-    def push(self, data: bytes) -> bool:
-        """Send or queue all of `data` without waiting; False if none of it could go
-        (the connection is cut if only part could: the rest must follow it)."""
+    def push(self, data: bytes) -> int:
+        """Send or queue what it can of `data` without waiting; how many bytes of it
+        went (if only part did, the hub sheds the connection: the rest must follow)."""
         ...
 
     def send_own(self, data: bytes) -> None:
@@ -73,7 +73,7 @@ class Hub:
     then, as the kernel makes room, without ending its episode).
     """
 
-    __slots__ = ("_groups", "_slow", "limit", "peer_states")
+    __slots__ = ("_groups", "_lock", "_slow", "limit", "peer_states")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -82,6 +82,9 @@ class Hub:
         """Datagram sessions' state per peer."""
         self._groups: dict[str, set[Outlet]] = {EVERYONE: set()}
         self._slow = Episodes()
+        # Held while a connection exits and while a send logs one: an episode
+        # logged for a connection that has exited would never be forgotten.
+        self._lock = threading.Lock()
 
     def enter(self, outlet: Outlet) -> None:
         """A connection starts to take part (in `EVERYONE`)."""
@@ -89,9 +92,10 @@ class Hub:
 
     def exit(self, outlet: Outlet) -> None:
         """A connection is gone: out of every group, then its episode forgotten."""
-        for group in list(self._groups.values()):
-            group.discard(outlet)
-        self._slow.forget(outlet)
+        with self._lock:
+            for group in list(self._groups.values()):
+                group.discard(outlet)
+            self._slow.forget(outlet)
 
     def join(self, outlet: Outlet, group: str) -> None:
         """Add `outlet` to `group`."""
@@ -123,30 +127,33 @@ class Hub:
         blocking runtime, as `SessionHandler.for_event_loop` refuses it)."""
         delivered = 0
         limit = self.limit
+        everyone = self._groups[EVERYONE]
         for outlet in self.members(group):
             if outlet is exclude:
                 continue
             waiting = outlet.queued()
             if policy == "wait":
                 outlet.send_own(data)
-                sent = True
+                taken = len(data)
             else:
-                sent = waiting + len(data) <= limit and outlet.push(data)
-            if sent:
+                taken = outlet.push(data) if waiting + len(data) <= limit else 0
+            if taken == len(data):
                 delivered += 1
                 continue
-            closing = policy == "close"
-            # A connection that has exited (in its own thread) is not logged again.
-            if outlet in self._groups[EVERYONE]:
-                self._slow.occurred(
-                    outlet,
-                    "%s is not reading: its kernel send buffer is full and %d more bytes "
-                    "wait for it (max_output_buffer=%d); %s",
-                    peer_repr(outlet.peer),
-                    waiting,
-                    limit,
-                    "closing it" if closing else "dropping what is sent to it",
-                )
+            # Part of a message cannot be left out: the rest must follow it.
+            closing = policy == "close" or taken > 0
+            with self._lock:
+                # A connection that has exited (in its own thread) is not logged again.
+                if outlet in everyone:
+                    self._slow.occurred(
+                        outlet,
+                        "%s is not reading: its kernel send buffer is full and %d more "
+                        "bytes wait for it (max_output_buffer=%d); %s",
+                        peer_repr(outlet.peer),
+                        waiting,
+                        limit,
+                        "closing it" if closing else "dropping what is sent to it",
+                    )
             if closing:
                 outlet.shed()
         return delivered
@@ -191,18 +198,12 @@ class ContextOutlet:
     def queued(self) -> int:
         return 0
 
-    def push(self, data: bytes) -> bool:
-        context = self._context
+    def push(self, data: bytes) -> int:
         with self._lock:
             try:
-                sent = context.send_now(data)
+                return self._context.send_now(data)
             except OSError:
-                sent = -1
-            if sent == len(data):
-                return True
-            if sent:
-                context.cut()
-            return False
+                return 0
 
     def send_own(self, data: bytes) -> None:
         """The connection's own reply, in order with what others send it."""

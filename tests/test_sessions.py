@@ -156,8 +156,11 @@ def test_a_consumer_that_does_not_read_is_handled_by_the_policy_and_others_go_on
     # its count as the server closes (a close may have had no more sends to count).
     lagging = [record for record in caplog.records if "is not reading" in record.getMessage()]
     assert [record.levelname for record in lagging] in (["WARNING"], ["WARNING"] * 2)
-    assert ("closing it" if policy == "close" else "dropping") in lagging[0].getMessage()
-    if policy == "drop":
+    # A connection that took only part of a message is closed whatever the policy
+    # (the rest cannot be left out): then no later message is dropped to be counted.
+    said = "closing it" if policy == "close" or got.closed else "dropping"
+    assert said in lagging[-1].getMessage()
+    if policy == "drop" and not got.closed:
         assert len(lagging) == 2, "the messages dropped after the first are not counted"
         assert re.search(r"\(\d+ more like it since the last line", lagging[1].getMessage())
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]

@@ -158,10 +158,10 @@ class _Connection:
         """This connection's own reply, in order with the others."""
         self.loop.send(self, data)
 
-    def push(self, data: bytes) -> bool:
+    def push(self, data: bytes) -> int:
         """Queue `data` (the hub has checked the bound)."""
         self.loop.send(self, data)
-        return True
+        return len(data)
 
     def shed(self) -> None:
         """Close it at the end of this turn (it may be in use right now); the hub has

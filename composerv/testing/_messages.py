@@ -139,13 +139,13 @@ class _Connection:
     def shed(self) -> None:
         """Never called: nothing waits for this connection."""
 
-    def push(self, data: bytes) -> bool:
+    def push(self, data: bytes) -> int:
         if isinstance(self._framing, StreamFraming):
             decoder = self._framing.decoder()
             self._sent.extend(decoder.feed(data))
         else:
             self._sent.append(data)
-        return True
+        return len(data)
 
     def send_own(self, data: bytes) -> None:
         self.push(data)
