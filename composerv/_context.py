@@ -346,7 +346,7 @@ class RequestContext:
         # Stamped before it is marked idle: eviction, in another thread, reads both.
         self._idle_since = time.monotonic()
         self._idle = True
-        if self._draining:
+        if self._draining and not self._request_arrived_before_drain():
             self._idle = False
             # Closed idle if it has read nothing since the drain began; one that was
             # mid-request then has finished its request.
@@ -389,6 +389,13 @@ class RequestContext:
         else:
             self._saw_eof(argument)
         return received
+
+    def _request_arrived_before_drain(self) -> bool:
+        """Whether this read, the first since the drain began, has a request waiting
+        (one that came while its connection waited in a pool's queue, or while its
+        handler was busy): that one is served, as the drain promises; none after."""
+        sock = self.socket
+        return not self._read_in_drain and sock is not None and bytes_waiting(sock)
 
     def _receive_peeked(self, call: Callable[[Any], T], argument: Any, eof: T) -> T:
         arrived = self._first_record_waits()

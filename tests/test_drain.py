@@ -377,3 +377,49 @@ def test_a_request_taken_from_the_socket_as_the_drain_looks_is_served_not_closed
         assert client.recv(16) == b"reply\n"
         assert context.recv(4096) == b"", "the drained connection's next read is its end"
         assert not context.closed_idle, "a connection that was served counts as finished"
+
+
+def test_a_connection_waiting_for_room_in_the_pool_is_drained_once_it_gets_it(
+    composerv_no_leaks: None,
+) -> None:
+    # The loop took the third connection before the drain, but the pool (one worker,
+    # one place in its queue) has room for it only once the first request ends,
+    # after the drain began, while the second still runs: the drain must ask it to
+    # finish then (it closes as idle at once), not wait for it until the deadline.
+    busy, release = threading.Event(), threading.Event()
+
+    def work(conn: Connection) -> None:
+        for line in iter(conn.readline, b""):
+            if line == b"slow\n":
+                busy.set()
+                release.wait(DEADLINE)
+            elif line == b"pause\n":
+                time.sleep(0.3)  # the second request's work, for the third to come meanwhile
+            conn.send_all(line)
+
+    concurrency = pooled(workers=1, queue=1, when_full="wait")
+    server = serve(tcp(("127.0.0.1", 0)), concurrency, stream_handler(work))
+    address = server.address
+    thread = start(server)
+    with connect(address) as first, connect(address) as queued, connect(address) as waiting:
+        first.sendall(b"slow\n")
+        assert busy.wait(DEADLINE)
+        queued.sendall(b"pause\n")
+        wait_until(lambda: server.stats().connections == 3, "the loop to take the third")
+        reports: list[DrainReport] = []
+        started = time.monotonic()
+        stopper = threading.Thread(target=lambda: reports.append(server.shutdown(drain=DEADLINE)))
+        stopper.start()
+        assert_refused_while(address, stopper.is_alive, "the drain")
+        release.set()
+        assert recv_exactly(first, 5) == b"slow\n"
+        assert recv_exactly(queued, 6) == b"pause\n"
+        for done in (first, queued, waiting):
+            done.settimeout(DEADLINE)
+            assert done.recv(1) == b"", "a connection waiting for a request was not closed"
+        stopper.join(DEADLINE)
+    assert time.monotonic() - started < DEADLINE / 4, "the drain waited for its deadline"
+    # The first had been served before the drain: then it too waited for a request.
+    assert reports == [DrainReport(finished=1, closed_idle=2, cut=0)]
+    thread.join(DEADLINE)
+    assert not thread.is_alive()

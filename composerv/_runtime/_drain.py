@@ -149,11 +149,12 @@ class InProcessJobs:
         with self._lock:
             self._draining = True
             self._drained |= self._jobs
-            jobs = list(self._drained)
-        # A handler whose read has just returned a request's first bytes may still
-        # wait for the GIL before it marks itself busy: let it run first, or the
-        # drain would take its connection for idle and close it mid-request.
-        time.sleep(GIL_YIELD)
+            jobs = list(self._jobs)
+        if jobs:
+            # A handler whose read has just returned a request's first bytes may
+            # still wait for the GIL before it marks itself busy: let it run first,
+            # or the drain would take its connection for idle and close it mid-request.
+            time.sleep(GIL_YIELD)
         for job in jobs:
             job.drain()
 
