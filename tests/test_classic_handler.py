@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import socket
+import time
 from typing import Any
 
 import pytest
@@ -23,7 +26,7 @@ from composerv import (
 )
 from composerv.types import ClassicDatagramHandler, ClassicServer, ClassicStreamHandler
 
-from .support import DEADLINE, connect, serving
+from .support import DEADLINE, connect, recv_exactly, serving
 from .typecheck import CHECKERS, Checker, Expected, assert_errors_match, snippet_errors
 
 EXPECTED_ERRORS = {
@@ -142,3 +145,119 @@ def test_mismatched_kind_is_refused_at_run_time() -> None:
 def test_checkers_accept_matching_kinds_and_reject_the_rest(checker: Checker) -> None:
     found = snippet_errors(checker, "classic_pairings.py")
     assert_errors_match(found, "classic_pairings.py", EXPECTED_ERRORS, checker)
+
+
+# StreamRequestHandler's class attributes, each doing what the stdlib's does.
+
+
+class Timed(socketserver.StreamRequestHandler):
+    timeout = 0.3
+
+    def handle(self) -> None:
+        started = time.monotonic()
+        try:
+            self.rfile.readline()
+        except TimeoutError:
+            self.wfile.write(b"timed out after %.3f\n" % (time.monotonic() - started))
+
+
+class NoNagle(socketserver.StreamRequestHandler):
+    disable_nagle_algorithm = True
+
+    def handle(self) -> None:
+        nodelay = self.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        # The stdlib documents wfile as an io.BufferedIOBase (writes are whole).
+        buffered = isinstance(self.wfile, io.BufferedIOBase)
+        self.wfile.write(b"nodelay=%d buffered=%d\n" % (bool(nodelay), buffered))
+
+
+class Unbuffered(socketserver.StreamRequestHandler):
+    rbufsize = 0
+
+    def handle(self) -> None:
+        line = self.rfile.readline()
+        # Unbuffered, rfile took only the line: the rest is still in the socket.
+        self.wfile.write(line.upper() + self.connection.recv(100))
+
+
+class SmallWriteBuffer(socketserver.StreamRequestHandler):
+    wbufsize = 8
+
+    def handle(self) -> None:
+        self.wfile.write(b"0123456789\n")  # longer than the buffer: sent at once
+        self.rfile.readline()  # the client's word that it got it
+        self.wfile.write(b"done\n")  # shorter: sent as the request finishes
+
+
+class ClosesItsOwnFiles(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        self.wfile.write(b"bye\n")
+        self.wfile.close()
+
+
+def test_a_handler_timeout_raises_in_the_handler_at_its_time(composerv_no_leaks: None) -> None:
+    server = serve(tcp(("127.0.0.1", 0)), threaded(), request_handler(Timed))
+    with serving(server, poll_interval=0.05), connect(server.address) as client:
+        reply = client.makefile("rb").readline()
+    took = float(reply.removeprefix(b"timed out after "))
+    assert Timed.timeout <= took < Timed.timeout * 1.5 + 0.1
+
+
+@pytest.mark.parametrize(
+    ("handler", "sent", "reply"),
+    [
+        pytest.param(NoNagle, b"", b"nodelay=1 buffered=1\n", id="disable_nagle_algorithm"),
+        pytest.param(Unbuffered, b"line\nrest", b"LINE\nrest", id="rbufsize=0"),
+        pytest.param(ClosesItsOwnFiles, b"", b"bye\n", id="closes-its-wfile"),
+    ],
+)
+def test_stream_handler_attributes_do_what_the_stdlibs_do(
+    handler: Any,
+    sent: bytes,
+    reply: bytes,
+    caplog: pytest.LogCaptureFixture,
+    composerv_no_leaks: None,
+) -> None:
+    server = serve(tcp(("127.0.0.1", 0)), threaded(), request_handler(handler))
+    with serving(server, poll_interval=0.05), connect(server.address) as client:
+        client.sendall(sent)
+        assert recv_exactly(client, len(reply)) == reply
+        assert client.recv(1) == b"", "the connection closes after finish()"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_buffered_wfile_sends_what_overflows_it_at_once_and_the_rest_at_finish(
+    composerv_no_leaks: None,
+) -> None:
+    server = serve(tcp(("127.0.0.1", 0)), threaded(), request_handler(SmallWriteBuffer))
+    with serving(server, poll_interval=0.05), connect(server.address) as client:
+        assert recv_exactly(client, 11) == b"0123456789\n"
+        client.sendall(b"got it\n")
+        assert recv_exactly(client, 5) == b"done\n"
+        assert client.recv(1) == b""
+
+
+class SaysWhatItsWfileIs(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        self.wfile.write(b"buffered=%d\n" % isinstance(self.wfile, io.BufferedIOBase))
+
+
+@pytest.mark.parametrize(
+    ("handler", "sent", "reply"),
+    [
+        pytest.param(Unbuffered, b"line\nrest", b"LINE\nrest", id="rbufsize=0"),
+        pytest.param(SaysWhatItsWfileIs, b"", b"buffered=1\n", id="wbufsize=0"),
+        pytest.param(ClosesItsOwnFiles, b"", b"bye\n", id="closes-its-wfile"),
+    ],
+)
+def test_a_handler_class_serves_a_plain_socket_as_the_stdlibs_does(
+    handler: Any, sent: bytes, reply: bytes
+) -> None:
+    # Legacy code and its tests construct handlers on sockets of their own, where
+    # the buffering of rfile and wfile is the socket module's, not a connection's.
+    server_side, client = socket.socketpair()
+    with server_side, client:
+        server_side.settimeout(DEADLINE)
+        client.sendall(sent)
+        handler(server_side, "peer", None)
+        assert recv_exactly(client, len(reply)) == reply
