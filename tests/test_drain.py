@@ -423,3 +423,32 @@ def test_a_connection_waiting_for_room_in_the_pool_is_drained_once_it_gets_it(
     assert reports == [DrainReport(finished=1, closed_idle=2, cut=0)]
     thread.join(DEADLINE)
     assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("concurrency", CONCURRENCIES)
+def test_a_request_that_came_while_the_handler_was_busy_is_served_then_the_connection_closes(
+    concurrency: Any, composerv_no_leaks: None
+) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        started_flag = os.path.join(directory, "started")
+
+        def slow_then_echo(conn: Connection) -> None:
+            while line := conn.readline():
+                if line == b"slow\n":
+                    open(started_flag, "w").close()  # works from a forked child too
+                    time.sleep(0.3)  # busy when the drain begins and the next request comes
+                conn.send_all(line)
+
+        server = serve(tcp(("127.0.0.1", 0)), concurrency(), stream_handler(slow_then_echo))
+        thread = start(server)
+        with connect(server.address) as client:
+            client.sendall(b"slow\n")
+            wait_until(lambda: os.path.exists(started_flag), "the request to start")
+            # In the socket, not in the connection's buffer: the handler's next read
+            # is the first to ask for it, after the drain began.
+            client.sendall(b"next\n")
+            report = server.shutdown(drain=DEADLINE)
+            assert recv_exactly(client, 10) == b"slow\nnext\n"
+            assert client.recv(1) == b"", "a request after the one that had come was read"
+        thread.join(DEADLINE)
+    assert report == DrainReport(finished=1, closed_idle=0, cut=0)
