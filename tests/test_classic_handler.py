@@ -166,9 +166,13 @@ class NoNagle(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         nodelay = self.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        self.wfile.write(b"nodelay=%d\n" % bool(nodelay))
+
+
+class SaysWhatItsWfileIs(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
         # The stdlib documents wfile as an io.BufferedIOBase (writes are whole).
-        buffered = isinstance(self.wfile, io.BufferedIOBase)
-        self.wfile.write(b"nodelay=%d buffered=%d\n" % (bool(nodelay), buffered))
+        self.wfile.write(b"buffered=%d\n" % isinstance(self.wfile, io.BufferedIOBase))
 
 
 class Unbuffered(socketserver.StreamRequestHandler):
@@ -203,13 +207,17 @@ def test_a_handler_timeout_raises_in_the_handler_at_its_time(composerv_no_leaks:
     assert Timed.timeout <= took < Timed.timeout * 1.5 + 0.1
 
 
+# (handler, what the client sends, the whole reply): on a TCP connection or any socket.
+ON_ANY_SOCKET = [
+    pytest.param(Unbuffered, b"line\nrest", b"LINE\nrest", id="rbufsize=0"),
+    pytest.param(SaysWhatItsWfileIs, b"", b"buffered=1\n", id="wbufsize=0"),
+    pytest.param(ClosesItsOwnFiles, b"", b"bye\n", id="closes-its-wfile"),
+]
+
+
 @pytest.mark.parametrize(
     ("handler", "sent", "reply"),
-    [
-        pytest.param(NoNagle, b"", b"nodelay=1 buffered=1\n", id="disable_nagle_algorithm"),
-        pytest.param(Unbuffered, b"line\nrest", b"LINE\nrest", id="rbufsize=0"),
-        pytest.param(ClosesItsOwnFiles, b"", b"bye\n", id="closes-its-wfile"),
-    ],
+    [pytest.param(NoNagle, b"", b"nodelay=1\n", id="disable_nagle_algorithm"), *ON_ANY_SOCKET],
 )
 def test_stream_handler_attributes_do_what_the_stdlibs_do(
     handler: Any,
@@ -237,19 +245,7 @@ def test_a_buffered_wfile_sends_what_overflows_it_at_once_and_the_rest_at_finish
         assert client.recv(1) == b""
 
 
-class SaysWhatItsWfileIs(socketserver.StreamRequestHandler):
-    def handle(self) -> None:
-        self.wfile.write(b"buffered=%d\n" % isinstance(self.wfile, io.BufferedIOBase))
-
-
-@pytest.mark.parametrize(
-    ("handler", "sent", "reply"),
-    [
-        pytest.param(Unbuffered, b"line\nrest", b"LINE\nrest", id="rbufsize=0"),
-        pytest.param(SaysWhatItsWfileIs, b"", b"buffered=1\n", id="wbufsize=0"),
-        pytest.param(ClosesItsOwnFiles, b"", b"bye\n", id="closes-its-wfile"),
-    ],
-)
+@pytest.mark.parametrize(("handler", "sent", "reply"), ON_ANY_SOCKET)
 def test_a_handler_class_serves_a_plain_socket_as_the_stdlibs_does(
     handler: Any, sent: bytes, reply: bytes
 ) -> None:

@@ -9,6 +9,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +32,19 @@ from composerv._runtime._drain import CUT_GRACE
 
 from .reliability import CONCURRENCIES, IN_PROCESS, STREAM_TRANSPORTS, echo_lines, run_clients
 from .support import DEADLINE, assert_refused_while, assert_took, connect, recv_exactly, wait_until
+
+
+class ProcessFlag:
+    """A flag a handler raises from any process (a forked child too) for a test to see."""
+
+    def __init__(self, directory: Path) -> None:
+        self._path = directory / "raised"
+
+    def raise_flag(self) -> None:
+        self._path.touch()
+
+    def wait(self, what: str) -> None:
+        wait_until(self._path.exists, what)
 
 
 def start(server: Any) -> threading.Thread:
@@ -67,32 +81,31 @@ def test_idle_connections_are_closed_at_once(
 
 @pytest.mark.parametrize("concurrency", CONCURRENCIES)
 def test_request_in_flight_finishes_and_new_connections_are_refused(
-    concurrency: Any, composerv_no_leaks: None
+    concurrency: Any, tmp_path: Path, composerv_no_leaks: None
 ) -> None:
-    with tempfile.TemporaryDirectory() as directory:
-        started_flag = os.path.join(directory, "started")
+    started = ProcessFlag(tmp_path)
 
-        def slow(conn: Connection) -> None:
-            line = conn.readline()
-            open(started_flag, "w").close()  # works from a forked child too
-            time.sleep(0.3)  # the work in flight that the drain must wait for
-            conn.send_all(b"done " + line)
+    def slow(conn: Connection) -> None:
+        line = conn.readline()
+        started.raise_flag()
+        time.sleep(0.3)  # the work in flight that the drain must wait for
+        conn.send_all(b"done " + line)
 
-        server = serve(tcp(("127.0.0.1", 0)), concurrency(), stream_handler(slow))
-        address = server.address
-        thread = start(server)
-        with connect(address) as client:
-            client.sendall(b"job\n")
-            wait_until(lambda: os.path.exists(started_flag), "the request to start")
-            reports: list[DrainReport] = []
-            stopper = threading.Thread(target=lambda: reports.append(server.shutdown(drain=5.0)))
-            stopper.start()
-            # Stop accepting comes first: with the request still in flight, a new
-            # client is refused.
-            assert_refused_while(address, stopper.is_alive, "the drain")
-            assert recv_exactly(client, 9) == b"done job\n"
-            stopper.join(DEADLINE)
-        thread.join(DEADLINE)
+    server = serve(tcp(("127.0.0.1", 0)), concurrency(), stream_handler(slow))
+    address = server.address
+    thread = start(server)
+    with connect(address) as client:
+        client.sendall(b"job\n")
+        started.wait("the request to start")
+        reports: list[DrainReport] = []
+        stopper = threading.Thread(target=lambda: reports.append(server.shutdown(drain=5.0)))
+        stopper.start()
+        # Stop accepting comes first: with the request still in flight, a new
+        # client is refused.
+        assert_refused_while(address, stopper.is_alive, "the drain")
+        assert recv_exactly(client, 9) == b"done job\n"
+        stopper.join(DEADLINE)
+    thread.join(DEADLINE)
     assert reports == [DrainReport(finished=1, closed_idle=0, cut=0)]
 
 
@@ -427,28 +440,27 @@ def test_a_connection_waiting_for_room_in_the_pool_is_drained_once_it_gets_it(
 
 @pytest.mark.parametrize("concurrency", CONCURRENCIES)
 def test_a_request_that_came_while_the_handler_was_busy_is_served_then_the_connection_closes(
-    concurrency: Any, composerv_no_leaks: None
+    concurrency: Any, tmp_path: Path, composerv_no_leaks: None
 ) -> None:
-    with tempfile.TemporaryDirectory() as directory:
-        started_flag = os.path.join(directory, "started")
+    started = ProcessFlag(tmp_path)
 
-        def slow_then_echo(conn: Connection) -> None:
-            while line := conn.readline():
-                if line == b"slow\n":
-                    open(started_flag, "w").close()  # works from a forked child too
-                    time.sleep(0.3)  # busy when the drain begins and the next request comes
-                conn.send_all(line)
+    def slow_then_echo(conn: Connection) -> None:
+        while line := conn.readline():
+            if line == b"slow\n":
+                started.raise_flag()
+                time.sleep(0.3)  # busy when the drain begins and the next request comes
+            conn.send_all(line)
 
-        server = serve(tcp(("127.0.0.1", 0)), concurrency(), stream_handler(slow_then_echo))
-        thread = start(server)
-        with connect(server.address) as client:
-            client.sendall(b"slow\n")
-            wait_until(lambda: os.path.exists(started_flag), "the request to start")
-            # In the socket, not in the connection's buffer: the handler's next read
-            # is the first to ask for it, after the drain began.
-            client.sendall(b"next\n")
-            report = server.shutdown(drain=DEADLINE)
-            assert recv_exactly(client, 10) == b"slow\nnext\n"
-            assert client.recv(1) == b"", "a request after the one that had come was read"
-        thread.join(DEADLINE)
+    server = serve(tcp(("127.0.0.1", 0)), concurrency(), stream_handler(slow_then_echo))
+    thread = start(server)
+    with connect(server.address) as client:
+        client.sendall(b"slow\n")
+        started.wait("the request to start")
+        # In the socket, not in the connection's buffer: the handler's next read
+        # is the first to ask for it, after the drain began.
+        client.sendall(b"next\n")
+        report = server.shutdown(drain=DEADLINE)
+        assert recv_exactly(client, 10) == b"slow\nnext\n"
+        assert client.recv(1) == b"", "a request after the one that had come was read"
+    thread.join(DEADLINE)
     assert report == DrainReport(finished=1, closed_idle=0, cut=0)
