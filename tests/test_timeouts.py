@@ -26,6 +26,7 @@ from .reliability import (
 )
 from .support import (
     SERVING_THREAD,
+    assert_closed_by_peer,
     assert_took,
     connect,
     recv_exactly,
@@ -81,6 +82,36 @@ def test_slowloris_is_cut_off_by_read_timeout(concurrency: Any, composerv_no_lea
     )
     with serving(server):
         slowloris_is_cut(server.address, read_timeout=0.4)
+
+
+@pytest.mark.parametrize("concurrency", CONCURRENCIES)
+@pytest.mark.parametrize(
+    ("idle", "read"),
+    [(0.3, 3.0), (3.0, 0.3)],
+    ids=["idle-after-a-long-read", "a-stalled-read-after-a-long-idle"],
+)
+def test_each_timeout_holds_after_a_wait_under_the_other(
+    concurrency: Any, idle: float, read: float, composerv_no_leaks: None
+) -> None:
+    """The socket's timeout is switched as a connection goes from waiting for a
+    request (idle_timeout) to waiting for the rest of one (read_timeout): each must
+    hold after a wait under the other, not only as a connection's first wait."""
+    server = serve(
+        tcp(("127.0.0.1", 0)),
+        concurrency(),
+        stream_handler(echo_lines),
+        limits=limits(idle_timeout=idle, read_timeout=read),
+    )
+    with serving(server), connect(server.address) as client:
+        client.sendall(b"first line\nsecond ")
+        assert recv_exactly(client, 11) == b"first line\n"
+        client.sendall(b"half\n")  # the rest of a line: a second receive, under read_timeout
+        assert recv_exactly(client, 12) == b"second half\n"
+        if read < idle:
+            client.sendall(b"stalled")  # a request begun, under the idle timeout's wait
+        started = time.monotonic()
+        assert assert_closed_by_peer(client) == b""
+        assert_took(started, min(idle, read), "the timeout after a wait under the other")
 
 
 def test_many_slowloris_clients_do_not_exhaust_threads(composerv_no_leaks: None) -> None:
