@@ -80,11 +80,17 @@ def _server(name: str, **options: Any) -> Server[Any]:
     return server
 
 
+EXCHANGED = 2 * len(LINE)
+"""Bytes each way per connection of `_exchange`: two lines, each read by its own
+receive, so that a count kept per receive must add up."""
+
+
 def _exchange(address: tuple[str, int], count: int) -> None:
     for _ in range(count):
         with connect(address) as client:
-            client.sendall(LINE)
-            assert recv_exactly(client, len(LINE)) == LINE
+            for _ in range(2):
+                client.sendall(LINE)
+                assert recv_exactly(client, len(LINE)) == LINE
             # The end of stream from here, so that even a forked child (which holds a
             # copy of this test's sockets) sees the client go.
             client.shutdown(socket.SHUT_WR)
@@ -113,8 +119,8 @@ def test_requests_and_bytes_are_counted_under_every_concurrency(name: str) -> No
         errors=0,
         timeouts=0,
         refused=0,
-        bytes_in=3 * len(LINE),
-        bytes_out=3 * len(LINE),
+        bytes_in=3 * EXCHANGED,
+        bytes_out=3 * EXCHANGED,
         drained=0,
         closed_idle=0,
         cut=0,
@@ -213,7 +219,7 @@ def test_metrics_handler_serves_the_prometheus_text_format() -> None:
     assert found["composerv_connections_total"] == {listener: 2.0}
     assert found["composerv_requests_total"] == {listener: 2.0}
     assert found["composerv_connections_open"] == {listener: 0.0}
-    assert found["composerv_received_bytes_total"] == {listener: 2.0 * len(LINE)}
+    assert found["composerv_received_bytes_total"] == {listener: 2.0 * EXCHANGED}
     assert {name for name in found if name.endswith("_total")} >= {
         "composerv_errors_total",
         "composerv_timeouts_total",
