@@ -71,6 +71,32 @@ def test_idle_timeout_is_logged_once_without_traceback(
     assert record.exc_info is None
 
 
+@pytest.mark.parametrize("concurrency", IN_PROCESS)
+def test_the_log_names_the_timeout_that_closed_the_connection(
+    concurrency: Any, caplog: pytest.LogCaptureFixture, composerv_no_leaks: None
+) -> None:
+    # first_request_timeout shorter than idle_timeout: a client that never sent a
+    # request and one that went quiet after one are closed by different limits.
+    server = serve(
+        tcp(("127.0.0.1", 0)),
+        concurrency(),
+        stream_handler(echo_lines),
+        limits=limits(first_request_timeout=0.2, idle_timeout=0.4),
+    )
+    with caplog.at_level(logging.INFO, logger="composerv"), serving(server):
+        with connect(server.address) as silent:
+            assert silent.recv(1) == b""
+        with connect(server.address) as served:
+            served.sendall(b"one\n")
+            assert recv_exactly(served, 4) == b"one\n"
+            assert served.recv(1) == b""
+        wait_until(lambda: len(caplog.records) >= 2, "both timeouts to be logged")
+    messages = [r.getMessage() for r in caplog.records if "timeout=" in r.getMessage()]
+    assert len(messages) == 2, messages
+    assert "sent nothing within first_request_timeout=0.2s" in messages[0]
+    assert "idle for longer than idle_timeout=0.4s" in messages[1]
+
+
 @pytest.mark.parametrize("concurrency", CONCURRENCIES)
 def test_slowloris_is_cut_off_by_read_timeout(concurrency: Any, composerv_no_leaks: None) -> None:
     """A byte every 50 ms keeps the idle timeout happy but never finishes a line."""
