@@ -81,16 +81,18 @@ def _server(name: str, **options: Any) -> Server[Any]:
 
 
 EXCHANGED = 2 * len(LINE)
-"""Bytes each way per connection of `_exchange`: two lines, each read by its own
-receive, so that a count kept per receive must add up."""
+"""Bytes each way per connection of `_exchange`: two lines over three receives (the
+second line's end comes only after the first line's reply), so that a count kept
+per receive, and per receive of a line's rest, must add up."""
 
 
 def _exchange(address: tuple[str, int], count: int) -> None:
     for _ in range(count):
         with connect(address) as client:
-            for _ in range(2):
-                client.sendall(LINE)
-                assert recv_exactly(client, len(LINE)) == LINE
+            client.sendall(LINE + LINE[:2])
+            assert recv_exactly(client, len(LINE)) == LINE
+            client.sendall(LINE[2:])
+            assert recv_exactly(client, len(LINE)) == LINE
             # The end of stream from here, so that even a forked child (which holds a
             # copy of this test's sockets) sees the client go.
             client.shutdown(socket.SHUT_WR)
