@@ -152,15 +152,8 @@ class BlockingRuntime:
         self._loop.request_stop()
         self.service.stop_listening()
         report = self._scheduler.drain(deadline)
-        # Those still running after being cut are not waited for again.
-        left = len(self._scheduler)
         if not self._loop.wait_stopped(deadline.remaining()):
             logger.warning("the loop of %r did not stop within the drain", self.service)
-        elif not left:
-            # The loop may have handed over a request it took as the drain began only
-            # after the drain had none left (a full pool made it wait for room): that
-            # one is drained and counted too.
-            report = self._scheduler.drain(deadline)
         job = self._drained_here
         if job is not None:
             closed_idle = int(job.closed_idle)
