@@ -36,16 +36,18 @@ from .support import (
 )
 
 
+def _echo_server(concurrency: Any, **bounds: Any) -> Any:
+    """`echo_lines` on loopback TCP under `concurrency`, bounded by ``limits(**bounds)``."""
+    return serve(
+        tcp(("127.0.0.1", 0)), concurrency, stream_handler(echo_lines), limits=limits(**bounds)
+    )
+
+
 @pytest.mark.parametrize("concurrency", CONCURRENCIES)
 def test_idle_connection_is_closed_after_idle_timeout(
     concurrency: Any, composerv_no_leaks: None
 ) -> None:
-    server = serve(
-        tcp(("127.0.0.1", 0)),
-        concurrency(),
-        stream_handler(echo_lines),
-        limits=limits(idle_timeout=0.3),
-    )
+    server = _echo_server(concurrency(), idle_timeout=0.3)
     with serving(server):
         idle_client_is_closed(server.address, idle_timeout=0.3)
 
@@ -54,12 +56,7 @@ def test_idle_connection_is_closed_after_idle_timeout(
 def test_idle_timeout_is_logged_once_without_traceback(
     concurrency: Any, caplog: pytest.LogCaptureFixture, composerv_no_leaks: None
 ) -> None:
-    server = serve(
-        tcp(("127.0.0.1", 0)),
-        concurrency(),
-        stream_handler(echo_lines),
-        limits=limits(idle_timeout=0.2),
-    )
+    server = _echo_server(concurrency(), idle_timeout=0.2)
     with caplog.at_level(logging.INFO, logger="composerv"), serving(server):
         with connect(server.address) as client:
             port = client.getsockname()[1]
@@ -77,12 +74,7 @@ def test_the_log_names_the_timeout_that_closed_the_connection(
 ) -> None:
     # first_request_timeout shorter than idle_timeout: a client that never sent a
     # request and one that went quiet after one are closed by different limits.
-    server = serve(
-        tcp(("127.0.0.1", 0)),
-        concurrency(),
-        stream_handler(echo_lines),
-        limits=limits(first_request_timeout=0.2, idle_timeout=0.4),
-    )
+    server = _echo_server(concurrency(), first_request_timeout=0.2, idle_timeout=0.4)
     with caplog.at_level(logging.INFO, logger="composerv"), serving(server):
         with connect(server.address) as silent:
             assert silent.recv(1) == b""
@@ -100,12 +92,7 @@ def test_the_log_names_the_timeout_that_closed_the_connection(
 @pytest.mark.parametrize("concurrency", CONCURRENCIES)
 def test_slowloris_is_cut_off_by_read_timeout(concurrency: Any, composerv_no_leaks: None) -> None:
     """A byte every 50 ms keeps the idle timeout happy but never finishes a line."""
-    server = serve(
-        tcp(("127.0.0.1", 0)),
-        concurrency(),
-        stream_handler(echo_lines),
-        limits=limits(idle_timeout=2.0, read_timeout=0.4),
-    )
+    server = _echo_server(concurrency(), idle_timeout=2.0, read_timeout=0.4)
     with serving(server):
         slowloris_is_cut(server.address, read_timeout=0.4)
 
@@ -125,12 +112,7 @@ def test_each_timeout_holds_after_a_wait_under_the_other(
     """The socket's timeout is switched as a connection goes from waiting for a
     request (idle_timeout) to waiting for the rest of one (read_timeout): each must
     hold after a wait under the other, not only as a connection's first wait."""
-    server = serve(
-        tcp(("127.0.0.1", 0)),
-        concurrency(),
-        stream_handler(echo_lines),
-        limits=limits(idle_timeout=idle, read_timeout=read),
-    )
+    server = _echo_server(concurrency(), idle_timeout=idle, read_timeout=read)
     with serving(server), connect(server.address) as client:
         client.sendall(b"first line\nsecond ")
         assert recv_exactly(client, 11) == b"first line\n"
@@ -147,12 +129,7 @@ def test_each_timeout_holds_after_a_wait_under_the_other(
 def test_many_slowloris_clients_do_not_exhaust_threads(composerv_no_leaks: None) -> None:
     """Twenty trickling clients are all cut, their threads end, and a good client is served."""
 
-    server = serve(
-        tcp(("127.0.0.1", 0)),
-        threaded(),
-        stream_handler(echo_lines),
-        limits=limits(max_connections=30, read_timeout=0.3),
-    )
+    server = _echo_server(threaded(), max_connections=30, read_timeout=0.3)
     before = Resources.now()
 
     def slowloris(_i: int) -> None:
@@ -179,12 +156,7 @@ def test_many_slowloris_clients_do_not_exhaust_threads(composerv_no_leaks: None)
 
 def test_a_slow_but_timely_client_is_served(composerv_no_leaks: None) -> None:
 
-    server = serve(
-        tcp(("127.0.0.1", 0)),
-        threaded(),
-        stream_handler(echo_lines),
-        limits=limits(idle_timeout=1.0, read_timeout=1.0),
-    )
+    server = _echo_server(threaded(), idle_timeout=1.0, read_timeout=1.0)
     with serving(server), connect(server.address) as client:
         for part in (b"sl", b"ow ", b"line\n"):
             client.sendall(part)
@@ -344,12 +316,7 @@ def test_a_pause_mid_read_longer_than_idle_timeout_is_the_read_timeouts_business
     composerv_no_leaks: None,
 ) -> None:
     """Once a request has begun, only read_timeout bounds it, however short idle_timeout is."""
-    server = serve(
-        tcp(("127.0.0.1", 0)),
-        threaded(),
-        stream_handler(echo_lines),
-        limits=limits(idle_timeout=0.2, read_timeout=3.0),
-    )
+    server = _echo_server(threaded(), idle_timeout=0.2, read_timeout=3.0)
     with serving(server), connect(server.address) as client:
         client.sendall(b"first line\nsecond ")
         assert recv_exactly(client, 11) == b"first line\n"
